@@ -1,0 +1,326 @@
+"""The Python API: ``load`` a model's cached embeddings, then ask for neighbours and similarities.
+
+    emb = tokneigh.load("gpt2")
+    emb.neighbors("Mike", k=20).neighbors[0].token      # '" Mike"'-style results
+    emb.tokenize("banana").tokens                        # ['ban', 'ana']
+    emb.similarity("ban", "ana")
+
+Results are plain dataclasses. A query is text (tokenized by the model's own tokenizer; several
+tokens mean the mean of their unit vectors) or an ``int`` token id.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__, cache, core
+from .errors import UsageError
+from .models import DEFAULT_MODEL, ModelSource, local_fingerprint, resolve
+from .tokens import TokenCodec, detect_style
+
+Query = str | int
+Report = Callable[[str], None]
+
+log = logging.getLogger("tokneigh")
+
+
+@dataclass(frozen=True)
+class Tokenization:
+    """A text as the model's tokenizer splits it."""
+
+    text: str
+    ids: list[int]
+    tokens: list[str]  # decoded text of each token, e.g. " banana"
+    labels: list[str]  # as shown to a person: quoted, b"\xNN" for byte fragments
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    rank: int  # 1-based
+    id: int
+    token: str
+    similarity: float
+    label: str
+
+
+@dataclass(frozen=True)
+class NeighborList:
+    """The nearest tokens to one query."""
+
+    query: str  # the text, or "#N" for a token id
+    query_ids: list[int]
+    query_tokens: list[str]
+    query_labels: list[str]
+    model: str
+    vocab_size: int
+    dim: int
+    neighbors: list[Neighbor]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    a: Tokenization
+    b: Tokenization
+    cosine: float
+    angle_degrees: float
+    pearson: float
+    norm_a: float
+    norm_b: float
+    rank_of_b: int  # where b stands among a's neighbours (1 = nearest), as in `neighbors a`
+
+
+class Embeddings:
+    """One model's token embeddings, memory-mapped from the cache."""
+
+    def __init__(self, entry: cache.Entry, codec: TokenCodec) -> None:
+        self._entry = entry
+        self.meta: dict[str, Any] = entry.meta
+        self.model: str = entry.meta["model"]
+        self.vocab_size: int = entry.meta["vocab_size"]
+        self.dim: int = entry.meta["dim"]
+        self.unit = entry.unit  # L2-row-normalized matrix, read-only
+        self.norms = entry.norms  # raw row norms
+        self.codec = codec
+
+    @property
+    def path(self) -> Path:
+        """The cache folder this model is served from."""
+        return self._entry.path
+
+    def __repr__(self) -> str:
+        return f"Embeddings({self.model!r}, vocab_size={self.vocab_size}, dim={self.dim})"
+
+    # --- tokens -----------------------------------------------------------------------------
+
+    def tokenize(self, text: str) -> Tokenization:
+        """Split ``text`` exactly as the model's tokenizer does, without special tokens."""
+        if not isinstance(text, str):
+            raise UsageError(f"expected text, got {type(text).__name__}")
+        return self._tokenization(text, self.codec.encode(text))
+
+    def _tokenization(self, text: str, ids: list[int]) -> Tokenization:
+        return Tokenization(
+            text=text,
+            ids=ids,
+            tokens=[self.codec.text(i) for i in ids],
+            labels=[self.codec.label(i) for i in ids],
+        )
+
+    def query_tokens(self, query: Query) -> Tokenization:
+        """The token ids a query stands for, validated against the embedding matrix."""
+        if isinstance(query, (int, np.integer)) and not isinstance(query, bool):
+            token_id = int(query)
+            if not 0 <= token_id < self.vocab_size:
+                raise UsageError(f"token id {token_id} is outside 0..{self.vocab_size - 1}")
+            return self._tokenization(f"#{token_id}", [token_id])
+        if not isinstance(query, str):
+            raise UsageError(f"a query is text or a token id, not {type(query).__name__}")
+        if not query.strip():
+            raise UsageError(
+                "the query is empty or only whitespace; to look up a whitespace token, use --id N"
+            )
+        tokens = self.tokenize(query)
+        if not tokens.ids:
+            raise UsageError(f"{query!r} tokenizes to no tokens for {self.model}")
+        beyond = [i for i in tokens.ids if i >= self.vocab_size]
+        if beyond:
+            raise UsageError(
+                f"{query!r} has token id {beyond[0]}, beyond the embedding matrix "
+                f"({self.vocab_size} rows)"
+            )
+        return tokens
+
+    # --- vectors ----------------------------------------------------------------------------
+
+    def vector(self, query: Query) -> np.ndarray:
+        """The unit vector of a query (the normalized mean of its tokens' unit vectors)."""
+        return core.query_vector(self.unit, self.query_tokens(query).ids)
+
+    def raw_vector(self, query: Query) -> np.ndarray:
+        """The raw embedding of a query (the mean of its tokens' raw rows)."""
+        ids = self.query_tokens(query).ids
+        return (self.unit[ids] * self.norms[ids, None]).mean(axis=0, dtype=np.float64)
+
+    # --- similarity -------------------------------------------------------------------------
+
+    def neighbors(self, query: Query, k: int = 20, exclude_query: bool = False) -> NeighborList:
+        """The ``k`` tokens nearest to ``query`` by cosine similarity, best first."""
+        return self.neighbors_many([query], k=k, exclude_query=exclude_query)[0]
+
+    def neighbors_many(
+        self, queries: Sequence[Query], k: int = 20, exclude_query: bool = False
+    ) -> list[NeighborList]:
+        """Neighbours of several queries at once (one matrix-matrix product)."""
+        if k < 1:
+            raise UsageError(f"k must be at least 1, got {k}")
+        parsed = [self.query_tokens(q) for q in queries]
+        if not parsed:
+            return []
+        vectors = np.stack([core.query_vector(self.unit, t.ids) for t in parsed])
+        exclude = [t.ids for t in parsed] if exclude_query else None
+        ranked = core.rank_many(self.unit, vectors, min(k, self.vocab_size), exclude)
+        results = []
+        for tokens, (ids, scores) in zip(parsed, ranked):
+            neighbors = [
+                Neighbor(rank, int(i), self.codec.text(int(i)), float(s), self.codec.label(int(i)))
+                for rank, (i, s) in enumerate(zip(ids, scores), start=1)
+            ]
+            results.append(
+                NeighborList(
+                    query=tokens.text,
+                    query_ids=tokens.ids,
+                    query_tokens=tokens.tokens,
+                    query_labels=tokens.labels,
+                    model=self.model,
+                    vocab_size=self.vocab_size,
+                    dim=self.dim,
+                    neighbors=neighbors,
+                )
+            )
+        return results
+
+    def similarity(self, a: Query, b: Query) -> float:
+        """Cosine similarity of two queries."""
+        return core.cosine(self.vector(a), self.vector(b))
+
+    def rank(self, a: Query, b: Query) -> int:
+        """Where ``b`` stands among ``a``'s neighbours, 1-based, as ``neighbors(a)`` lists them."""
+        return self.compare(a, b).rank_of_b
+
+    def compare(self, a: Query, b: Query) -> Comparison:
+        """Cosine, angle, Pearson correlation, raw norms and rank of b among a's neighbours."""
+        tokens_a, tokens_b = self.query_tokens(a), self.query_tokens(b)
+        unit_a = core.query_vector(self.unit, tokens_a.ids)
+        unit_b = core.query_vector(self.unit, tokens_b.ids)
+        cos = core.cosine(unit_a, unit_b)
+        scores = core.scores_for(self.unit, unit_a)
+        if len(tokens_b.ids) == 1:
+            rank = core.rank_of(scores, tokens_b.ids[0])
+        else:
+            rank = core.rank_of_score(scores, cos)
+        raw_a, raw_b = self.raw_vector(a), self.raw_vector(b)
+        return Comparison(
+            a=tokens_a,
+            b=tokens_b,
+            cosine=cos,
+            angle_degrees=core.angle_degrees(cos),
+            pearson=core.pearson(raw_a, raw_b),
+            norm_a=float(np.linalg.norm(raw_a)),
+            norm_b=float(np.linalg.norm(raw_b)),
+            rank_of_b=rank,
+        )
+
+
+# --- loading ------------------------------------------------------------------------------
+
+
+def _log_report(message: str) -> None:
+    log.info(message)
+
+
+def _warn(report: Report | None, message: str) -> None:
+    if report is None:
+        log.warning(message)
+    else:
+        report(f"warning: {message}")
+
+
+def load(
+    model: str | None = None,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    rebuild: bool = False,
+    report: Report | None = None,
+) -> Embeddings:
+    """Load a model's embeddings from the cache, extracting and caching them on first use.
+
+    ``model`` is a hub id or a local checkpoint folder (default ``$TOKNEIGH_MODEL`` or gpt2).
+    ``report`` receives progress and warning lines (the CLI prints them on stderr); without
+    it they go to the ``tokneigh`` logger.
+    """
+    source = resolve(model or os.environ.get("TOKNEIGH_MODEL") or DEFAULT_MODEL)
+    root = cache.resolve_root(cache_dir)
+    folder = root / cache.entry_name(source.identity, source.name)
+    if not rebuild:
+        try:
+            return _open_fresh(folder, source)
+        except cache.MissingEntry:
+            pass
+        except cache.InvalidEntry as exc:
+            _warn(report, f"cache entry for {source.name} is unusable ({exc}); rebuilding it")
+    with cache.build_lock(root, source.identity):
+        if not rebuild:
+            # Another process may have built it while we waited for the lock.
+            try:
+                return _open_fresh(folder, source)
+            except cache.InvalidEntry:
+                pass
+        _build(source, root, folder.name, report or _log_report)
+    return _open_fresh(folder, source)
+
+
+def _open_fresh(folder: Path, source: ModelSource) -> Embeddings:
+    """The cached embeddings, if whole and still matching the source; else InvalidEntry."""
+    entry = cache.open_entry(folder)
+    if source.is_local:
+        current = local_fingerprint(Path(source.location))
+        if entry.meta["fingerprint"].get("files") != current:
+            raise cache.InvalidEntry("the checkpoint changed since it was cached")
+    try:
+        codec = TokenCodec(
+            entry.tokenizer_path, entry.meta["token_style"], entry.meta["special_ids"]
+        )
+    except Exception as exc:  # tokenizers raises a bare Exception on malformed JSON
+        raise cache.InvalidEntry("tokenizer.json is damaged") from exc
+    if codec.size != entry.meta["tokenizer_size"]:
+        raise cache.InvalidEntry("tokenizer.json does not match the cached matrix")
+    return Embeddings(entry, codec)
+
+
+def _build(source: ModelSource, root: Path, name: str, report: Report) -> None:
+    import json
+
+    from .extract import extract
+
+    started = time.perf_counter()
+    report(f"building the cache for {source.name} (first use only)")
+    extracted = extract(source, report)
+    unit, norms = core.normalize_rows(extracted.matrix)
+    tokenizer_json = extracted.tokenizer_json
+    codec_probe = json.loads(tokenizer_json)
+    meta = {
+        "format_version": cache.FORMAT_VERSION,
+        "tokneigh_version": __version__,
+        "model": source.name,
+        "source": source.kind,
+        "resolved": extracted.resolved,
+        "tensor": extracted.tensor,
+        "fingerprint": extracted.fingerprint,
+        "vocab_size": int(unit.shape[0]),
+        "dim": int(unit.shape[1]),
+        "tokenizer_size": _tokenizer_size(tokenizer_json),
+        "token_style": detect_style(codec_probe),
+        "special_ids": extracted.special_ids,
+        "zero_rows": int(np.count_nonzero(norms == 0)),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    cache.write_entry(root, name, unit, norms, tokenizer_json, meta)
+    report(
+        f"cached {source.name}: {meta['vocab_size']} x {meta['dim']} in "
+        f"{time.perf_counter() - started:.1f} s at {root / name}"
+    )
+
+
+def _tokenizer_size(tokenizer_json: str) -> int:
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_str(tokenizer_json).get_vocab_size(with_added_tokens=True)

@@ -1,0 +1,104 @@
+"""The `tokneigh` command line: a thin Typer layer over the Python API.
+
+One module per command group; results on stdout, progress, warnings and errors on stderr.
+Every failure the user can cause ends as one line on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from .. import __version__
+from ..errors import TokneighError
+from . import cache as cache_commands
+from . import compare, neighbors, tokenize
+from .common import error_line
+
+try:  # Typer >= 0.20 ships its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older Typer uses click itself
+    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+
+
+class _OneLineErrors(TyperGroup):
+    """Runs the app non-standalone so that every error becomes one line on stderr."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, *a: Any, **kw: Any) -> Any:
+        kw["standalone_mode"] = False
+        try:
+            result = super().main(args, prog_name or "tokneigh", *a, **kw)
+        except click_exceptions.NoArgsIsHelpError as exc:
+            typer.echo(exc.ctx.get_help())
+            sys.exit(0)
+        except click_exceptions.ClickException as exc:
+            hint = ""
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None and isinstance(exc, click_exceptions.UsageError):
+                hint = f" (see '{ctx.command_path} --help')"
+            error_line(exc.format_message() + hint)
+            sys.exit(exc.exit_code)
+        except TokneighError as exc:
+            error_line(str(exc))
+            sys.exit(exc.exit_code)
+        except (KeyboardInterrupt, click_exceptions.Abort, typer.Abort):
+            error_line("interrupted")
+            sys.exit(130)
+        except BrokenPipeError:
+            # `tokneigh ... | head`: the reader left; not an error worth a traceback.
+            sys.stderr.close()
+            sys.exit(0)
+        except Exception as exc:
+            if os.environ.get("TOKNEIGH_DEBUG"):
+                raise
+            error_line(
+                f"internal error: {exc.__class__.__name__}: {exc} "
+                "(set TOKNEIGH_DEBUG=1 for the traceback, and please report it)"
+            )
+            sys.exit(1)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tokneigh {__version__}")
+        raise typer.Exit()
+
+
+app = typer.Typer(
+    cls=_OneLineErrors,
+    name="tokneigh",
+    help="Nearest neighbours in the token embeddings of transformer language models.\n\n"
+    "Examples:\n\n"
+    "  tokneigh neighbors Mike --top 20\n\n"
+    "  tokneigh tokenize banana cosmic\n\n"
+    "  tokneigh compare ban ana",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Nearest neighbours in the token embeddings of transformer language models."""
+
+
+neighbors.register(app)
+tokenize.register(app)
+compare.register(app)
+app.add_typer(cache_commands.app, name="cache")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    app(args=argv, prog_name="tokneigh")

@@ -1,0 +1,63 @@
+"""Options and helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..models import DEFAULT_MODEL
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+    tsv = "tsv"
+
+
+ModelOption = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        "-m",
+        envvar="TOKNEIGH_MODEL",
+        help="Hugging Face hub id or local checkpoint folder.",
+    ),
+]
+CacheDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache-dir",
+        envvar="TOKNEIGH_CACHE_DIR",
+        help="Cache root [default: ~/.cache/tokneigh].",
+        show_default=False,
+    ),
+]
+FormatOption = Annotated[
+    OutputFormat,
+    typer.Option(
+        "--format", "-f", case_sensitive=False, help="table for people; json, tsv for scripts."
+    ),
+]
+DEFAULT_FORMAT = OutputFormat.table
+DEFAULT = DEFAULT_MODEL
+
+
+def error_line(message: str) -> None:
+    """One line on stderr: the whole of an error report."""
+    text = " ".join(str(message).split())
+    print(f"tokneigh: error: {text}", file=sys.stderr, flush=True)
+
+
+def report(message: str) -> None:
+    """Progress and warnings: stderr, so stdout stays clean for results."""
+    print(f"tokneigh: {message}", file=sys.stderr, flush=True)
+
+
+def load(model: str, cache_dir: Path | None):  # -> api.Embeddings (import kept lazy)
+    from ..api import load as api_load
+
+    return api_load(model, cache_dir=cache_dir, report=report)

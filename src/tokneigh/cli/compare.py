@@ -1,0 +1,68 @@
+"""`tokneigh compare`: how close two tokens (or words) are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import (
+    DEFAULT,
+    DEFAULT_FORMAT,
+    CacheDirOption,
+    FormatOption,
+    ModelOption,
+    OutputFormat,
+    load,
+    report,
+)
+
+HELP = """Compare A and B: cosine similarity, angle, Pearson correlation of the raw vectors,
+both raw norms, and B's rank among A's neighbours.
+
+Examples:
+
+  tokneigh compare ban ana
+
+  tokneigh compare king queen --plot king-queen.png
+"""
+
+
+def compare(
+    a: Annotated[str, typer.Argument(help="First text.", show_default=False)],
+    b: Annotated[str, typer.Argument(help="Second text.", show_default=False)],
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Write a scatter of A's raw vector against B's (PNG).",
+            show_default=False,
+        ),
+    ] = None,
+    output: FormatOption = DEFAULT_FORMAT,
+    model: ModelOption = DEFAULT,
+    cache_dir: CacheDirOption = None,
+) -> None:
+    from .. import render
+    from ..plot import check_destination
+
+    if plot is not None:
+        check_destination(plot)  # fail before the (possibly slow) load
+    emb = load(model, cache_dir)
+    result = emb.compare(a, b)
+    if plot is not None:
+        from ..plot import compare_scatter
+
+        compare_scatter(emb.raw_vector(a), emb.raw_vector(b), result, plot)
+        report(f"wrote {plot}")
+    if output is OutputFormat.json:
+        render.write_json(render.comparison_json(result))
+    elif output is OutputFormat.tsv:
+        render.comparison_tsv(result)
+    else:
+        render.comparison_table(result, emb.model)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compare", help=HELP, no_args_is_help=True)(compare)

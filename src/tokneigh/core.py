@@ -1,0 +1,114 @@
+"""The similarity core: cosine rankings over a row-normalized embedding matrix.
+
+Pure numpy. Knows nothing of tokenizers, caches or output formats. Every function takes the
+L2-row-normalized matrix ``unit`` (zero rows stay zero, so they score 0 against anything).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+# Rows scored per matrix-matrix product: bounds the temporary score block to
+# QUERY_BLOCK x vocab float32 (about 50 MB for GPT-2) however many queries come in.
+QUERY_BLOCK = 256
+
+
+def normalize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (unit rows as float32, raw L2 norms as float32); zero rows stay zero, never NaN."""
+    matrix = np.asarray(matrix, dtype=np.float32)
+    norms = np.linalg.norm(matrix, axis=1).astype(np.float32)
+    safe = np.where(norms > 0, norms, 1.0).astype(np.float32)
+    return matrix / safe[:, None], norms
+
+
+def unit_vector(vector: np.ndarray) -> np.ndarray:
+    """``vector`` scaled to length 1 as float32; the zero vector stays zero."""
+    vector = np.asarray(vector, dtype=np.float32)
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else vector
+
+
+def query_vector(unit: np.ndarray, ids: Sequence[int]) -> np.ndarray:
+    """The unit-length mean of the unit rows ``ids``: how a multi-token query is represented."""
+    rows = unit[np.asarray(ids, dtype=np.int64)]
+    return unit_vector(rows.mean(axis=0, dtype=np.float32))
+
+
+def top_k(scores: np.ndarray, k: int, exclude: Sequence[int] = ()) -> np.ndarray:
+    """Indices of the ``k`` highest scores, best first, ties broken by lower index.
+
+    ``argpartition`` plus a sort of the k winners: never a sort of the whole vocabulary.
+    """
+    scores = np.asarray(scores)
+    if len(exclude):
+        scores = scores.copy()
+        scores[np.asarray(exclude, dtype=np.int64)] = -np.inf
+    k = min(k, scores.shape[0] - len(set(exclude)))
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    candidates = np.argpartition(-scores, k - 1)[:k]
+    threshold = scores[candidates].min()
+    # argpartition picks arbitrary members of a tie at the cut; take the lowest indices.
+    if np.count_nonzero(scores >= threshold) > k:
+        above = np.flatnonzero(scores > threshold)
+        tied = np.flatnonzero(scores == threshold)[: k - above.size]
+        candidates = np.concatenate([above, tied])
+    return candidates[np.lexsort((candidates, -scores[candidates]))]
+
+
+def scores_for(unit: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Cosine similarity of one unit query vector against every row: one matrix-vector product."""
+    return unit @ query
+
+
+def rank_many(
+    unit: np.ndarray,
+    queries: np.ndarray,
+    k: int,
+    exclude: Sequence[Sequence[int]] | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Top-k (indices, scores) for each unit query row, by blocked matrix-matrix products."""
+    queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+    results: list[tuple[np.ndarray, np.ndarray]] = []
+    for start in range(0, queries.shape[0], QUERY_BLOCK):
+        block = queries[start : start + QUERY_BLOCK] @ unit.T  # block x vocab, rows contiguous
+        for offset, row in enumerate(block):
+            skip = exclude[start + offset] if exclude else ()
+            idx = top_k(row, k, skip)
+            results.append((idx, row[idx].astype(np.float64)))
+    return results
+
+
+def rank_of(scores: np.ndarray, index: int) -> int:
+    """1-based position of row ``index`` in the ranking of ``scores`` (ties: lower index first)."""
+    value = scores[index]
+    better = np.count_nonzero(scores > value)
+    tied_before = np.count_nonzero(scores[:index] == value)
+    return int(better + tied_before + 1)
+
+
+def rank_of_score(scores: np.ndarray, value: float) -> int:
+    """1-based position a vector scoring ``value`` would take among ``scores``."""
+    return int(np.count_nonzero(scores > value) + 1)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two vectors; 0 when either is the zero vector."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    denom = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(a @ b / denom) if denom > 0 else 0.0
+
+
+def pearson(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two vectors' components; 0 when either is constant."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return cosine(a - a.mean(), b - b.mean())
+
+
+def angle_degrees(cos: float) -> float:
+    """The angle whose cosine is ``cos``, in degrees (clipped against rounding past ±1)."""
+    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))

@@ -1,0 +1,308 @@
+"""First use of a model: fetch its files and extract the input embedding matrix and tokenizer.
+
+The fast path reads only the embedding tensor from a safetensors checkpoint (no torch, no
+transformers). Other formats, and architectures whose embedding tensor cannot be named from
+the file alone, fall back to transformers. Hub files are looked up in the Hugging Face cache
+first, so a model already downloaded there costs no network round trip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import HubUnavailableError, ModelNotFoundError, TokneighError
+from .models import ModelSource, local_fingerprint
+
+Report = Callable[[str], None]
+
+# Tensor names of input embeddings across families (GPT-2, BERT, Llama/Mistral/Qwen,
+# GPT-NeoX, original Llama). A unique match is trusted; anything else asks transformers.
+_EMBEDDING_SUFFIXES = (
+    "wte.weight",
+    "word_embeddings.weight",
+    "embed_tokens.weight",
+    "embed_in.weight",
+    "tok_embeddings.weight",
+)
+
+_TOKENIZER_SOURCE_FILES = (
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "vocab.txt",
+    "tokenizer.model",
+    "spiece.model",
+)
+
+# The hub client's own default waits are long; a user with no network should hear it fast.
+os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
+os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
+
+
+@dataclass
+class Extracted:
+    """What a checkpoint yields: the raw embedding matrix and everything to interpret it."""
+
+    matrix: np.ndarray  # float32, one row per token id
+    tokenizer_json: str
+    special_ids: list[int]
+    tensor: str
+    resolved: str
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+
+class _LocalFiles:
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def get(self, name: str) -> Path | None:
+        path = self.folder / name
+        return path if path.is_file() else None
+
+    def describe(self) -> str:
+        return str(self.folder)
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"files": local_fingerprint(self.folder)}
+
+
+class _HubFiles:
+    """Files of one hub repo, from the local Hugging Face cache when there, else downloaded."""
+
+    def __init__(self, repo_id: str, report: Report) -> None:
+        self.repo_id = repo_id
+        self.report = report
+        self.revision: str | None = None
+        self.missed_offline = False
+
+    def get(self, name: str) -> Path | None:
+        from huggingface_hub import constants, hf_hub_download
+        from huggingface_hub.errors import (
+            EntryNotFoundError,
+            HfHubHTTPError,
+            LocalEntryNotFoundError,
+            RepositoryNotFoundError,
+            RevisionNotFoundError,
+        )
+
+        try:
+            path = hf_hub_download(self.repo_id, name, local_files_only=True)
+        except (LocalEntryNotFoundError, EntryNotFoundError):
+            if constants.HF_HUB_OFFLINE:
+                self.missed_offline = True
+                return None
+            self.report(f"downloading {name} from {self.repo_id}")
+            try:
+                path = hf_hub_download(self.repo_id, name)
+            except RepositoryNotFoundError as exc:
+                raise ModelNotFoundError(
+                    f"model {self.repo_id!r} does not exist on the Hugging Face hub "
+                    "(or it is private or gated)"
+                ) from exc
+            except RevisionNotFoundError as exc:
+                raise ModelNotFoundError(f"model {self.repo_id!r}: revision not found") from exc
+            except LocalEntryNotFoundError as exc:
+                raise HubUnavailableError(
+                    f"model {self.repo_id!r} is not cached and the Hugging Face hub cannot be "
+                    "reached; connect once to download it, or use --model PATH with a local "
+                    "checkpoint folder"
+                ) from exc
+            except EntryNotFoundError:
+                return None
+            except HfHubHTTPError as exc:
+                raise HubUnavailableError(
+                    f"model {self.repo_id!r}: the hub answered {exc.__class__.__name__}: "
+                    f"{str(exc).splitlines()[0]}"
+                ) from exc
+            except OSError as exc:
+                raise HubUnavailableError(
+                    f"model {self.repo_id!r}: download failed ({exc}); connect and retry, or "
+                    "use --model PATH"
+                ) from exc
+        path = Path(path)
+        # hf_hub_download returns .../snapshots/<commit>/<name>
+        commit = path.parent.name if "/" not in name else path.parents[name.count("/")].name
+        self.revision = self.revision or commit
+        return path
+
+    def describe(self) -> str:
+        return f"{self.repo_id}@{self.revision}" if self.revision else self.repo_id
+
+    def fingerprint(self) -> dict[str, Any]:
+        return {"revision": self.revision}
+
+    def not_found(self, what: str) -> TokneighError:
+        if self.missed_offline:
+            return HubUnavailableError(
+                f"model {self.repo_id!r} is not fully in the Hugging Face cache and "
+                "HF_HUB_OFFLINE=1 forbids downloading it; unset HF_HUB_OFFLINE and connect once, "
+                "or use --model PATH with a local checkpoint folder"
+            )
+        return ModelNotFoundError(f"model {self.repo_id!r}: {what}")
+
+
+def extract(source: ModelSource, report: Report) -> Extracted:
+    """Fetch (if needed) and read one checkpoint's input embeddings and tokenizer."""
+    files: _LocalFiles | _HubFiles
+    if source.is_local:
+        files = _LocalFiles(Path(source.location))
+    else:
+        files = _HubFiles(source.location, report)
+
+    config_path = files.get("config.json")
+    if config_path is None:
+        raise _missing(files, "no config.json: not a Hugging Face model checkpoint")
+    folder = config_path.parent
+
+    tokenizer_json = _read_tokenizer(files, folder)
+    matrix, tensor = _read_embeddings(files, folder, report)
+    tokenizer_json, special_ids = _clean_tokenizer(tokenizer_json)
+    fingerprint = files.fingerprint()
+    fingerprint["matrix_sha256"] = hashlib.sha256(matrix.tobytes()).hexdigest()
+    return Extracted(
+        matrix=matrix,
+        tokenizer_json=tokenizer_json,
+        special_ids=special_ids,
+        tensor=tensor,
+        resolved=files.describe(),
+        fingerprint=fingerprint,
+    )
+
+
+def _missing(files: _LocalFiles | _HubFiles, what: str) -> TokneighError:
+    if isinstance(files, _HubFiles):
+        return files.not_found(what)
+    return ModelNotFoundError(f"--model {files.describe()}: {what}")
+
+
+def _read_tokenizer(files: _LocalFiles | _HubFiles, folder: Path) -> str:
+    path = files.get("tokenizer.json")
+    if path is not None:
+        return path.read_text(encoding="utf-8")
+    # Older checkpoints ship vocab.json/merges.txt or a SentencePiece model: let transformers
+    # convert them to the fast-tokenizer format once, at build time.
+    found = [name for name in _TOKENIZER_SOURCE_FILES if files.get(name) is not None]
+    if not found:
+        raise _missing(files, "no tokenizer files (tokenizer.json, vocab.json, vocab.txt, ...)")
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        return tokenizer.backend_tokenizer.to_str()
+    except Exception as exc:  # transformers raises many kinds; all mean "unusable tokenizer"
+        raise _missing(files, f"its tokenizer could not be loaded ({exc})") from exc
+
+
+def _clean_tokenizer(tokenizer_json: str) -> tuple[str, list[int]]:
+    """Validate the tokenizer, strip padding/truncation, and list its special token ids."""
+    from tokenizers import Tokenizer
+
+    try:
+        tokenizer = Tokenizer.from_str(tokenizer_json)
+    except Exception as exc:
+        raise ModelNotFoundError(f"the model's tokenizer.json cannot be parsed ({exc})") from exc
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    data = json.loads(tokenizer.to_str())
+    special = sorted(int(t["id"]) for t in data.get("added_tokens", []) if t.get("special"))
+    return tokenizer.to_str(), special
+
+
+def pick_embedding_tensor(names: list[str]) -> str | None:
+    """The input-embedding tensor among a checkpoint's tensor names, if the names say so alone."""
+    matches = [n for n in names if n.endswith(_EMBEDDING_SUFFIXES) and "position" not in n]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _read_embeddings(
+    files: _LocalFiles | _HubFiles, folder: Path, report: Report
+) -> tuple[np.ndarray, str]:
+    index_path = files.get("model.safetensors.index.json")
+    if index_path is not None:
+        weight_map: dict[str, str] = json.loads(index_path.read_text())["weight_map"]
+        key = pick_embedding_tensor(list(weight_map)) or _name_from_transformers(
+            folder, list(weight_map)
+        )
+        shard = files.get(weight_map[key])  # only the shard that holds the embeddings
+        if shard is None:
+            raise _missing(files, f"weight file {weight_map[key]} is missing")
+        return _read_safetensors(shard, key, report), key
+
+    single = files.get("model.safetensors")
+    if single is not None:
+        from safetensors import safe_open
+
+        with safe_open(str(single), framework="numpy") as handle:
+            names = list(handle.keys())
+        key = pick_embedding_tensor(names) or _name_from_transformers(folder, names)
+        return _read_safetensors(single, key, report), key
+
+    for name in ("pytorch_model.bin", "pytorch_model.bin.index.json"):
+        if files.get(name) is not None:
+            if name.endswith(".index.json"):
+                shards = json.loads((folder / name).read_text())["weight_map"].values()
+                for shard_name in sorted(set(shards)):
+                    if files.get(shard_name) is None:
+                        raise _missing(files, f"weight file {shard_name} is missing")
+            return _read_with_transformers(folder, report)
+    raise _missing(files, "no weights (model.safetensors or pytorch_model.bin)")
+
+
+def _read_safetensors(path: Path, key: str, report: Report) -> np.ndarray:
+    from safetensors import safe_open
+
+    report(f"reading {key} from {path.name}")
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            tensor = handle.get_tensor(key)
+    except (TypeError, ValueError):
+        # numpy has no bfloat16: read through torch for such checkpoints.
+        with safe_open(str(path), framework="pt") as handle:
+            tensor = handle.get_tensor(key).float().numpy()
+    return _as_matrix(tensor, key)
+
+
+def _as_matrix(tensor: Any, key: str) -> np.ndarray:
+    matrix = np.ascontiguousarray(tensor, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[0] < 1 or matrix.shape[1] < 1:
+        raise ModelNotFoundError(f"tensor {key} has shape {matrix.shape}, not (vocab, dim)")
+    return matrix
+
+
+def _name_from_transformers(folder: Path, names: list[str]) -> str:
+    """Ask transformers which parameter is the input embedding, without allocating weights."""
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(str(folder))
+    with torch.device("meta"):
+        model = AutoModel.from_config(config)
+    weight = model.get_input_embeddings().weight
+    param = next(n for n, p in model.named_parameters() if p is weight)
+    for name in names:
+        if name == param or name.endswith("." + param):
+            return name
+    raise ModelNotFoundError(f"no tensor named like {param!r} in the checkpoint")
+
+
+def _read_with_transformers(folder: Path, report: Report) -> tuple[np.ndarray, str]:
+    report("loading the checkpoint with transformers (no safetensors file)")
+    from transformers import AutoModel
+
+    try:
+        model = AutoModel.from_pretrained(str(folder))
+    except Exception as exc:  # transformers raises many kinds; all mean "unreadable checkpoint"
+        raise ModelNotFoundError(f"the checkpoint in {folder} cannot be loaded ({exc})") from exc
+    embedding = model.get_input_embeddings()
+    name = next(n for n, p in model.named_parameters() if p is embedding.weight)
+    return _as_matrix(embedding.weight.detach().float().numpy(), name), name

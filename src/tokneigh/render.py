@@ -1,0 +1,197 @@
+"""Output rendering: Rich tables for people, JSON and TSV for scripts.
+
+JSON and TSV never import Rich (it costs start-up time and scripts do not need it). The JSON
+shapes here are the documented contract; tests pin them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .api import Comparison, NeighborList, Tokenization
+
+# --- machine-readable -----------------------------------------------------------------------
+
+
+def tokenization_json(t: Tokenization) -> dict[str, Any]:
+    return {"text": t.text, "ids": t.ids, "tokens": t.tokens}
+
+
+def neighbors_json(result: NeighborList) -> dict[str, Any]:
+    return {
+        "query": result.query,
+        "query_ids": result.query_ids,
+        "query_tokens": result.query_tokens,
+        "model": result.model,
+        "vocab_size": result.vocab_size,
+        "dim": result.dim,
+        "neighbors": [
+            {"rank": n.rank, "id": n.id, "token": n.token, "similarity": n.similarity}
+            for n in result.neighbors
+        ],
+    }
+
+
+def comparison_json(c: Comparison) -> dict[str, Any]:
+    return {
+        "a": tokenization_json(c.a),
+        "b": tokenization_json(c.b),
+        "cosine": c.cosine,
+        "angle_degrees": c.angle_degrees,
+        "pearson": c.pearson,
+        "norm_a": c.norm_a,
+        "norm_b": c.norm_b,
+        "rank_of_b": c.rank_of_b,
+    }
+
+
+def write_json(data: Any) -> None:
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from undecodable argv bytes: escape them
+        text = json.dumps(data, ensure_ascii=True, indent=2)
+    sys.stdout.write(text + "\n")
+
+
+def tsv_field(value: Any) -> str:
+    """One TSV cell: backslash, tab, newline and carriage return escaped as \\\\, \\t, \\n, \\r."""
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+
+
+def write_tsv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    lines = ["\t".join(header)]
+    lines += ["\t".join(tsv_field(v) for v in row) for row in rows]
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+def neighbors_tsv(results: Sequence[NeighborList]) -> None:
+    write_tsv(
+        ["query", "rank", "id", "token", "similarity"],
+        ([r.query, n.rank, n.id, n.token, n.similarity] for r in results for n in r.neighbors),
+    )
+
+
+def tokenize_tsv(items: Sequence[Tokenization]) -> None:
+    write_tsv(
+        ["text", "position", "id", "token"],
+        ([t.text, pos, i, tok] for t in items for pos, (i, tok) in enumerate(zip(t.ids, t.tokens))),
+    )
+
+
+def comparison_tsv(c: Comparison) -> None:
+    write_tsv(
+        ["a", "b", "cosine", "angle_degrees", "pearson", "norm_a", "norm_b", "rank_of_b"],
+        [
+            [
+                c.a.text,
+                c.b.text,
+                c.cosine,
+                c.angle_degrees,
+                c.pearson,
+                c.norm_a,
+                c.norm_b,
+                c.rank_of_b,
+            ]
+        ],
+    )
+
+
+# --- human-readable -------------------------------------------------------------------------
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _safe(text: str) -> str:
+    # Rich writes to a UTF-8 stream; undecodable argv bytes arrive as lone surrogates.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def pieces(t: Tokenization) -> str:
+    """`"ban" + "ana"`: the pieces of a query as a person reads them."""
+    return " + ".join(t.labels)
+
+
+def query_title(result: NeighborList) -> str:
+    query = (
+        result.query
+        if result.query.startswith("#")
+        else json.dumps(result.query, ensure_ascii=False)
+    )
+    parts = f"{query}"
+    if len(result.query_ids) > 1:
+        parts += f" = {' + '.join(result.query_labels)} (mean of {len(result.query_ids)} tokens)"
+    elif result.query.startswith("#"):
+        parts += f" = {result.query_labels[0]}"
+    return (
+        f"Neighbours of {parts} · {result.model} · {result.vocab_size:,} tokens × {result.dim} dims"
+    )
+
+
+def neighbors_tables(results: Sequence[NeighborList]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
+    for result in results:
+        table = Table(title=Text(_safe(query_title(result))), title_justify="left")
+        table.add_column("rank", justify="right")
+        table.add_column("token")
+        table.add_column("id", justify="right")
+        table.add_column("cosine", justify="right")
+        for n in result.neighbors:
+            table.add_row(str(n.rank), Text(_safe(n.label)), str(n.id), f"{n.similarity:.3f}")
+        console.print(table)
+
+
+def tokenize_lines(items: Sequence[tuple[Tokenization, Tokenization | None]]) -> None:
+    """The seed's sentence per text, plus how the space-prefixed variant splits."""
+    out = []
+    for t, spaced in items:
+        out.append(_describe(t))
+        if spaced is not None:
+            same = spaced.ids == t.ids
+            out.append("  " + _describe(spaced) + ("  (same tokens)" if same else ""))
+    sys.stdout.write(_safe("\n".join(out)) + "\n")
+
+
+def _describe(t: Tokenization) -> str:
+    n = len(t.ids)
+    noun = "token" if n == 1 else "tokens"
+    text = json.dumps(t.text, ensure_ascii=False)
+    return f"{text} comprises {n} {noun}: [{', '.join(t.labels)}]  ids {t.ids}"
+
+
+def comparison_table(c: Comparison, model: str) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    a = json.dumps(c.a.text, ensure_ascii=False)
+    b = json.dumps(c.b.text, ensure_ascii=False)
+    table = Table(title=Text(_safe(f"{a} vs {b} · {model}")), title_justify="left")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("pieces of A", pieces(c.a)),
+        ("pieces of B", pieces(c.b)),
+        ("cosine similarity", f"{c.cosine:.3f}"),
+        ("angle", f"{c.angle_degrees:.1f}°"),
+        ("Pearson correlation (raw)", f"{c.pearson:.3f}"),
+        ("norm of A (raw)", f"{c.norm_a:.3f}"),
+        ("norm of B (raw)", f"{c.norm_b:.3f}"),
+        ("rank of B among A's neighbours", f"{c.rank_of_b:,}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, Text(_safe(value)))
+    _console().print(table)

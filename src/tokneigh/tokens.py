@@ -1,0 +1,152 @@
+"""Tokenization with the model's own tokenizer, and token display that shows spaces and bytes.
+
+Uses the `tokenizers` library on the cached ``tokenizer.json`` (never transformers), so a cached
+query stays fast. Display rules by tokenizer family:
+
+- byte-level BPE (GPT-2): ``Ġ`` and friends map back to bytes; a token that is not valid UTF-8
+  on its own (a fragment of a multi-byte character) is shown as ``\\xNN`` escapes, never U+FFFD;
+- SentencePiece-style (Llama): ``▁`` is a space, ``<0xNN>`` byte-fallback tokens are bytes;
+- WordPiece (BERT): shown as stored, ``##ana`` marks a word continuation.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+BYTE_LEVEL = "byte_level"
+METASPACE = "metaspace"
+WORDPIECE = "wordpiece"
+PLAIN = "plain"
+
+_BYTE_FALLBACK = re.compile(r"<0x([0-9A-Fa-f]{2})>")
+
+
+def detect_style(tokenizer_json: dict[str, Any]) -> str:
+    """The display family of a tokenizer, read from its ``tokenizer.json`` structure."""
+    kinds: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("type"), str):
+                kinds.add(node["type"])
+            if node.get("type") == "Replace" and "▁" in json.dumps(node.get("pattern")):
+                kinds.add("Metaspace")
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(tokenizer_json.get("decoder"))
+    walk(tokenizer_json.get("pre_tokenizer"))
+    if "ByteLevel" in kinds:
+        return BYTE_LEVEL
+    if "Metaspace" in kinds or "ByteFallback" in kinds:
+        return METASPACE
+    if "WordPiece" in kinds or tokenizer_json.get("model", {}).get("type") == "WordPiece":
+        return WORDPIECE
+    return PLAIN
+
+
+@functools.cache
+def _byte_level_decoder() -> dict[str, int]:
+    # GPT-2's reversible byte <-> printable-character table (bytes_to_unicode in its encoder.py):
+    # printable Latin-1 bytes stand for themselves, the rest are shifted past U+0100.
+    printable = (
+        list(range(ord("!"), ord("~") + 1))
+        + list(range(ord("¡"), ord("¬") + 1))
+        + list(range(ord("®"), ord("ÿ") + 1))
+    )
+    chars = printable[:]
+    shift = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + shift)
+            shift += 1
+    return {chr(c): b for b, c in zip(printable, chars)}
+
+
+def token_bytes(raw: str, style: str) -> bytes:
+    """The bytes a stored token string stands for."""
+    if style == BYTE_LEVEL:
+        table = _byte_level_decoder()
+        if all(ch in table for ch in raw):
+            return bytes(table[ch] for ch in raw)
+        return raw.encode("utf-8")  # added tokens such as <|endoftext|> are stored verbatim
+    if style == METASPACE:
+        match = _BYTE_FALLBACK.fullmatch(raw)
+        if match:
+            return bytes([int(match.group(1), 16)])
+        return raw.replace("▁", " ").encode("utf-8")
+    return raw.encode("utf-8")
+
+
+def escape_bytes(data: bytes) -> str:
+    """Printable ASCII as itself, every other byte as ``\\xNN``."""
+    return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in data)
+
+
+def display_text(raw: str, style: str) -> tuple[str, bool]:
+    """(readable text, is_fragment): is_fragment when the token is not valid UTF-8 on its own."""
+    data = token_bytes(raw, style)
+    try:
+        return data.decode("utf-8"), False
+    except UnicodeDecodeError:
+        return escape_bytes(data), True
+
+
+def quote(text: str, fragment: bool = False) -> str:
+    """A token as shown in tables: quoted so leading spaces show, control characters escaped."""
+    if fragment:
+        return f'b"{text}"'
+    return json.dumps(text, ensure_ascii=False)
+
+
+class TokenCodec:
+    """The model's tokenizer plus display of token ids."""
+
+    def __init__(self, tokenizer_path: Path, style: str, special_ids: Iterable[int] = ()) -> None:
+        from tokenizers import Tokenizer
+
+        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        # A saved tokenizer.json can carry padding/truncation (MiniLM pads to 128): never apply.
+        self._tokenizer.no_padding()
+        self._tokenizer.no_truncation()
+        self.style = style
+        self.special_ids = frozenset(int(i) for i in special_ids)
+
+    @property
+    def size(self) -> int:
+        return self._tokenizer.get_vocab_size(with_added_tokens=True)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids exactly as the model's tokenizer produces them, without special tokens."""
+        return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def raw(self, token_id: int) -> str | None:
+        """The token string as stored in the vocabulary, or None for an id it does not name."""
+        return self._tokenizer.id_to_token(int(token_id))
+
+    def text(self, token_id: int) -> str:
+        """The decoded text of one token (``\\xNN`` escapes for a partial UTF-8 sequence)."""
+        raw = self.raw(token_id)
+        if raw is None:
+            return ""
+        if token_id in self.special_ids:
+            return raw
+        return display_text(raw, self.style)[0]
+
+    def label(self, token_id: int) -> str:
+        """The token as shown to a person: quoted, fragments as ``b"\\xNN"``."""
+        raw = self.raw(token_id)
+        if raw is None:
+            return f"<unused #{token_id}>"
+        if token_id in self.special_ids:
+            return raw
+        return quote(*display_text(raw, self.style))

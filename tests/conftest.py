@@ -1,0 +1,47 @@
+"""Shared fixtures: offline checkpoints built once per session, and an isolated cache per test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from checkpoints import make_gpt2_checkpoint, minilm_folder
+
+# Nothing in the suite may reach the model hub.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.pop("TOKNEIGH_MODEL", None)
+
+
+@pytest.fixture(scope="session")
+def gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """GPT-2's real tokenizer with random 50,257 x 32 weights (rows 7 and 11 zeroed)."""
+    return make_gpt2_checkpoint(tmp_path_factory.mktemp("gpt2") / "ckpt", dim=32, zero_rows=(7, 11))
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    return minilm_folder()
+
+
+@pytest.fixture(autouse=True)
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own empty cache root and Hugging Face home."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("TOKNEIGH_CACHE_DIR", str(root))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    return root
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600):
+    """Run `python -m tokneigh` in a fresh process (for import and exit-code checks)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "tokneigh", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
