@@ -30,3 +30,135 @@ def test_families_load(fixture: str, request: pytest.FixtureRequest) -> None:
 
     emb = tokneigh.load(str(request.getfixturevalue(fixture)))
     assert emb.neighbors("king", k=3).neighbors
+
+
+# --- the CLI on each family ------------------------------------------------------------------
+
+FAMILIES = ["gpt2_dir", "minilm_dir", "bert_dir", "llama_dir"]
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("families-cache")
+
+
+@pytest.fixture
+def cli(shared_cache: Path):
+    from typer.testing import CliRunner
+
+    from tokneigh.cli import app
+
+    runner = CliRunner()
+
+    def invoke(model: Path, *args: str):
+        return runner.invoke(app, [*args, "--model", str(model), "--cache-dir", str(shared_cache)])
+
+    return invoke
+
+
+@pytest.mark.parametrize("fixture", FAMILIES)
+def test_neighbors_tokenize_compare_on_every_family(
+    fixture: str, request: pytest.FixtureRequest, cli
+) -> None:
+    model = request.getfixturevalue(fixture)
+    result = cli(model, "neighbors", "king", "queen", "--top", "4", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [len(d["neighbors"]) for d in data] == [4, 4]
+    # A one-token query is its own nearest neighbour (cosine 1 with itself).
+    for item in data:
+        if len(item["query_ids"]) == 1:
+            assert item["neighbors"][0]["id"] == item["query_ids"][0]
+
+    result = cli(model, "tokenize", "king", "banana", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert [d["text"] for d in json.loads(result.stdout)] == ["king", "banana"]
+
+    result = cli(model, "compare", "king", "queen", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert -1.0 <= json.loads(result.stdout)["cosine"] <= 1.0
+
+    result = cli(model, "neighbors", "king", "--top", "3")  # the Rich table renders too
+    assert result.exit_code == 0, result.output
+    assert "rank" in result.stdout and "\ufffd" not in result.stdout
+
+
+def test_bert_style_shows_wordpiece_continuations(bert_dir: Path, cli) -> None:
+    result = cli(bert_dir, "tokenize", "unaffable", "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)[0]["tokens"] == ["una", "##ffa", "##ble"]
+    result = cli(bert_dir, "tokenize", "unaffable")
+    assert '["una", "##ffa", "##ble"]' in result.stdout
+
+
+# --- Llama display: "▁word" as " word", <0xNN> as bytes, never U+FFFD --------------------------
+
+
+@pytest.fixture(scope="module")
+def llama(llama_dir: Path, shared_cache: Path):
+    import tokneigh
+
+    return tokneigh.load(str(llama_dir), cache_dir=shared_cache)
+
+
+def test_llama_metaspace_pieces_show_their_leading_space(llama) -> None:
+    assert llama.codec.style == "metaspace"
+    t = llama.tokenize("the king")
+    assert t.tokens == [" the", " king"]
+    assert t.labels == ['" the"', '" king"']
+    assert llama.neighbors("king", k=1).neighbors[0].label == '" king"'
+
+
+def test_llama_byte_fallback_tokens_show_as_bytes(llama) -> None:
+    # "€" is not in the training text: it falls back to its three UTF-8 bytes.
+    t = llama.tokenize("€")
+    assert t.ids[-3:] == [3 + 0xE2, 3 + 0x82, 3 + 0xAC]
+    assert t.labels[-3:] == ['b"\\xe2"', 'b"\\x82"', 'b"\\xac"']
+    assert t.tokens[-3:] == ["\\xe2", "\\x82", "\\xac"]
+    # An ASCII byte token is still a byte (b"H"), distinct from a learned piece "H".
+    assert llama.codec.label(3 + ord("H")) == 'b"H"'
+    assert llama.codec.label(3 + ord("\n")) == 'b"\\x0a"'
+
+
+def test_llama_special_tokens_show_verbatim(llama) -> None:
+    assert [llama.codec.label(i) for i in (0, 1, 2)] == ["<unk>", "<s>", "</s>"]
+
+
+def test_no_llama_token_displays_as_replacement_character(llama) -> None:
+    for token_id in range(llama.vocab_size):
+        assert "\ufffd" not in llama.codec.label(token_id)
+        assert "\ufffd" not in llama.codec.text(token_id)
+
+
+def test_llama_table_output_through_a_real_process(llama_dir: Path, shared_cache: Path) -> None:
+    from conftest import run_cli
+
+    done = run_cli(
+        "tokenize", "king €", "--model", str(llama_dir), "--cache-dir", str(shared_cache)
+    )
+    assert done.returncode == 0, done.stderr
+    assert '" king"' in done.stdout and 'b"\\xe2"' in done.stdout
+    assert "\ufffd" not in done.stdout
+
+
+# --- the tensor extract.py picks is the one transformers calls the input embeddings ------------
+
+
+@pytest.mark.parametrize("fixture", FAMILIES)
+def test_picked_tensor_is_transformers_input_embeddings(
+    fixture: str, request: pytest.FixtureRequest
+) -> None:
+    import transformers
+    from safetensors import safe_open
+
+    from tokneigh.extract import pick_embedding_tensor
+
+    folder = request.getfixturevalue(fixture)
+    config = json.loads((folder / "config.json").read_text())
+    model_class = getattr(transformers, config["architectures"][0])
+    model = model_class.from_pretrained(str(folder))
+    weight = model.get_input_embeddings().weight
+    expected = next(n for n, p in model.named_parameters() if p is weight)
+    with safe_open(str(folder / "model.safetensors"), framework="numpy") as handle:
+        names = list(handle.keys())
+    assert pick_embedding_tensor(names) == expected

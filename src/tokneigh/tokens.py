@@ -95,6 +95,10 @@ def escape_bytes(data: bytes) -> str:
 def display_text(raw: str, style: str) -> tuple[str, bool]:
     """(readable text, is_fragment): is_fragment when the token is not valid UTF-8 on its own."""
     data = token_bytes(raw, style)
+    if style == METASPACE and _BYTE_FALLBACK.fullmatch(raw):
+        # A byte-fallback token is one byte, not a piece: show it as bytes (b"H", b"\xe2") so it
+        # never looks like the learned piece "H" that may sit elsewhere in the vocabulary.
+        return escape_bytes(data), True
     try:
         return data.decode("utf-8"), False
     except UnicodeDecodeError:
