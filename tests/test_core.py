@@ -1,0 +1,83 @@
+"""The similarity core against plain numpy and full sorts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tokneigh import core
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
+
+
+def full_sort_top(scores: np.ndarray, k: int, exclude=()) -> list[int]:
+    order = np.lexsort((np.arange(len(scores)), -scores))  # stable: ties by lower index
+    return [int(i) for i in order if i not in set(exclude)][:k]
+
+
+def test_normalize_rows_gives_unit_rows_and_raw_norms(rng):
+    matrix = rng.normal(size=(50, 8)).astype(np.float32)
+    unit, norms = core.normalize_rows(matrix)
+    np.testing.assert_allclose(np.linalg.norm(unit, axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(norms, np.linalg.norm(matrix.astype(np.float64), axis=1), rtol=1e-6)
+
+
+def test_zero_rows_stay_zero_and_never_nan(rng):
+    matrix = rng.normal(size=(20, 4)).astype(np.float32)
+    matrix[[3, 9]] = 0
+    unit, norms = core.normalize_rows(matrix)
+    assert not np.isnan(unit).any()
+    assert norms[3] == 0 and not unit[3].any()
+    scores = core.scores_for(unit, core.unit_vector(matrix[0]))
+    assert scores[3] == 0 and scores[9] == 0
+    # A query made of a zero row is the zero vector: every score is 0, still no NaN.
+    zero_query = core.query_vector(unit, [3])
+    assert not zero_query.any()
+    assert not np.isnan(core.scores_for(unit, zero_query)).any()
+
+
+@pytest.mark.parametrize("k", [1, 2, 5, 17, 100])
+def test_top_k_matches_a_full_stable_sort_even_with_ties(rng, k):
+    # Integers 0..9 over 100 entries: every cut point falls inside a tie.
+    scores = rng.integers(0, 10, size=100).astype(np.float32)
+    assert core.top_k(scores, k).tolist() == full_sort_top(scores, k)
+
+
+def test_top_k_excludes_and_clamps(rng):
+    scores = rng.normal(size=30).astype(np.float32)
+    best = int(np.argmax(scores))
+    assert best not in core.top_k(scores, 5, exclude=[best]).tolist()
+    assert core.top_k(scores, 5, exclude=[best]).tolist() == full_sort_top(scores, 5, [best])
+    assert len(core.top_k(scores, 1000)) == 30
+    assert len(core.top_k(scores, 1000, exclude=[0, 1])) == 28
+
+
+def test_rank_many_equals_one_query_at_a_time_across_blocks(rng, monkeypatch):
+    monkeypatch.setattr(core, "QUERY_BLOCK", 4)  # force several blocks
+    unit, _ = core.normalize_rows(rng.normal(size=(300, 16)))
+    queries = np.stack([core.unit_vector(v) for v in rng.normal(size=(11, 16))])
+    results = core.rank_many(unit, queries, k=7, exclude=[[i] for i in range(11)])
+    for i, (ids, scores) in enumerate(results):
+        expected = unit.astype(np.float64) @ queries[i].astype(np.float64)
+        assert ids.tolist() == full_sort_top(expected, 7, [i])
+        np.testing.assert_allclose(scores, expected[ids], atol=1e-6)
+
+
+def test_rank_of_is_the_position_in_the_full_sort(rng):
+    scores = rng.integers(0, 5, size=60).astype(np.float32)
+    order = full_sort_top(scores, 60)
+    for index in (0, 7, 33, 59):
+        assert core.rank_of(scores, index) == order.index(index) + 1
+
+
+def test_cosine_pearson_angle_against_numpy(rng):
+    a, b = rng.normal(size=(2, 32))
+    cos = float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+    assert core.cosine(a, b) == pytest.approx(cos)
+    assert core.pearson(a, b) == pytest.approx(np.corrcoef(a, b)[0, 1])
+    assert core.angle_degrees(cos) == pytest.approx(np.degrees(np.arccos(cos)))
+    assert core.angle_degrees(1.0000001) == 0.0  # rounding past 1 does not give NaN
+    assert core.cosine(a, np.zeros(32)) == 0.0
