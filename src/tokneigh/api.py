@@ -90,6 +90,8 @@ class Embeddings:
         self.unit = entry.unit  # L2-row-normalized matrix, read-only
         self.norms = entry.norms  # raw row norms
         self.codec = codec
+        # Which matrix this is: "input" (token embeddings) or "output" (an untied LM head).
+        self.embeddings: str = entry.meta.get("embeddings", "input")
 
     @property
     def path(self) -> Path:
@@ -240,13 +242,18 @@ def load(
     cache_dir: str | os.PathLike[str] | None = None,
     rebuild: bool = False,
     report: Report | None = None,
+    embeddings: str = "input",
 ) -> Embeddings:
     """Load a model's embeddings from the cache, extracting and caching them on first use.
 
     ``model`` is a hub id or a local checkpoint folder (default ``$TOKNEIGH_MODEL`` or gpt2).
     ``report`` receives progress and warning lines (the CLI prints them on stderr); without
-    it they go to the ``tokneigh`` logger.
+    it they go to the ``tokneigh`` logger. ``embeddings="output"`` serves the output matrix (the
+    LM head) when the model has one of its own, cached separately; for a tied model it says so
+    and serves the input matrix, which is the same.
     """
+    if embeddings != "input":
+        return _load_output(model, cache_dir, rebuild, report, embeddings)
     source = resolve(model or os.environ.get("TOKNEIGH_MODEL") or DEFAULT_MODEL)
     root = cache.resolve_root(cache_dir)
     folder = root / cache.entry_name(source.identity, source.name)
@@ -268,6 +275,71 @@ def load(
     return _open_fresh(folder, source)
 
 
+EMBEDDINGS_KINDS = ("input", "output")
+
+
+def entry_identity(source: ModelSource, embeddings: str = "input") -> str:
+    """The cache identity of one of a model's matrices. The input matrix keeps the model's plain
+    identity, so entries built before output matrices existed keep their names."""
+    return source.identity if embeddings == "input" else f"{source.identity}#{embeddings}"
+
+
+def entry_folder_name(source: ModelSource, embeddings: str = "input") -> str:
+    """The cache folder name of one of a model's matrices (``<slug>-output--<key>``)."""
+    if embeddings == "input":
+        return cache.entry_name(source.identity, source.name)
+    return cache.entry_name(entry_identity(source, embeddings), f"{source.name}-{embeddings}")
+
+
+def _load_output(
+    model: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    rebuild: bool,
+    report: Report | None,
+    embeddings: str,
+) -> Embeddings:
+    """``load`` for the output matrix: its own cache entry, or the input one when tied."""
+    from .errors import CacheError
+    from .extract import TiedEmbeddings, output_tensor
+
+    if embeddings not in EMBEDDINGS_KINDS:
+        raise UsageError(f"embeddings must be 'input' or 'output', not {embeddings!r}")
+    source = resolve(model or os.environ.get("TOKNEIGH_MODEL") or DEFAULT_MODEL)
+    root = cache.resolve_root(cache_dir)
+    folder = root / entry_folder_name(source, embeddings)
+    if not rebuild:
+        try:
+            return _open_fresh(folder, source)
+        except cache.MissingEntry:
+            pass
+        except cache.InvalidEntry as exc:
+            _warn(report, f"cache entry for {source.name} (output) is unusable ({exc}); rebuilding")
+    try:
+        # Tied or not is read from config.json and the tensor names, before any "building" line.
+        output_tensor(source, report or _log_report)
+        with cache.build_lock(root, entry_identity(source, embeddings)):
+            if not rebuild:
+                try:
+                    return _open_fresh(folder, source)
+                except cache.InvalidEntry:
+                    pass
+            _build(source, root, folder.name, report or _log_report, embeddings)
+            try:
+                return _open_fresh(folder, source)
+            except cache.InvalidEntry as exc:
+                raise CacheError(
+                    f"the cache entry just built for {source.name} (output) does not validate "
+                    f"({exc}); run the command again"
+                ) from exc
+    except TiedEmbeddings as exc:
+        # Nothing cached for a tied model: the check reads only config.json and tensor names.
+        (report or log.warning)(
+            f"note: {source.name} has no separate output embeddings ({exc}): input and output "
+            "are the same matrix; serving the input embeddings"
+        )
+    return load(model, cache_dir=cache_dir, rebuild=rebuild, report=report)
+
+
 def _open_fresh(folder: Path, source: ModelSource) -> Embeddings:
     """The cached embeddings, if whole and still matching the source; else InvalidEntry."""
     entry = cache.open_entry(folder)
@@ -286,14 +358,17 @@ def _open_fresh(folder: Path, source: ModelSource) -> Embeddings:
     return Embeddings(entry, codec)
 
 
-def _build(source: ModelSource, root: Path, name: str, report: Report) -> None:
+def _build(
+    source: ModelSource, root: Path, name: str, report: Report, embeddings: str = "input"
+) -> None:
     import json
 
     from .extract import extract
 
     started = time.perf_counter()
-    report(f"building the cache for {source.name} (first use only)")
-    extracted = extract(source, report)
+    what = source.name if embeddings == "input" else f"{source.name} ({embeddings} embeddings)"
+    report(f"building the cache for {what} (first use only)")
+    extracted = extract(source, report, embeddings)
     unit, norms = core.normalize_rows(extracted.matrix)
     tokenizer_json = extracted.tokenizer_json
     codec_probe = json.loads(tokenizer_json)
@@ -304,6 +379,7 @@ def _build(source: ModelSource, root: Path, name: str, report: Report) -> None:
         "source": source.kind,
         "resolved": extracted.resolved,
         "tensor": extracted.tensor,
+        "embeddings": embeddings,
         "fingerprint": extracted.fingerprint,
         "vocab_size": int(unit.shape[0]),
         "dim": int(unit.shape[1]),
@@ -315,7 +391,7 @@ def _build(source: ModelSource, root: Path, name: str, report: Report) -> None:
     }
     cache.write_entry(root, name, unit, norms, tokenizer_json, meta)
     report(
-        f"cached {source.name}: {meta['vocab_size']} x {meta['dim']} in "
+        f"cached {what}: {meta['vocab_size']} x {meta['dim']} in "
         f"{time.perf_counter() - started:.1f} s at {root / name}"
     )
 

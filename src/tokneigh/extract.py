@@ -151,8 +151,12 @@ class _HubFiles:
         return ModelNotFoundError(f"model {self.repo_id!r}: {what}")
 
 
-def extract(source: ModelSource, report: Report) -> Extracted:
-    """Fetch (if needed) and read one checkpoint's input embeddings and tokenizer."""
+def extract(source: ModelSource, report: Report, embeddings: str = "input") -> Extracted:
+    """Fetch (if needed) and read one checkpoint's input embeddings and tokenizer.
+
+    ``embeddings="output"`` reads the untied output matrix (the LM head) instead, and raises
+    TiedEmbeddings when the checkpoint has no output matrix of its own.
+    """
     files: _LocalFiles | _HubFiles
     if source.is_local:
         files = _LocalFiles(Path(source.location))
@@ -165,7 +169,10 @@ def extract(source: ModelSource, report: Report) -> Extracted:
     folder = config_path.parent
 
     tokenizer_json = _read_tokenizer(files, folder)
-    matrix, tensor = _read_embeddings(files, folder, report)
+    if embeddings == "output":
+        matrix, tensor = _read_output_embeddings(files, folder, report)
+    else:
+        matrix, tensor = _read_embeddings(files, folder, report)
     tokenizer_json, special_ids = _clean_tokenizer(tokenizer_json)
     fingerprint = files.fingerprint()
     fingerprint["matrix_sha256"] = hashlib.sha256(matrix.tobytes()).hexdigest()
@@ -306,3 +313,169 @@ def _read_with_transformers(folder: Path, report: Report) -> tuple[np.ndarray, s
     embedding = model.get_input_embeddings()
     name = next(n for n, p in model.named_parameters() if p is embedding.weight)
     return _as_matrix(embedding.weight.detach().float().numpy(), name), name
+
+
+# --- output embeddings (the LM head) -------------------------------------------------------
+
+# Tensor names of untied output embeddings: Llama/Mistral/Qwen/Gemma/T5 and most causal LMs
+# (lm_head), GPT-NeoX (embed_out), BERT's masked-LM decoder. Tied checkpoints save none.
+_OUTPUT_NAMES = ("lm_head.weight", "embed_out.weight", "cls.predictions.decoder.weight")
+
+
+class TiedEmbeddings(TokneighError):
+    """The model's output matrix is its input matrix (tied, or it has no LM head of its own).
+
+    Not a failure: ``api.load`` catches it, says so and serves the input matrix.
+    """
+
+
+def pick_output_tensor(names: list[str]) -> str | None:
+    """The output-embedding (LM head) tensor among a checkpoint's names, if the names say so."""
+    matches = [n for n in names if any(n == s or n.endswith("." + s) for s in _OUTPUT_NAMES)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def output_tensor(source: ModelSource, report: Report) -> str | None:
+    """The tensor holding ``source``'s own output matrix, from config.json and the safetensors
+    header alone (no weights, no torch in the usual cases): cheap enough to ask before a build.
+
+    Raises TiedEmbeddings when there is none; None when only loading the checkpoint can tell
+    (no safetensors file).
+    """
+    files: _LocalFiles | _HubFiles
+    if source.is_local:
+        files = _LocalFiles(Path(source.location))
+    else:
+        files = _HubFiles(source.location, report)
+    config_path = files.get("config.json")
+    if config_path is None:
+        raise _missing(files, "no config.json: not a Hugging Face model checkpoint")
+    try:
+        layout = _safetensors_layout(files)
+        return None if layout is None else _output_tensor_name(config_path.parent, layout[0])
+    except TokneighError:
+        raise
+    except Exception as exc:  # a truncated or malformed config.json or safetensors header
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise _missing(
+            files, f"the checkpoint cannot be read ({exc.__class__.__name__}: {first})"
+        ) from exc
+
+
+def _safetensors_layout(
+    files: _LocalFiles | _HubFiles,
+) -> tuple[list[str], Callable[[str], Path | None]] | None:
+    """A safetensors checkpoint's tensor names, and where to find the file holding each one."""
+    index_path = files.get("model.safetensors.index.json")
+    if index_path is not None:
+        weight_map: dict[str, str] = json.loads(index_path.read_text())["weight_map"]
+        return list(weight_map), lambda key: files.get(weight_map[key])
+    single = files.get("model.safetensors")
+    if single is None:
+        return None
+    from safetensors import safe_open
+
+    with safe_open(str(single), framework="numpy") as handle:
+        names = list(handle.keys())
+    return names, lambda key: single
+
+
+def _read_output_embeddings(
+    files: _LocalFiles | _HubFiles, folder: Path, report: Report
+) -> tuple[np.ndarray, str]:
+    """The untied output matrix, from safetensors without torch; TiedEmbeddings if there is none."""
+    layout = _safetensors_layout(files)
+    if layout is None:
+        if any(files.get(n) for n in ("pytorch_model.bin", "pytorch_model.bin.index.json")):
+            return _read_output_with_transformers(folder, report)
+        raise _missing(files, "no weights (model.safetensors or pytorch_model.bin)")
+    names, locate = layout
+    key = _output_tensor_name(folder, names)
+    path = locate(key)  # only the shard that holds the LM head
+    if path is None:
+        raise _missing(files, f"the weight file holding {key} is missing")
+    return _read_safetensors(path, key, report), key
+
+
+def _output_tensor_name(folder: Path, names: list[str]) -> str:
+    """Which tensor holds the untied output matrix, as transformers would tie or not tie it."""
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    tie = config.get("tie_word_embeddings") if isinstance(config, dict) else None
+    if tie is True:
+        raise TiedEmbeddings("its config.json sets tie_word_embeddings")
+    key = pick_output_tensor(names)
+    if key is not None and tie is None:
+        # No explicit setting: transformers falls back on the config class's default (True for
+        # GPT-2 and most, False for Llama), and then ignores a saved lm_head.weight when True.
+        from transformers import AutoConfig
+
+        try:
+            tie = bool(AutoConfig.from_pretrained(str(folder)).tie_word_embeddings)
+        except Exception:  # an unknown model type: trust the saved tensor
+            tie = False
+        if tie:
+            raise TiedEmbeddings("its config class ties the word embeddings by default")
+    if key is None and tie is False:
+        key = _output_name_from_transformers(folder, names)  # an unusual head name
+    if key is None:
+        raise TiedEmbeddings("the checkpoint has no output matrix of its own (no lm_head.weight)")
+    return key
+
+
+def _output_model_on_meta(folder: Path) -> Any:
+    """The checkpoint's own architecture (config.architectures), built without weights."""
+    import torch
+    import transformers
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
+    names = getattr(config, "architectures", None) or []
+    model_class = getattr(transformers, names[0], None) if names else None
+    with torch.device("meta"):
+        if isinstance(model_class, type) and issubclass(model_class, transformers.PreTrainedModel):
+            return model_class(config)
+        return AutoModelForCausalLM.from_config(config, trust_remote_code=False)
+
+
+def _output_name_from_transformers(folder: Path, names: list[str]) -> str | None:
+    """Ask transformers which parameter is the output embedding; None when it is tied."""
+    try:
+        model = _output_model_on_meta(folder)
+        head = model.get_output_embeddings()
+        if head is None or head.weight is model.get_input_embeddings().weight:
+            return None
+        param = next(n for n, p in model.named_parameters() if p is head.weight)
+    except Exception as exc:  # transformers raises many kinds; all mean "unknown architecture"
+        raise ModelNotFoundError(
+            f"cannot tell which tensor of {folder} is the output embedding: "
+            f"{exc.__class__.__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"
+        ) from exc
+    for name in names:
+        if name == param or name.endswith("." + param):
+            return name
+    return None
+
+
+def _read_output_with_transformers(folder: Path, report: Report) -> tuple[np.ndarray, str]:
+    report("loading the checkpoint with transformers (no safetensors file)")
+    import transformers
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
+        names = getattr(config, "architectures", None) or []
+        model_class = getattr(transformers, names[0], None) if names else None
+        if not (
+            isinstance(model_class, type) and issubclass(model_class, transformers.PreTrainedModel)
+        ):
+            model_class = AutoModelForCausalLM
+        model = model_class.from_pretrained(str(folder), trust_remote_code=False)
+    except Exception as exc:  # transformers raises many kinds; all mean "unreadable checkpoint"
+        raise ModelNotFoundError(f"the checkpoint in {folder} cannot be loaded ({exc})") from exc
+    head = model.get_output_embeddings()
+    if head is None:
+        raise TiedEmbeddings("the model has no LM head")
+    if head.weight is model.get_input_embeddings().weight:
+        raise TiedEmbeddings("transformers ties its output embeddings to the input embeddings")
+    name = next(n for n, p in model.named_parameters() if p is head.weight)
+    return _as_matrix(head.weight.detach().float().numpy(), name), name

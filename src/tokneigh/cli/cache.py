@@ -6,7 +6,14 @@ from typing import Annotated
 
 import typer
 
-from .common import DEFAULT, CacheDirOption, ModelOption, load
+from .common import (
+    DEFAULT,
+    DEFAULT_EMBEDDINGS,
+    CacheDirOption,
+    EmbeddingsOption,
+    ModelOption,
+    load,
+)
 
 app = typer.Typer(
     help="Manage the cache of extracted embedding matrices.\n\n"
@@ -56,7 +63,7 @@ def list_(cache_dir: CacheDirOption = None) -> None:
             )
         else:
             table.add_row(
-                Text(meta["model"]),
+                Text(meta["model"] + (" (output)" if meta.get("embeddings") == "output" else "")),
                 meta["source"],
                 f"{meta['vocab_size']:,}",
                 str(meta["dim"]),
@@ -78,6 +85,7 @@ def _mb(size: int) -> str:
 )
 def build(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False,
+    embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
@@ -85,11 +93,14 @@ def build(
     from .common import report
 
     emb = (
-        api_load(model, cache_dir=cache_dir, rebuild=force, report=report)
+        api_load(
+            model, cache_dir=cache_dir, rebuild=force, report=report, embeddings=embeddings.value
+        )
         if force
-        else load(model, cache_dir)
+        else load(model, cache_dir, embeddings)
     )
-    typer.echo(f"{emb.model}: {emb.vocab_size:,} x {emb.dim} at {emb.path}")
+    kind = " (output embeddings)" if emb.embeddings == "output" else ""
+    typer.echo(f"{emb.model}{kind}: {emb.vocab_size:,} x {emb.dim} at {emb.path}")
 
 
 @app.command(
@@ -117,8 +128,13 @@ def clear(
         typer.echo(f"removed {count} cached model(s) from {root}")
         return
     source = resolve(model)
-    name = cache.entry_name(source.identity, source.name)
-    if cache.remove_entry(root, name):
-        typer.echo(f"removed {source.name} from {root}")
+    from ..api import EMBEDDINGS_KINDS, entry_folder_name
+
+    # Every matrix cached for the model goes: input, and output if it was built.
+    folders = {kind: entry_folder_name(source, kind) for kind in EMBEDDINGS_KINDS}
+    removed = [kind for kind, name in folders.items() if cache.remove_entry(root, name)]
+    if removed:
+        what = " and ".join(removed)
+        typer.echo(f"removed {source.name} ({what} embeddings) from {root}")
     else:
         typer.echo(f"{source.name} is not cached in {root}", err=True)

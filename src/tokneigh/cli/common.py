@@ -43,6 +43,23 @@ FormatOption = Annotated[
     ),
 ]
 DEFAULT_FORMAT = OutputFormat.table
+
+
+class EmbeddingsKind(str, Enum):
+    input = "input"
+    output = "output"
+
+
+EmbeddingsOption = Annotated[
+    EmbeddingsKind,
+    typer.Option(
+        "--embeddings",
+        case_sensitive=False,
+        help="Which matrix: input (token embeddings) or output (the LM head, cached apart; "
+        "tied models have one matrix for both).",
+    ),
+]
+DEFAULT_EMBEDDINGS = EmbeddingsKind.input
 DEFAULT = DEFAULT_MODEL
 
 
@@ -57,7 +74,10 @@ def report(message: str) -> None:
     print(f"tokneigh: {message}", file=sys.stderr, flush=True)
 
 
-def load(model: str, cache_dir: Path | None):  # -> api.Embeddings (import kept lazy)
+def load(
+    model: str, cache_dir: Path | None, embeddings: str = "input"
+):  # -> api.Embeddings (import kept lazy)
     from ..api import load as api_load
 
-    return api_load(model, cache_dir=cache_dir, report=report)
+    kind = embeddings.value if isinstance(embeddings, Enum) else embeddings
+    return api_load(model, cache_dir=cache_dir, report=report, embeddings=kind)

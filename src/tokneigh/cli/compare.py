@@ -9,8 +9,10 @@ import typer
 
 from .common import (
     DEFAULT,
+    DEFAULT_EMBEDDINGS,
     DEFAULT_FORMAT,
     CacheDirOption,
+    EmbeddingsOption,
     FormatOption,
     ModelOption,
     OutputFormat,
@@ -41,6 +43,7 @@ def compare(
         ),
     ] = None,
     output: FormatOption = DEFAULT_FORMAT,
+    embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
@@ -49,7 +52,7 @@ def compare(
 
     if plot is not None:
         check_destination(plot)  # fail before the (possibly slow) load
-    emb = load(model, cache_dir)
+    emb = load(model, cache_dir, embeddings)
     result = emb.compare(a, b)
     if plot is not None:
         from ..plot import compare_scatter

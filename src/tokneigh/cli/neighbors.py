@@ -8,8 +8,10 @@ import typer
 
 from .common import (
     DEFAULT,
+    DEFAULT_EMBEDDINGS,
     DEFAULT_FORMAT,
     CacheDirOption,
+    EmbeddingsOption,
     FormatOption,
     ModelOption,
     OutputFormat,
@@ -44,6 +46,7 @@ def neighbors(
         bool, typer.Option("--exclude-query", help="Leave the query's own tokens out.")
     ] = False,
     output: FormatOption = DEFAULT_FORMAT,
+    embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
@@ -53,7 +56,7 @@ def neighbors(
     wanted: list[str | int] = [*(queries or []), *(ids or [])]
     if not wanted:
         raise UsageError("give a QUERY or --id N (see 'tokneigh neighbors --help')")
-    emb = load(model, cache_dir)
+    emb = load(model, cache_dir, embeddings)
     if top > emb.vocab_size:
         report(f"warning: --top {top} exceeds the vocabulary; showing all {emb.vocab_size}")
         top = emb.vocab_size

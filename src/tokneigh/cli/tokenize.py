@@ -8,8 +8,10 @@ import typer
 
 from .common import (
     DEFAULT,
+    DEFAULT_EMBEDDINGS,
     DEFAULT_FORMAT,
     CacheDirOption,
+    EmbeddingsOption,
     FormatOption,
     ModelOption,
     OutputFormat,
@@ -29,6 +31,7 @@ Examples:
 def tokenize(
     texts: Annotated[list[str], typer.Argument(help="Text to tokenize.", show_default=False)],
     output: FormatOption = DEFAULT_FORMAT,
+    embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
@@ -37,7 +40,7 @@ def tokenize(
 
     if any(not text for text in texts):
         raise UsageError("a TEXT is empty")
-    emb = load(model, cache_dir)
+    emb = load(model, cache_dir, embeddings)
     items = [emb.tokenize(text) for text in texts]
     if output is OutputFormat.json:
         render.write_json([render.tokenization_json(t) for t in items])
