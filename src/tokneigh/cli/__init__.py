@@ -17,6 +17,7 @@ from .. import __version__
 from ..errors import TokneighError
 from . import cache as cache_commands
 from . import compare, neighbors, tokenize
+from . import shell as shell_commands
 from .common import error_line
 
 try:  # Typer >= 0.20 ships its own copy of click
@@ -96,6 +97,7 @@ def _root(
 neighbors.register(app)
 tokenize.register(app)
 compare.register(app)
+shell_commands.register(app)
 app.add_typer(cache_commands.app, name="cache")
 
 
