@@ -143,7 +143,8 @@ def test_compare_plot_is_the_seed_scatter(emb, tmp_path, monkeypatch):
 
 
 def test_top_beyond_vocab_is_clamped_with_a_warning(cli):
-    result = cli("neighbors", "Mike", "--top", "60000", "--format", "tsv")
+    # --include-special: by default the CLI leaves <|endoftext|> out of neighbour lists.
+    result = cli("neighbors", "Mike", "--top", "60000", "--format", "tsv", "--include-special")
     assert result.exit_code == 0
     assert "warning" in result.stderr and "50257" in result.stderr
     assert len(result.stdout.rstrip("\n").split("\n")) == 1 + 50257  # not splitlines: U+2028

@@ -44,12 +44,24 @@ class Tokenization:
 
 
 @dataclass(frozen=True)
+class Variant:
+    """Another spelling of a neighbour that ``dedupe`` folded into its row."""
+
+    id: int
+    token: str
+    similarity: float
+    label: str
+
+
+@dataclass(frozen=True)
 class Neighbor:
     rank: int  # 1-based
     id: int
     token: str
     similarity: float
     label: str
+    special: bool = False  # a control token, reserved slot or row the tokenizer does not name
+    variants: list[Variant] | None = None  # only with dedupe: the other spellings, best first
 
 
 @dataclass(frozen=True)
@@ -154,28 +166,66 @@ class Embeddings:
 
     # --- similarity -------------------------------------------------------------------------
 
-    def neighbors(self, query: Query, k: int = 20, exclude_query: bool = False) -> NeighborList:
-        """The ``k`` tokens nearest to ``query`` by cosine similarity, best first."""
-        return self.neighbors_many([query], k=k, exclude_query=exclude_query)[0]
+    def neighbors(
+        self,
+        query: Query,
+        k: int = 20,
+        exclude_query: bool = False,
+        *,
+        skip_special: bool = False,
+        words_only: bool = False,
+        dedupe: bool = False,
+        min_sim: float | None = None,
+    ) -> NeighborList:
+        """The ``k`` tokens nearest to ``query`` by cosine similarity, best first.
+
+        Filters (all off by default, so the API ranks every row): ``skip_special`` leaves out
+        control tokens, reserved slots and rows the tokenizer does not name (the query's own
+        tokens excepted); ``words_only`` tokens without a letter; ``min_sim`` tokens below that
+        cosine; ``dedupe`` folds tokens that differ only by a leading space or case into the
+        best one, listing the others in ``Neighbor.variants``. Filters are applied to the
+        ranking of the whole vocabulary before taking ``k``, and ranks run 1..k over what
+        remains (fewer than ``k`` only when fewer tokens pass).
+        """
+        return self.neighbors_many(
+            [query],
+            k=k,
+            exclude_query=exclude_query,
+            skip_special=skip_special,
+            words_only=words_only,
+            dedupe=dedupe,
+            min_sim=min_sim,
+        )[0]
 
     def neighbors_many(
-        self, queries: Sequence[Query], k: int = 20, exclude_query: bool = False
+        self,
+        queries: Sequence[Query],
+        k: int = 20,
+        exclude_query: bool = False,
+        *,
+        skip_special: bool = False,
+        words_only: bool = False,
+        dedupe: bool = False,
+        min_sim: float | None = None,
     ) -> list[NeighborList]:
-        """Neighbours of several queries at once (one matrix-matrix product)."""
+        """Neighbours of several queries at once (one matrix-matrix product); filters as in
+        ``neighbors``."""
         if k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
+        filters = _Filters.checked(skip_special, words_only, dedupe, min_sim)
         parsed = [self.query_tokens(q) for q in queries]
         if not parsed:
             return []
         vectors = np.stack([core.query_vector(self.unit, t.ids) for t in parsed])
         exclude = [t.ids for t in parsed] if exclude_query else None
-        ranked = core.rank_many(self.unit, vectors, min(k, self.vocab_size), exclude)
+        select = [self._selector(filters, t.ids) for t in parsed]
+        ranked = core.rank_many(
+            self.unit, vectors, min(k, self.vocab_size), exclude, select, filters.min_sim
+        )
         results = []
-        for tokens, (ids, scores) in zip(parsed, ranked):
-            neighbors = [
-                Neighbor(rank, int(i), self.codec.text(int(i)), float(s), self.codec.label(int(i)))
-                for rank, (i, s) in enumerate(zip(ids, scores), start=1)
-            ]
+        for tokens, vector, (ids, scores) in zip(parsed, vectors, ranked):
+            skip = tokens.ids if exclude_query else ()
+            neighbors = self._neighbor_rows(ids, scores, vector, filters, skip)
             results.append(
                 NeighborList(
                     query=tokens.text,
@@ -220,6 +270,90 @@ class Embeddings:
             norm_b=float(np.linalg.norm(raw_b)),
             rank_of_b=rank,
         )
+
+    # --- filters -----------------------------------------------------------------------------
+
+    def _selector(self, filters: _Filters, exempt: Sequence[int]) -> core.Selector | None:
+        """The candidate filter for one query; ``exempt`` ids pass the special-token check
+        (asking for <|endoftext|> by id still finds <|endoftext|> first)."""
+        if not (filters.skip_special or filters.words_only or filters.dedupe):
+            return None
+        codec = self.codec
+        spared = set(exempt)
+
+        def select(candidates: np.ndarray) -> np.ndarray:
+            kept: list[int] = []
+            seen: set[str] = set()
+            for i in candidates.tolist():
+                if filters.skip_special and i not in spared and codec.is_special(i):
+                    continue
+                if filters.words_only and not codec.has_letter(i):
+                    continue
+                if filters.dedupe:
+                    key = codec.fold_key(i)
+                    if key is not None:
+                        if key in seen:
+                            continue  # a variant of a better token already kept
+                        seen.add(key)
+                kept.append(i)
+            return np.asarray(kept, dtype=np.int64)
+
+        return select
+
+    def _neighbor_rows(
+        self,
+        ids: np.ndarray,
+        scores: np.ndarray,
+        vector: np.ndarray,
+        filters: _Filters,
+        excluded: Sequence[int],
+    ) -> list[Neighbor]:
+        codec = self.codec
+        groups = codec.fold_groups() if filters.dedupe else {}
+        skip = set(excluded)
+        rows = []
+        for rank, (i, s) in enumerate(zip(ids.tolist(), scores.tolist()), start=1):
+            variants = None
+            if filters.dedupe:
+                key = codec.fold_key(i)
+                others = [v for v in groups.get(key, []) if v != i and v not in skip] if key else []
+                sims = (self.unit[others] @ vector).tolist() if others else []
+                variants = [
+                    Variant(v, codec.text(v), float(sim), codec.label(v))
+                    for sim, v in sorted(zip(sims, others), key=lambda p: (-p[0], p[1]))
+                    if filters.min_sim is None or sim >= filters.min_sim
+                ]
+            rows.append(
+                Neighbor(
+                    rank,
+                    i,
+                    codec.text(i),
+                    float(s),
+                    codec.label(i),
+                    special=codec.is_special(i),
+                    variants=variants,
+                )
+            )
+        return rows
+
+
+@dataclass(frozen=True)
+class _Filters:
+    skip_special: bool = False
+    words_only: bool = False
+    dedupe: bool = False
+    min_sim: float | None = None
+
+    @classmethod
+    def checked(
+        cls, skip_special: bool, words_only: bool, dedupe: bool, min_sim: float | None
+    ) -> _Filters:
+        if min_sim is not None:
+            # `not (a <= x <= b)` also refuses NaN, which every comparison lets through.
+            if not -1.0 <= float(min_sim) <= 1.0:
+                raise UsageError(f"the minimum similarity must be between -1 and 1, got {min_sim}")
+            min_sim = float(min_sim)
+        return cls(bool(skip_special), bool(words_only), bool(dedupe), min_sim)
 
 
 # --- loading ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ L2-row-normalized matrix ``unit`` (zero rows stay zero, so they score 0 against 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -68,15 +68,25 @@ def rank_many(
     queries: np.ndarray,
     k: int,
     exclude: Sequence[Sequence[int]] | None = None,
+    select: Sequence[Selector | None] | None = None,
+    min_score: float | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Top-k (indices, scores) for each unit query row, by blocked matrix-matrix products."""
+    """Top-k (indices, scores) for each unit query row, by blocked matrix-matrix products.
+
+    ``select`` (one selector per query) and ``min_score`` filter the ranking: see
+    ``top_k_selected``.
+    """
     queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
     results: list[tuple[np.ndarray, np.ndarray]] = []
     for start in range(0, queries.shape[0], QUERY_BLOCK):
         block = queries[start : start + QUERY_BLOCK] @ unit.T  # block x vocab, rows contiguous
         for offset, row in enumerate(block):
             skip = exclude[start + offset] if exclude else ()
-            idx = top_k(row, k, skip)
+            chooser = select[start + offset] if select else None
+            if chooser is None and min_score is None:
+                idx = top_k(row, k, skip)
+            else:
+                idx = top_k_selected(row, k, chooser, skip, min_score)
             results.append((idx, row[idx].astype(np.float64)))
     return results
 
@@ -112,3 +122,41 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
 def angle_degrees(cos: float) -> float:
     """The angle whose cosine is ``cos``, in degrees (clipped against rounding past ±1)."""
     return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+
+
+# --- filtered rankings ----------------------------------------------------------------------
+
+# Chooses, from candidate indices sorted best first, the ones to keep (a subsequence, in order).
+Selector = Callable[[np.ndarray], np.ndarray]
+
+
+def top_k_selected(
+    scores: np.ndarray,
+    k: int,
+    select: Selector | None = None,
+    exclude: Sequence[int] = (),
+    min_score: float | None = None,
+) -> np.ndarray:
+    """The first ``k`` indices that ``select`` keeps (and score >= ``min_score``), best first.
+
+    Ranks a candidate pool a few times larger than ``k`` instead of the whole vocabulary, and
+    widens it (x4) only when the filters leave fewer than ``k``: the usual case costs one
+    ``argpartition``, and the result is the same as filtering a full sort. The pool is always a
+    prefix of the full ranking (``top_k`` breaks ties by index), so a stateful ``select``
+    (e.g. folding variants into the first one seen) decides the same way at any pool size.
+    """
+    scores = np.asarray(scores)
+    available = scores.shape[0] - len(set(exclude))
+    pool = min(available, max(4 * k, k + 64))
+    while True:
+        candidates = top_k(scores, pool, exclude)
+        exhausted = pool >= available
+        if min_score is not None:
+            passing = candidates[scores[candidates] >= min_score]
+            # Candidates are sorted: once one falls below min_score, widening finds no more.
+            exhausted = exhausted or passing.size < candidates.size
+            candidates = passing
+        chosen = select(candidates) if select is not None else candidates
+        if len(chosen) >= k or exhausted:
+            return np.asarray(chosen[:k], dtype=np.int64)
+        pool = min(available, pool * 4)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .api import Comparison, NeighborList, Tokenization
+from .api import Comparison, Neighbor, NeighborList, Tokenization
 
 # --- machine-readable -----------------------------------------------------------------------
 
@@ -28,11 +28,23 @@ def neighbors_json(result: NeighborList) -> dict[str, Any]:
         "model": result.model,
         "vocab_size": result.vocab_size,
         "dim": result.dim,
-        "neighbors": [
-            {"rank": n.rank, "id": n.id, "token": n.token, "similarity": n.similarity}
-            for n in result.neighbors
-        ],
+        "neighbors": [neighbor_json(n) for n in result.neighbors],
     }
+
+
+def neighbor_json(n: Neighbor) -> dict[str, Any]:
+    """One neighbour; "variants" only when the list was deduplicated (--dedupe)."""
+    data: dict[str, Any] = {
+        "rank": n.rank,
+        "id": n.id,
+        "token": n.token,
+        "similarity": n.similarity,
+    }
+    if n.variants is not None:
+        data["variants"] = [
+            {"id": v.id, "token": v.token, "similarity": v.similarity} for v in n.variants
+        ]
+    return data
 
 
 def comparison_json(c: Comparison) -> dict[str, Any]:
@@ -73,10 +85,25 @@ def write_tsv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
 
 
 def neighbors_tsv(results: Sequence[NeighborList]) -> None:
+    if any(n.variants is not None for r in results for n in r.neighbors):
+        # --dedupe: the folded variants' ids, comma-separated (ids never need escaping).
+        write_tsv(
+            ["query", "rank", "id", "token", "similarity", "variant_ids"],
+            (
+                [r.query, n.rank, n.id, n.token, n.similarity, _variant_ids(n)]
+                for r in results
+                for n in r.neighbors
+            ),
+        )
+        return
     write_tsv(
         ["query", "rank", "id", "token", "similarity"],
         ([r.query, n.rank, n.id, n.token, n.similarity] for r in results for n in r.neighbors),
     )
+
+
+def _variant_ids(n: Neighbor) -> str:
+    return ",".join(str(v.id) for v in n.variants or ())
 
 
 def tokenize_tsv(items: Sequence[Tokenization]) -> None:
@@ -140,19 +167,38 @@ def query_title(result: NeighborList) -> str:
 
 
 def neighbors_tables(results: Sequence[NeighborList]) -> None:
-    from rich.table import Table
     from rich.text import Text
 
     console = _console()
     for result in results:
-        table = Table(title=Text(_safe(query_title(result))), title_justify="left")
-        table.add_column("rank", justify="right")
-        table.add_column("token")
-        table.add_column("id", justify="right")
-        table.add_column("cosine", justify="right")
-        for n in result.neighbors:
-            table.add_row(str(n.rank), Text(_safe(n.label)), str(n.id), f"{n.similarity:.3f}")
+        table = neighbor_table(result.neighbors)
+        table.title = Text(_safe(query_title(result)))
+        table.title_justify = "left"
         console.print(table)
+
+
+def neighbor_table(neighbors: Sequence[Neighbor]) -> Any:  # -> rich.table.Table
+    """rank, token, id, cosine; special tokens marked; a variants column after --dedupe."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table()
+    table.add_column("rank", justify="right")
+    table.add_column("token")
+    table.add_column("id", justify="right")
+    table.add_column("cosine", justify="right")
+    deduped = any(n.variants is not None for n in neighbors)
+    if deduped:
+        table.add_column("variants")
+    for n in neighbors:
+        token = Text(_safe(n.label))
+        if n.special:
+            token.append("  special", style="dim italic")
+        row: list[Any] = [str(n.rank), token, str(n.id), f"{n.similarity:.3f}"]
+        if deduped:
+            row.append(Text(_safe(", ".join(v.label for v in n.variants or ()))))
+        table.add_row(*row)
+    return table
 
 
 def tokenize_lines(items: Sequence[tuple[Tokenization, Tokenization | None]]) -> None:

@@ -124,6 +124,7 @@ class TokenCodec:
         self._tokenizer.no_truncation()
         self.style = style
         self.special_ids = frozenset(int(i) for i in special_ids)
+        self._fold_groups: dict[str, list[int]] | None = None
 
     @property
     def size(self) -> int:
@@ -154,3 +155,61 @@ class TokenCodec:
         if token_id in self.special_ids:
             return raw
         return quote(*display_text(raw, self.style))
+
+    # --- filters (neighbors --words-only, --dedupe, special tokens) ---------------------------
+
+    def is_special(self, token_id: int) -> bool:
+        """A control token, a reserved slot (``[unused12]``), or a row the tokenizer does not
+        name: never a word, so neighbour lists leave it out unless asked."""
+        raw = self.raw(token_id)
+        return raw is None or token_id in self.special_ids or bool(_RESERVED.fullmatch(raw))
+
+    def has_letter(self, token_id: int) -> bool:
+        """Whether the token's text holds at least one letter (any script)."""
+        raw = self.raw(token_id)
+        if raw is None:
+            return False
+        if token_id in self.special_ids:
+            text = raw
+        else:
+            # Decode the bytes, not the \\xNN display escapes (whose "x" is no letter).
+            text = token_bytes(raw, self.style).decode("utf-8", "ignore")
+        return any(ch.isalpha() for ch in text)
+
+    def fold_key(self, token_id: int) -> str | None:
+        """What ``--dedupe`` compares: the text without one leading space, lower-cased, so
+        ``Mike``, `` Mike``, ``mike`` and `` MIKE`` share a key. None: never folded (special
+        tokens, byte fragments)."""
+        if self.is_special(token_id):
+            return None
+        return _fold(self.raw(token_id) or "", self.style)
+
+    def fold_groups(self) -> dict[str, list[int]]:
+        """Every key that several token ids share, with those ids (ascending); built once.
+
+        A scan of the whole vocabulary (a tenth of a second for GPT-2), paid only by --dedupe
+        so that a row can list all of its variants, not just those near the top.
+        """
+        if self._fold_groups is None:
+            groups: dict[str, list[int]] = {}
+            vocab = self._tokenizer.get_vocab(with_added_tokens=True)
+            for raw, token_id in vocab.items():
+                if token_id in self.special_ids or _RESERVED.fullmatch(raw):
+                    continue
+                key = _fold(raw, self.style)
+                if key is not None:
+                    groups.setdefault(key, []).append(token_id)
+            self._fold_groups = {k: sorted(v) for k, v in groups.items() if len(v) > 1}
+        return self._fold_groups
+
+
+# Reserved, never-trained vocabulary slots: BERT's [unused12], Gemma's <unused12>, Llama 3's
+# <|reserved_special_token_12|>, T5's <extra_id_12>.
+_RESERVED = re.compile(r"\[unused\d+\]|<unused\d+>|<\|reserved_special_token_\d+\|>|<extra_id_\d+>")
+
+
+def _fold(raw: str, style: str) -> str | None:
+    text, fragment = display_text(raw, style)
+    if fragment:
+        return None
+    return (text[1:] if text.startswith(" ") else text).lower()

@@ -18,11 +18,24 @@ from .common import (
     load,
     report,
 )
+from .filters import (
+    DedupeOption,
+    IncludeSpecialOption,
+    MinSimOption,
+    WordsOnlyOption,
+    filter_args,
+    report_shortfall,
+)
 
 HELP = """Rank every token by cosine similarity to each QUERY.
 
 A query is text, tokenized exactly as the model does it ("Mike" and " Mike" are different
 GPT-2 tokens); a query of several tokens uses the mean of their unit vectors.
+
+Special tokens (<|endoftext|>, [CLS], [unused12], rows the tokenizer does not name) are left
+out unless --include-special; a query's own special token still answers (--id 50256).
+Filters (--dedupe, --min-sim, --words-only) apply to the ranking of the whole vocabulary
+before --top is taken, and ranks run 1..k over what remains.
 
 Examples:
 
@@ -31,6 +44,8 @@ Examples:
   tokneigh neighbors " Mike" banana --format json
 
   tokneigh neighbors --id 50256 --model ./my-checkpoint
+
+  tokneigh neighbors Mike --dedupe --words-only --min-sim 0.3
 """
 
 
@@ -45,6 +60,10 @@ def neighbors(
     exclude_query: Annotated[
         bool, typer.Option("--exclude-query", help="Leave the query's own tokens out.")
     ] = False,
+    dedupe: DedupeOption = False,
+    min_sim: MinSimOption = None,
+    words_only: WordsOnlyOption = False,
+    include_special: IncludeSpecialOption = False,
     output: FormatOption = DEFAULT_FORMAT,
     embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
@@ -60,7 +79,14 @@ def neighbors(
     if top > emb.vocab_size:
         report(f"warning: --top {top} exceeds the vocabulary; showing all {emb.vocab_size}")
         top = emb.vocab_size
-    results = emb.neighbors_many(wanted, k=top, exclude_query=exclude_query)
+    results = emb.neighbors_many(
+        wanted,
+        k=top,
+        exclude_query=exclude_query,
+        **filter_args(dedupe, min_sim, words_only, include_special),
+    )
+    for r in results:
+        report_shortfall(len(r.neighbors), top, f"{r.query!r}", emb.vocab_size)
     if output is OutputFormat.json:
         render.write_json([render.neighbors_json(r) for r in results])
     elif output is OutputFormat.tsv:
