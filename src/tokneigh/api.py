@@ -90,6 +90,18 @@ class Comparison:
     rank_of_b: int  # where b stands among a's neighbours (1 = nearest), as in `neighbors a`
 
 
+@dataclass(frozen=True)
+class MostSimilar:
+    """The tokens nearest to sum(positive) - sum(negative) of the terms' unit vectors."""
+
+    positive: list[Tokenization]
+    negative: list[Tokenization]
+    model: str
+    vocab_size: int
+    dim: int
+    neighbors: list[Neighbor]  # the terms' own tokens left out unless exclude_input=False
+
+
 class Embeddings:
     """One model's token embeddings, memory-mapped from the cache."""
 
@@ -271,6 +283,88 @@ class Embeddings:
             rank_of_b=rank,
         )
 
+    # --- expressions: analogies and most_similar ----------------------------------------------
+
+    def most_similar(
+        self,
+        positive: Query | Sequence[Query] = (),
+        negative: Query | Sequence[Query] = (),
+        k: int = 10,
+        *,
+        exclude_input: bool = True,
+        skip_special: bool = False,
+        words_only: bool = False,
+        dedupe: bool = False,
+        min_sim: float | None = None,
+    ) -> MostSimilar:
+        """The tokens nearest to sum(positive) - sum(negative), as gensim's ``most_similar``.
+
+        Each term is a query (text or id) represented by its unit vector (a multi-token word:
+        the normalized mean of its tokens' unit vectors); the sum is normalized before ranking.
+        ``most_similar(positive=["king", "woman"], negative=["man"])`` is king - man + woman.
+        The terms' own tokens are left out unless ``exclude_input=False``; filters as in
+        ``neighbors``.
+        """
+        if k < 1:
+            raise UsageError(f"k must be at least 1, got {k}")
+        filters = _Filters.checked(skip_special, words_only, dedupe, min_sim)
+        pos = [self.query_tokens(q) for q in _terms(positive)]
+        neg = [self.query_tokens(q) for q in _terms(negative)]
+        if not pos and not neg:
+            raise UsageError("give at least one positive or negative term")
+        vector = core.expression_vector(
+            [core.query_vector(self.unit, t.ids) for t in pos],
+            [core.query_vector(self.unit, t.ids) for t in neg],
+        )
+        if not vector.any():
+            raise UsageError("the terms cancel out: their sum is the zero vector, nothing to rank")
+        inputs = sorted({i for t in pos + neg for i in t.ids}) if exclude_input else []
+        [(ids, scores)] = core.rank_many(
+            self.unit,
+            vector[None, :],
+            min(k, self.vocab_size),
+            [inputs],
+            [self._selector(filters, ())],
+            filters.min_sim,
+        )
+        return MostSimilar(
+            positive=pos,
+            negative=neg,
+            model=self.model,
+            vocab_size=self.vocab_size,
+            dim=self.dim,
+            neighbors=self._neighbor_rows(ids, scores, vector, filters, inputs),
+        )
+
+    def analogy(
+        self,
+        a: Query,
+        b: Query,
+        c: Query,
+        k: int = 10,
+        *,
+        exclude_input: bool = True,
+        skip_special: bool = False,
+        words_only: bool = False,
+        dedupe: bool = False,
+        min_sim: float | None = None,
+    ) -> MostSimilar:
+        """The analogy "a is to b as c is to ?": the tokens nearest to b - a + c.
+
+        ``analogy("man", "king", "woman")`` is ``most_similar(positive=["king", "woman"],
+        negative=["man"])``.
+        """
+        return self.most_similar(
+            positive=[b, c],
+            negative=[a],
+            k=k,
+            exclude_input=exclude_input,
+            skip_special=skip_special,
+            words_only=words_only,
+            dedupe=dedupe,
+            min_sim=min_sim,
+        )
+
     # --- filters -----------------------------------------------------------------------------
 
     def _selector(self, filters: _Filters, exempt: Sequence[int]) -> core.Selector | None:
@@ -354,6 +448,13 @@ class _Filters:
                 raise UsageError(f"the minimum similarity must be between -1 and 1, got {min_sim}")
             min_sim = float(min_sim)
         return cls(bool(skip_special), bool(words_only), bool(dedupe), min_sim)
+
+
+def _terms(terms: Query | Sequence[Query]) -> list[Query]:
+    # A lone string is one term, not a sequence of one-letter terms.
+    if isinstance(terms, (str, int, np.integer)):
+        return [terms]
+    return list(terms)
 
 
 # --- loading ------------------------------------------------------------------------------

@@ -160,3 +160,20 @@ def top_k_selected(
         if len(chosen) >= k or exhausted:
             return np.asarray(chosen[:k], dtype=np.int64)
         pool = min(available, pool * 4)
+
+
+def expression_vector(positive: Sequence[np.ndarray], negative: Sequence[np.ndarray]) -> np.ndarray:
+    """The unit vector of sum(positive) - sum(negative): "king - man + woman" (gensim style).
+
+    Each term is already a unit vector (``query_vector``), so every word weighs the same
+    however long its raw embedding is. When the terms cancel out the result is the zero vector.
+    """
+    terms = [np.asarray(v, dtype=np.float64) for v in positive]
+    terms += [-np.asarray(v, dtype=np.float64) for v in negative]
+    if not terms:
+        raise ValueError("an expression needs at least one term")
+    total = np.sum(terms, axis=0)
+    # "a + b - a - b" leaves rounding noise, whose direction means nothing: call it zero.
+    if float(np.linalg.norm(total)) < 1e-6:
+        return np.zeros(total.shape[0], dtype=np.float32)
+    return unit_vector(total)

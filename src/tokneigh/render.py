@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .api import Comparison, Neighbor, NeighborList, Tokenization
+from .api import Comparison, MostSimilar, Neighbor, NeighborList, Tokenization
 
 # --- machine-readable -----------------------------------------------------------------------
 
@@ -241,3 +241,53 @@ def comparison_table(c: Comparison, model: str) -> None:
     for name, value in rows:
         table.add_row(name, Text(_safe(value)))
     _console().print(table)
+
+
+# --- analogy / most_similar -----------------------------------------------------------------
+
+
+def most_similar_json(result: MostSimilar) -> dict[str, Any]:
+    return {
+        "positive": [t.text for t in result.positive],
+        "negative": [t.text for t in result.negative],
+        "neighbors": [neighbor_json(n) for n in result.neighbors],
+    }
+
+
+def most_similar_tsv(result: MostSimilar) -> None:
+    header = ["rank", "id", "token", "similarity"]
+    deduped = any(n.variants is not None for n in result.neighbors)
+    rows = []
+    for n in result.neighbors:
+        row: list[Any] = [n.rank, n.id, n.token, n.similarity]
+        if deduped:
+            row.append(_variant_ids(n))
+        rows.append(row)
+    write_tsv(header + (["variant_ids"] if deduped else []), rows)
+
+
+def expression(result: MostSimilar) -> str:
+    """`"king" + "woman" − "man"`: the positives added, the negatives subtracted."""
+    text = " + ".join(_term(t) for t in result.positive)
+    for t in result.negative:
+        text += f" − {_term(t)}" if text else f"− {_term(t)}"
+    return text
+
+
+def _term(t: Tokenization) -> str:
+    return t.text if t.text.startswith("#") else json.dumps(t.text, ensure_ascii=False)
+
+
+def most_similar_table(result: MostSimilar, heading: str | None = None) -> None:
+    """The ranked tokens under a heading (the analogy sentence, else the expression)."""
+    from rich.text import Text
+
+    console = _console()
+    title = heading or f"Nearest to {expression(result)}"
+    title += f" · {result.model} · {result.vocab_size:,} tokens × {result.dim} dims"
+    lines = [title]
+    for t in result.positive + result.negative:
+        if len(t.ids) > 1 or t.text.startswith("#"):
+            lines.append(f"  {_term(t)} = {pieces(t)}")
+    console.print(Text(_safe("\n".join(lines)), style="bold"), soft_wrap=True)
+    console.print(neighbor_table(result.neighbors))

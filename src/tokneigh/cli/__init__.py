@@ -15,8 +15,8 @@ from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import TokneighError
+from . import analogy, compare, neighbors, tokenize
 from . import cache as cache_commands
-from . import compare, neighbors, tokenize
 from . import shell as shell_commands
 from .common import error_line
 
@@ -97,6 +97,7 @@ def _root(
 neighbors.register(app)
 tokenize.register(app)
 compare.register(app)
+analogy.register(app)
 shell_commands.register(app)
 app.add_typer(cache_commands.app, name="cache")
 
