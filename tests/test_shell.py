@@ -15,6 +15,17 @@ import tokneigh
 from tokneigh.cli.shell import Shell, ShellFormat, analogy
 
 
+@pytest.fixture(scope="module")
+def shared_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("shell-root")
+
+
+@pytest.fixture(autouse=True)
+def _shared_cache(shared_root: Path, cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # One cache root for the module: each test's fresh process skips re-extracting the matrix.
+    monkeypatch.setenv("TOKNEIGH_CACHE_DIR", str(shared_root))
+
+
 def run_shell(model: Path, text: str | bytes, *args: str) -> subprocess.CompletedProcess:
     data = text.encode("utf-8") if isinstance(text, str) else text
     done = subprocess.run(
@@ -184,7 +195,7 @@ def test_analogy_fallback_equals_numpy(emb) -> None:
 # --- on a terminal: prompt, readline history ----------------------------------------------------
 
 
-def test_terminal_session_prompts_and_keeps_history(gpt2_dir: Path, cache_dir: Path) -> None:
+def test_terminal_session_prompts_and_keeps_history(gpt2_dir: Path, shared_root: Path) -> None:
     import pty
     import select
 
@@ -226,5 +237,31 @@ def test_terminal_session_prompts_and_keeps_history(gpt2_dir: Path, cache_dir: P
         os.close(master)
     text = seen.decode("utf-8", "replace")
     assert "tokneigh shell ·" in text and "Neighbours of" in text
-    history = (cache_dir / "shell_history").read_text(encoding="utf-8")
+    history = (shared_root / "shell_history").read_text(encoding="utf-8")
     assert "Mike" in history and ":quit" in history
+
+
+# --- the reader leaving early (`| head`) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["table", "json"])
+def test_reader_leaving_early_ends_the_shell_quietly(gpt2_dir: Path, fmt: str) -> None:
+    # 300 queries, far more output than a pipe buffer holds; head keeps two lines and leaves.
+    pipeline = (
+        f'yes Mike | head -n 300 | "{sys.executable}" -m tokneigh shell --model "{gpt2_dir}" '
+        f'--format {fmt} | head -n 2 >/dev/null; echo "status=${{PIPESTATUS[2]}}"'
+    )
+    done = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, timeout=600)
+    assert "status=0" in done.stdout, done.stderr
+    assert "Traceback" not in done.stderr and not errors(done.stderr)
+
+
+def test_plain_command_into_head_has_no_traceback(gpt2_dir: Path) -> None:
+    # Rich exits on a broken pipe with SystemExit; the root group must let it through cleanly.
+    pipeline = (
+        f'"{sys.executable}" -m tokneigh neighbors Mike --top 3000 --model "{gpt2_dir}" '
+        f'| head -n 1 >/dev/null; echo "status=${{PIPESTATUS[0]}}"'
+    )
+    done = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, timeout=600)
+    assert "status=" in done.stdout
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr, done.stderr

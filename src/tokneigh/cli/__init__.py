@@ -46,7 +46,7 @@ class _OneLineErrors(TyperGroup):
         except TokneighError as exc:
             error_line(str(exc))
             sys.exit(exc.exit_code)
-        except (KeyboardInterrupt, click_exceptions.Abort, typer.Abort):
+        except (KeyboardInterrupt, getattr(click_exceptions, "Abort", typer.Abort), typer.Abort):
             error_line("interrupted")
             sys.exit(130)
         except BrokenPipeError:

@@ -13,7 +13,6 @@ A bad line prints one error line on stderr and the loop goes on; end of input ex
 from __future__ import annotations
 
 import json
-import shlex
 import sys
 from collections.abc import Callable
 from enum import Enum
@@ -139,6 +138,8 @@ class Shell:
                 self.cmd_neighbors(line)
         except (TokneighError, ShellError) as exc:
             self.error(command, str(exc))
+        except BrokenPipeError:  # `tokneigh shell | head`: the reader left, so must we
+            raise
         except Exception as exc:  # never let one line end the session
             self.error(command, f"internal error: {exc.__class__.__name__}: {exc}")
         return True
@@ -311,9 +312,15 @@ class Shell:
         if self._console is None:
             from rich.console import Console
 
+            class _Console(Console):
+                def on_broken_pipe(self) -> None:
+                    # Rich would exit(1) here; the shell stops the same way for tables and JSON.
+                    self.quiet = True
+                    raise BrokenPipeError
+
             # From a pipe: no colour and no bold, whatever stdout is (color_system=None).
             kwargs: dict[str, Any] = {} if self.interactive else {"color_system": None}
-            self._console = Console(highlight=False, soft_wrap=False, **kwargs)
+            self._console = _Console(highlight=False, soft_wrap=False, **kwargs)
         return self._console
 
     def _neighbor_table(self, title: str, neighbors: list[Any]) -> Any:
@@ -361,6 +368,8 @@ def analogy(emb: Any, a: str, b: str, c: str, k: int) -> list[Any]:
 
 
 def _args(rest: str, count: int | None, usage: str) -> list[str]:
+    import shlex  # only when a command has arguments: every tokneigh run imports this module
+
     try:
         args = shlex.split(rest)
     except ValueError as exc:  # an unclosed quote
@@ -485,12 +494,19 @@ def shell(
         loader=lambda name, which: load(name, cache_dir, which),
         embeddings=kind,
     )
-    if interactive:
-        _interactive_loop(sh, cache_dir)
-        return
-    for line in _pipe_lines():
-        if not sh.run_line(line):
-            break
+    try:
+        if interactive:
+            _interactive_loop(sh, cache_dir)
+            return
+        for line in _pipe_lines():
+            if not sh.run_line(line):
+                break
+    except BrokenPipeError:
+        # `tokneigh shell | head`: the reader left. Stop quietly, and point stdout at /dev/null
+        # so that the interpreter's last flush cannot fail again.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def register(app: typer.Typer) -> None:
