@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +28,10 @@ from .models import DEFAULT_MODEL, ModelSource, local_fingerprint, resolve
 from .tokens import TokenCodec, detect_style
 
 Query = str | int
+
+# Similarities closer than this are a tie: float32 rounding alone can order them either way.
+TIE = 1e-6
+
 Report = Callable[[str], None]
 
 log = logging.getLogger("tokneigh")
@@ -100,6 +104,27 @@ class MostSimilar:
     vocab_size: int
     dim: int
     neighbors: list[Neighbor]  # the terms' own tokens left out unless exclude_input=False
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The per-row Python loop against the vectorized product, over the whole vocabulary."""
+
+    query: Tokenization
+    model: str
+    vocab_size: int
+    dim: int
+    k: int
+    pearson: float  # correlation of the two similarity vectors (1.0 when they agree)
+    max_abs_diff: float
+    top_k_identical: bool  # same ids in the same order
+    top_k_agree: bool  # identical, or differing only where two tokens tie (within TIE)
+    top_k_tied_swaps: int  # positions where tied tokens stand in the other order
+    top_k_loop: list[int]
+    top_k_vectorized: list[int]
+    loop_seconds: float
+    vectorized_seconds: float  # best of several runs: one product is too quick to time once
+    speedup: float
 
 
 class Embeddings:
@@ -364,6 +389,68 @@ class Embeddings:
             dedupe=dedupe,
             min_sim=min_sim,
         )
+
+    # --- the seed's lesson: loop against vectorized ------------------------------------------
+
+    def verify(self, query: Query, k: int = 10, repeats: int = 5) -> Verification:
+        """Score ``query`` against every raw row twice: one row at a time in a Python loop
+        (``core.scores_loop``) and with one matrix-vector product over the normalized matrix,
+        and report how far the two agree and how long each took.
+
+        The raw rows are rebuilt from the cache (unit row x stored norm), a block at a time so
+        that memory stays bounded on large vocabularies.
+        """
+        if k < 1:
+            raise UsageError(f"k must be at least 1, got {k}")
+        tokens = self.query_tokens(query)
+        vector = core.query_vector(self.unit, tokens.ids)
+        if not vector.any():
+            raise UsageError(
+                f"{tokens.text!r} has an all-zero embedding: its cosine with anything is undefined"
+            )
+        k = min(k, self.vocab_size)
+        started = time.perf_counter()
+        looped = core.scores_loop(self._raw_rows(), vector)
+        loop_seconds = time.perf_counter() - started
+        vectorized_seconds = float("inf")
+        for _ in range(max(1, repeats)):
+            started = time.perf_counter()
+            scores = core.scores_for(self.unit, vector)
+            vectorized_seconds = min(vectorized_seconds, time.perf_counter() - started)
+        vectorized = np.asarray(scores, dtype=np.float64)
+        # The loop's ranking by a full stable sort, independently of core.top_k.
+        top_loop = [int(i) for i in np.argsort(-looped, kind="stable")[:k]]
+        top_vec = [int(i) for i in core.top_k(scores, k)]
+        # Tokens that tie in exact arithmetic ("ban" and "ana" against their own mean) are
+        # ordered by rounding, which differs between the two methods: count, don't fail.
+        differing = [(a, b) for a, b in zip(top_loop, top_vec) if a != b]
+        swaps = sum(1 for a, b in differing if abs(float(looped[a] - looped[b])) <= TIE)
+        if looped.std() > 0 and vectorized.std() > 0:
+            pearson = float(np.corrcoef(looped, vectorized)[0, 1])
+        else:  # a one-row vocabulary: correlation is undefined, agreement is what counts
+            pearson = 1.0 if np.allclose(looped, vectorized, atol=1e-6) else 0.0
+        return Verification(
+            query=tokens,
+            model=self.model,
+            vocab_size=self.vocab_size,
+            dim=self.dim,
+            k=k,
+            pearson=pearson,
+            max_abs_diff=float(np.max(np.abs(looped - vectorized))),
+            top_k_identical=bool(top_loop == top_vec),
+            top_k_agree=bool(swaps == len(differing)),
+            top_k_tied_swaps=swaps,
+            top_k_loop=top_loop,
+            top_k_vectorized=top_vec,
+            loop_seconds=loop_seconds,
+            vectorized_seconds=vectorized_seconds,
+            speedup=loop_seconds / vectorized_seconds if vectorized_seconds > 0 else float("inf"),
+        )
+
+    def _raw_rows(self, block: int = 4096) -> Iterator[np.ndarray]:
+        for start in range(0, self.vocab_size, block):
+            stop = start + block
+            yield from self.unit[start:stop] * self.norms[start:stop, None]
 
     # --- filters -----------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ L2-row-normalized matrix ``unit`` (zero rows stay zero, so they score 0 against 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -177,3 +177,21 @@ def expression_vector(positive: Sequence[np.ndarray], negative: Sequence[np.ndar
     if float(np.linalg.norm(total)) < 1e-6:
         return np.zeros(total.shape[0], dtype=np.float32)
     return unit_vector(total)
+
+
+# --- the reference method -------------------------------------------------------------------
+
+
+def scores_loop(rows: Iterable[np.ndarray], query: np.ndarray) -> np.ndarray:
+    """Cosine of ``query`` with each raw row, one row at a time: dot / (norm x norm).
+
+    The slow, obviously-correct method (the seed article's loop), kept as the reference that
+    ``verify`` checks the vectorized path against. A zero row scores 0, as in ``normalize_rows``.
+    """
+    query = np.asarray(query, dtype=np.float32)
+    query_norm = float(np.linalg.norm(query))
+    out: list[float] = []
+    for row in rows:
+        denom = float(np.linalg.norm(row)) * query_norm
+        out.append(float(np.dot(row, query)) / denom if denom > 0 else 0.0)
+    return np.asarray(out, dtype=np.float64)

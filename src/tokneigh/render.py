@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .api import Comparison, MostSimilar, Neighbor, NeighborList, Tokenization
+from .api import Comparison, MostSimilar, Neighbor, NeighborList, Tokenization, Verification
 
 # --- machine-readable -----------------------------------------------------------------------
 
@@ -291,3 +291,89 @@ def most_similar_table(result: MostSimilar, heading: str | None = None) -> None:
             lines.append(f"  {_term(t)} = {pieces(t)}")
     console.print(Text(_safe("\n".join(lines)), style="bold"), soft_wrap=True)
     console.print(neighbor_table(result.neighbors))
+
+
+# --- verify ---------------------------------------------------------------------------------
+
+
+def _finite(value: float) -> float | None:
+    # JSON has no Infinity: a speed-up over a product too quick to time is null.
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def verification_json(v: Verification) -> dict[str, Any]:
+    return {
+        "query": v.query.text,
+        "query_ids": v.query.ids,
+        "query_tokens": v.query.tokens,
+        "model": v.model,
+        "vocab_size": v.vocab_size,
+        "dim": v.dim,
+        "k": v.k,
+        "pearson": v.pearson,
+        "max_abs_diff": v.max_abs_diff,
+        "top_k_identical": v.top_k_identical,
+        "top_k_agree": v.top_k_agree,
+        "top_k_tied_swaps": v.top_k_tied_swaps,
+        "top_k_loop": v.top_k_loop,
+        "top_k_vectorized": v.top_k_vectorized,
+        "loop_seconds": v.loop_seconds,
+        "vectorized_seconds": v.vectorized_seconds,
+        "speedup": _finite(v.speedup),
+    }
+
+
+def verification_tsv(v: Verification) -> None:
+    data = verification_json(v)
+    keys = [k for k in data if k not in ("query_ids", "query_tokens")]
+    cells = [",".join(map(str, data[k])) if isinstance(data[k], list) else data[k] for k in keys]
+    write_tsv(keys, [["" if c is None else c for c in cells]])
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f} ms" if seconds < 10 else f"{seconds:,.1f} s"
+
+
+def verification_table(v: Verification) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
+    query = _term(v.query)
+    console.print(
+        Text(_safe(f"Loop vs vectorized for {query} · {v.model}"), style="bold"), soft_wrap=True
+    )
+    table = Table()
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    if v.top_k_identical:
+        same = "yes"
+    elif v.top_k_agree:
+        same = f"yes, up to {v.top_k_tied_swaps} tied tokens swapped"
+    else:
+        same = "NO"
+    speedup = f"{v.speedup:,.0f}×" if v.speedup != float("inf") else "too quick to time"
+    rows = [
+        ("query", pieces(v.query)),
+        ("rows compared", f"{v.vocab_size:,} × {v.dim}"),
+        ("Pearson correlation", f"{v.pearson:.6f}"),
+        ("largest |difference|", f"{v.max_abs_diff:.2e}"),
+        (f"same top {v.k} (ids and order)", same),
+        ("Python loop, row by row", _duration(v.loop_seconds)),
+        ("vectorized (best of 5)", _duration(v.vectorized_seconds)),
+        ("speed-up", speedup),
+    ]
+    for name, value in rows:
+        table.add_row(name, Text(_safe(value)))
+    console.print(table)
+    if not v.top_k_identical:
+        # Show both rankings: which tokens moved is the first thing a user will ask.
+        console.print(
+            Text(
+                _safe(
+                    f"loop top {v.k}:       {v.top_k_loop}\nvectorized top {v.k}: "
+                    f"{v.top_k_vectorized}"
+                )
+            ),
+            soft_wrap=True,
+        )

@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import TokneighError
-from . import analogy, compare, neighbors, tokenize
+from . import analogy, compare, neighbors, tokenize, verify
 from . import cache as cache_commands
 from . import shell as shell_commands
 from .common import error_line
@@ -98,6 +98,7 @@ neighbors.register(app)
 tokenize.register(app)
 compare.register(app)
 analogy.register(app)
+verify.register(app)
 shell_commands.register(app)
 app.add_typer(cache_commands.app, name="cache")
 
