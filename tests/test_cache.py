@@ -18,8 +18,9 @@ runner = CliRunner()
 def test_entry_layout_and_meta(gpt2_dir, cache_dir):
     emb = tokneigh.load(str(gpt2_dir))
     assert emb.path.parent == cache_dir
+    # The entry's own files, plus the tokenizer index derived from tokenizer.json on first open.
     assert sorted(p.name for p in emb.path.iterdir()) == sorted(
-        [cache.MATRIX, cache.NORMS, cache.TOKENIZER, cache.META]
+        [cache.MATRIX, cache.NORMS, cache.TOKENIZER, cache.META, "tokenizer.index"]
     )
     meta = json.loads((emb.path / cache.META).read_text())
     assert meta["format_version"] == cache.FORMAT_VERSION

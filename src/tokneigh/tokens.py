@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from ._tokindex import TokenIndex, build_index, open_index, write_index
 
 BYTE_LEVEL = "byte_level"
 METASPACE = "metaspace"
@@ -72,13 +75,24 @@ def _byte_level_decoder() -> dict[str, int]:
     return {chr(c): b for b, c in zip(printable, chars)}
 
 
+@functools.cache
+def _byte_level_translation() -> str:
+    """A ``str.translate`` table: a table character to the Latin-1 character of its byte; any
+    other character below U+0144 to U+0100, which (like everything past it) is not Latin-1,
+    so that the encoding fails exactly when some character is not in the table."""
+    chars = ["\u0100"] * 0x144
+    for ch, byte in _byte_level_decoder().items():
+        chars[ord(ch)] = chr(byte)
+    return "".join(chars)
+
+
 def token_bytes(raw: str, style: str) -> bytes:
     """The bytes a stored token string stands for."""
     if style == BYTE_LEVEL:
-        table = _byte_level_decoder()
-        if all(ch in table for ch in raw):
-            return bytes(table[ch] for ch in raw)
-        return raw.encode("utf-8")  # added tokens such as <|endoftext|> are stored verbatim
+        try:  # every character in the table: translate each to its byte (as a Latin-1 char)
+            return raw.translate(_byte_level_translation()).encode("latin-1")
+        except UnicodeEncodeError:
+            return raw.encode("utf-8")  # added tokens such as <|endoftext|> are stored verbatim
     if style == METASPACE:
         match = _BYTE_FALLBACK.fullmatch(raw)
         if match:
@@ -92,6 +106,7 @@ def escape_bytes(data: bytes) -> str:
     return "".join(chr(b) if 0x20 <= b < 0x7F and b != 0x5C else f"\\x{b:02x}" for b in data)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a neighbour's text and label decode the same token
 def display_text(raw: str, style: str) -> tuple[str, bool]:
     """(readable text, is_fragment): is_fragment when the token is not valid UTF-8 on its own."""
     data = token_bytes(raw, style)
@@ -116,26 +131,59 @@ class TokenCodec:
     """The model's tokenizer plus display of token ids."""
 
     def __init__(self, tokenizer_path: Path, style: str, special_ids: Iterable[int] = ()) -> None:
-        from tokenizers import Tokenizer
-
-        self._tokenizer = Tokenizer.from_file(str(tokenizer_path))
-        # A saved tokenizer.json can carry padding/truncation (MiniLM pads to 128): never apply.
-        self._tokenizer.no_padding()
-        self._tokenizer.no_truncation()
+        self._path = Path(tokenizer_path)
+        self._loaded: Any = None
         self.style = style
         self.special_ids = frozenset(int(i) for i in special_ids)
         self._fold_groups: dict[str, list[int]] | None = None
+        # Parsing tokenizer.json costs more than the rest of a cached query: the index beside it
+        # (_tokindex) answers token strings and most short queries without it.
+        self._index = open_index(self._path)
+        if self._index is None:
+            self._tokenizer  # noqa: B018 - parse now: a damaged file fails here, at load
+            self._index = self._create_index()
+
+    @property
+    def _tokenizer(self) -> Any:
+        """The model's own tokenizer (``tokenizers.Tokenizer``), parsed on first use."""
+        if self._loaded is None:
+            from tokenizers import Tokenizer
+
+            tokenizer = Tokenizer.from_file(str(self._path))
+            # A saved tokenizer.json can carry padding/truncation (MiniLM pads to 128): never.
+            tokenizer.no_padding()
+            tokenizer.no_truncation()
+            self._loaded = tokenizer
+        return self._loaded
+
+    def _create_index(self) -> TokenIndex | None:
+        if not os.access(self._path.parent, os.W_OK):
+            return None  # a read-only cache: no index, every query parses tokenizer.json
+        try:
+            index, data = build_index(self._tokenizer, self._path)
+        except Exception:  # the index is only an optimization: never fail a query over it
+            return None
+        write_index(self._path, data)
+        return index
 
     @property
     def size(self) -> int:
+        if self._index is not None:
+            return self._index.size
         return self._tokenizer.get_vocab_size(with_added_tokens=True)
 
     def encode(self, text: str) -> list[int]:
         """Token ids exactly as the model's tokenizer produces them, without special tokens."""
+        if self._loaded is None and self._index is not None:
+            ids = self._index.encode(text)
+            if ids is not None:
+                return ids
         return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
     def raw(self, token_id: int) -> str | None:
         """The token string as stored in the vocabulary, or None for an id it does not name."""
+        if self._index is not None:
+            return self._index.raw(int(token_id))
         return self._tokenizer.id_to_token(int(token_id))
 
     def text(self, token_id: int) -> str:
