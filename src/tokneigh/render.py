@@ -140,6 +140,23 @@ def _console():
     return Console(highlight=False, soft_wrap=False)
 
 
+def prefetch_rich() -> None:
+    """Start importing Rich on a thread, to overlap work that releases the GIL (the matrix
+    product); the table renderers then find it imported. For table output only."""
+    import threading
+
+    threading.Thread(target=_import_rich, name="tokneigh-rich-import", daemon=True).start()
+
+
+def _import_rich() -> None:
+    try:
+        import rich.console  # noqa: F401
+        import rich.table  # noqa: F401
+        import rich.text  # noqa: F401
+    except Exception:  # the renderer imports it again and reports any real problem
+        pass
+
+
 def _safe(text: str) -> str:
     # Rich writes to a UTF-8 stream; undecodable argv bytes arrive as lone surrogates.
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
@@ -194,7 +211,9 @@ def neighbor_table(neighbors: Sequence[Neighbor]) -> Any:  # -> rich.table.Table
         token = Text(_safe(n.label))
         if n.special:
             token.append("  special", style="dim italic")
-        row: list[Any] = [str(n.rank), token, str(n.id), f"{n.similarity:.3f}"]
+        # Text cells, not str: Rich would parse str cells for markup and emoji (the emoji
+        # table alone takes milliseconds to load); the output is the same.
+        row: list[Any] = [Text(str(n.rank)), token, Text(str(n.id)), Text(f"{n.similarity:.3f}")]
         if deduped:
             row.append(Text(_safe(", ".join(v.label for v in n.variants or ()))))
         table.add_row(*row)

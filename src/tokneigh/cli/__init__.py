@@ -18,12 +18,16 @@ from ..errors import TokneighError
 from . import analogy, compare, neighbors, tokenize, verify
 from . import cache as cache_commands
 from . import shell as shell_commands
+from ._fastparams import install as _install_fast_params
 from .common import error_line
 
 try:  # Typer >= 0.20 ships its own copy of click
     from typer._click import exceptions as click_exceptions
 except ImportError:  # pragma: no cover - older Typer uses click itself
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
+
+
+_install_fast_params()  # keeps pydantic (Typer's value coercion) off the hot path
 
 
 class _OneLineErrors(TyperGroup):
@@ -105,4 +109,25 @@ app.add_typer(cache_commands.app, name="cache")
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
-    app(args=argv, prog_name="tokneigh")
+    _only_invoked(sys.argv[1:] if argv is None else argv)(args=argv, prog_name="tokneigh")
+
+
+def _only_invoked(args: list[str]) -> typer.Typer:
+    """The app with just the command that ``args`` name, when they name one.
+
+    Typer turns every registered command into a Click command on each run, inspecting each
+    signature: about a millisecond apiece. Only the invoked one is needed; anything else
+    (help, --version, a mistyped name) gets the whole app.
+    """
+    if not args or args[0].startswith("-") or app.registered_callback is None:
+        return app
+    commands = [c for c in app.registered_commands if c.name == args[0]]
+    groups = [g for g in app.registered_groups if g.name == args[0]]
+    if len(commands) + len(groups) != 1:
+        return app
+    import copy
+
+    single = copy.copy(app)
+    single.registered_commands = commands
+    single.registered_groups = groups
+    return single
