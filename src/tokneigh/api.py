@@ -127,6 +127,16 @@ class Verification:
     speedup: float
 
 
+@dataclass(frozen=True)
+class TokenMap:
+    """A query and its neighbours projected to 2-D (PCA of their unit vectors)."""
+
+    result: NeighborList  # the query's own tokens are left out: the query is its own point
+    query_xy: tuple[float, float]
+    points: list[tuple[float, float]]  # one per neighbour, in result.neighbors order
+    explained: tuple[float, float]  # share of the variance along each axis
+
+
 class Embeddings:
     """One model's token embeddings, memory-mapped from the cache."""
 
@@ -451,6 +461,41 @@ class Embeddings:
         for start in range(0, self.vocab_size, block):
             stop = start + block
             yield from self.unit[start:stop] * self.norms[start:stop, None]
+
+    # --- pictures ----------------------------------------------------------------------------
+
+    def map(
+        self,
+        query: Query,
+        k: int = 30,
+        *,
+        skip_special: bool = False,
+        words_only: bool = False,
+        dedupe: bool = False,
+        min_sim: float | None = None,
+    ) -> TokenMap:
+        """``query`` and its ``k`` nearest tokens projected to 2-D by PCA of their unit vectors
+        (``core.pca_2d``); the query's own tokens are left out of the neighbours."""
+        result = self.neighbors(
+            query,
+            k=k,
+            exclude_query=True,
+            skip_special=skip_special,
+            words_only=words_only,
+            dedupe=dedupe,
+            min_sim=min_sim,
+        )
+        if not result.neighbors:
+            raise UsageError("no token passes the filters: nothing to map")
+        query_vector = core.query_vector(self.unit, result.query_ids)
+        rows = self.unit[np.asarray([n.id for n in result.neighbors], dtype=np.int64)]
+        coords, share = core.pca_2d(np.vstack([query_vector[None, :], rows]))
+        return TokenMap(
+            result=result,
+            query_xy=(float(coords[0, 0]), float(coords[0, 1])),
+            points=[(float(x), float(y)) for x, y in coords[1:]],
+            explained=(float(share[0]), float(share[1])),
+        )
 
     # --- filters -----------------------------------------------------------------------------
 

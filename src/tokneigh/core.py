@@ -226,3 +226,31 @@ def scores_loop(rows: Iterable[np.ndarray], query: np.ndarray) -> np.ndarray:
         denom = float(np.linalg.norm(row)) * query_norm
         out.append(float(np.dot(row, query)) / denom if denom > 0 else 0.0)
     return np.asarray(out, dtype=np.float64)
+
+
+# --- projection -----------------------------------------------------------------------------
+
+
+def pca_2d(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n x 2 coordinates, share of variance of each axis): PCA of the rows via an SVD.
+
+    Rows are centred, never scaled (they are unit vectors already). Each axis is oriented so
+    that its largest loading is positive, which makes the picture deterministic. With fewer
+    than two independent directions the missing axis is all zeros.
+    """
+    x = np.asarray(vectors, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 1:
+        raise ValueError(f"expected a non-empty 2-D array, got shape {x.shape}")
+    centred = x - x.mean(axis=0)
+    _, s, vt = np.linalg.svd(centred, full_matrices=False)
+    axes = min(2, vt.shape[0])
+    components = vt[:axes]
+    signs = np.sign(components[np.arange(axes), np.abs(components).argmax(axis=1)])
+    components = components * np.where(signs == 0, 1.0, signs)[:, None]
+    coords = np.zeros((x.shape[0], 2))
+    coords[:, :axes] = centred @ components.T
+    total = float((s**2).sum())
+    share = np.zeros(2)
+    if total > 0:
+        share[:axes] = s[:axes] ** 2 / total
+    return coords, share

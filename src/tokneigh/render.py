@@ -11,7 +11,15 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .api import Comparison, MostSimilar, Neighbor, NeighborList, Tokenization, Verification
+from .api import (
+    Comparison,
+    MostSimilar,
+    Neighbor,
+    NeighborList,
+    Tokenization,
+    TokenMap,
+    Verification,
+)
 
 # --- machine-readable -----------------------------------------------------------------------
 
@@ -396,3 +404,59 @@ def verification_table(v: Verification) -> None:
             ),
             soft_wrap=True,
         )
+
+
+# --- map ------------------------------------------------------------------------------------
+
+
+def token_map_json(m: TokenMap) -> dict[str, Any]:
+    r = m.result
+    return {
+        "query": r.query,
+        "query_ids": r.query_ids,
+        "query_tokens": r.query_tokens,
+        "model": r.model,
+        "explained_variance": list(m.explained),
+        "query_xy": list(m.query_xy),
+        "neighbors": [
+            {**neighbor_json(n), "x": x, "y": y} for n, (x, y) in zip(r.neighbors, m.points)
+        ],
+    }
+
+
+def token_map_tsv(m: TokenMap) -> None:
+    r = m.result
+    rows: list[list[Any]] = [[0, "", r.query, 1.0, m.query_xy[0], m.query_xy[1]]]
+    rows += [
+        [n.rank, n.id, n.token, n.similarity, x, y] for n, (x, y) in zip(r.neighbors, m.points)
+    ]
+    write_tsv(["rank", "id", "token", "similarity", "x", "y"], rows)
+
+
+def token_map_table(m: TokenMap) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    console = _console()
+    r = m.result
+    title = (
+        f"{query_title(r).replace('Neighbours of', 'Map of', 1)} · PCA axes explain "
+        f"{m.explained[0]:.0%} and {m.explained[1]:.0%} of the variance"
+    )
+    console.print(Text(_safe(title), style="bold"), soft_wrap=True)
+    table = Table()
+    for name in ("rank", "token", "id", "cosine", "x", "y"):
+        table.add_column(name, justify="left" if name == "token" else "right")
+    table.add_row("", Text(_safe(_term_of(r)), style="bold"), "", "", *_xy(m.query_xy))
+    for n, xy in zip(r.neighbors, m.points):
+        table.add_row(str(n.rank), Text(_safe(n.label)), str(n.id), f"{n.similarity:.3f}", *_xy(xy))
+    console.print(table)
+
+
+def _term_of(r: NeighborList) -> str:
+    text = r.query if r.query.startswith("#") else json.dumps(r.query, ensure_ascii=False)
+    return f"{text} (query)"
+
+
+def _xy(xy: tuple[float, float]) -> tuple[str, str]:
+    return f"{xy[0]:+.3f}", f"{xy[1]:+.3f}"

@@ -17,6 +17,7 @@ from .. import __version__
 from ..errors import TokneighError
 from . import analogy, compare, neighbors, tokenize, verify
 from . import cache as cache_commands
+from . import map as map_commands
 from . import shell as shell_commands
 from ._fastparams import install as _install_fast_params
 from .common import error_line
@@ -103,6 +104,7 @@ tokenize.register(app)
 compare.register(app)
 analogy.register(app)
 verify.register(app)
+map_commands.register(app)
 shell_commands.register(app)
 app.add_typer(cache_commands.app, name="cache")
 

@@ -22,6 +22,7 @@ from .filters import (
     DedupeOption,
     IncludeSpecialOption,
     MinSimOption,
+    PlotOption,
     WordsOnlyOption,
     filter_args,
     report_shortfall,
@@ -35,7 +36,7 @@ GPT-2 tokens); a query of several tokens uses the mean of their unit vectors.
 Special tokens (<|endoftext|>, [CLS], [unused12], rows the tokenizer does not name) are left
 out unless --include-special; a query's own special token still answers (--id 50256).
 Filters (--dedupe, --min-sim, --words-only) apply to the ranking of the whole vocabulary
-before --top is taken, and ranks run 1..k over what remains.
+before --top is taken, and ranks run 1..k over what remains. --plot draws a bar chart.
 
 Examples:
 
@@ -46,6 +47,8 @@ Examples:
   tokneigh neighbors --id 50256 --model ./my-checkpoint
 
   tokneigh neighbors Mike --dedupe --words-only --min-sim 0.3
+
+  tokneigh neighbors king --top 15 --plot king.png
 """
 
 
@@ -64,6 +67,7 @@ def neighbors(
     min_sim: MinSimOption = None,
     words_only: WordsOnlyOption = False,
     include_special: IncludeSpecialOption = False,
+    plot: PlotOption = None,
     output: FormatOption = DEFAULT_FORMAT,
     embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
@@ -75,6 +79,10 @@ def neighbors(
     wanted: list[str | int] = [*(queries or []), *(ids or [])]
     if not wanted:
         raise UsageError("give a QUERY or --id N (see 'tokneigh neighbors --help')")
+    if plot is not None:
+        from ..plot import check_destination
+
+        check_destination(plot)  # fail before the (possibly slow) load
     emb = load(model, cache_dir, embeddings)
     if top > emb.vocab_size:
         report(f"warning: --top {top} exceeds the vocabulary; showing all {emb.vocab_size}")
@@ -89,6 +97,13 @@ def neighbors(
     )
     for r in results:
         report_shortfall(len(r.neighbors), top, f"{r.query!r}", emb.vocab_size)
+    if plot is not None:
+        from ..plot import MAX_BARS, neighbors_bars
+
+        if top > MAX_BARS:
+            report(f"warning: the plot shows the first {MAX_BARS} neighbours of each query")
+        neighbors_bars(results, plot)
+        report(f"wrote {plot}")
     if output is OutputFormat.json:
         render.write_json([render.neighbors_json(r) for r in results])
     elif output is OutputFormat.tsv:
