@@ -69,12 +69,65 @@ def comparison_json(c: Comparison) -> dict[str, Any]:
 
 
 def write_json(data: Any) -> None:
-    text = json.dumps(data, ensure_ascii=False, indent=2)
+    text = _dumps_indented(data, ensure_ascii=False)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates from undecodable argv bytes: escape them
-        text = json.dumps(data, ensure_ascii=True, indent=2)
+        text = _dumps_indented(data, ensure_ascii=True)
     sys.stdout.write(text + "\n")
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _dumps_indented(data: Any, ensure_ascii: bool) -> str:
+    """Exactly ``json.dumps(data, ensure_ascii=ensure_ascii, indent=2)``, several times faster
+    for what tokneigh writes: lists of flat records (20,000 neighbours for 1,000 queries).
+
+    With an indent, ``json`` uses its pure-Python encoder. A list of flat records (dicts of
+    scalars) is encoded instead by the C encoder in one call, with ",\x00" between items, and
+    then indented: a raw NUL never occurs inside a JSON string (it is written \u0000), so every
+    ",\x00" is a separator. Anything else is walked here, or handed to ``json.dumps``.
+    """
+    compact = json.JSONEncoder(ensure_ascii=ensure_ascii, separators=(",\x00", ": ")).encode
+    plain = json.JSONEncoder(ensure_ascii=ensure_ascii).encode
+
+    def flat_records(items: list[Any]) -> bool:
+        return all(
+            type(d) is dict
+            and d
+            and all(type(k) is str and type(v) in _SCALARS for k, v in d.items())
+            for d in items
+        )
+
+    def value(o: Any, indent: str) -> str:
+        kind = type(o)
+        if kind in _SCALARS:
+            return plain(o)
+        inner = indent + "  "
+        if kind is list and o:
+            if flat_records(o):
+                field = "\n" + inner + "  "
+                body = compact(o)[2:-2].replace(",\x00", "," + field)
+                body = body.replace("}," + field + "{", "\n" + inner + "},\n" + inner + "{" + field)
+                return "[\n" + inner + "{" + field + body + "\n" + inner + "}\n" + indent + "]"
+            items = [value(item, inner) for item in o]
+            return "[\n" + inner + (",\n" + inner).join(items) + "\n" + indent + "]"
+        if kind is dict and o:
+            fields = []
+            for key, item in o.items():
+                if type(key) is not str:
+                    raise TypeError(key)
+                fields.append(plain(key) + ": " + value(item, inner))
+            return "{\n" + inner + (",\n" + inner).join(fields) + "\n" + indent + "}"
+        if (kind is list or kind is dict) and not o:
+            return "[]" if kind is list else "{}"
+        raise TypeError(kind)
+
+    try:
+        return value(data, "")
+    except TypeError:  # tuples, subclasses, non-str keys...: json's own way
+        return json.dumps(data, ensure_ascii=ensure_ascii, indent=2)
 
 
 def tsv_field(value: Any) -> str:
@@ -208,19 +261,19 @@ def neighbor_table(neighbors: Sequence[Neighbor]) -> Any:  # -> rich.table.Table
     from rich.text import Text
 
     table = Table()
-    table.add_column("rank", justify="right")
-    table.add_column("token")
-    table.add_column("id", justify="right")
-    table.add_column("cosine", justify="right")
+    # Text headers and cells, not str: Rich would parse a str for markup and emoji (its emoji
+    # table alone takes milliseconds to load); the output is the same.
+    table.add_column(Text("rank"), justify="right")
+    table.add_column(Text("token"))
+    table.add_column(Text("id"), justify="right")
+    table.add_column(Text("cosine"), justify="right")
     deduped = any(n.variants is not None for n in neighbors)
     if deduped:
-        table.add_column("variants")
+        table.add_column(Text("variants"))
     for n in neighbors:
         token = Text(_safe(n.label))
         if n.special:
             token.append("  special", style="dim italic")
-        # Text cells, not str: Rich would parse str cells for markup and emoji (the emoji
-        # table alone takes milliseconds to load); the output is the same.
         row: list[Any] = [Text(str(n.rank)), token, Text(str(n.id)), Text(f"{n.similarity:.3f}")]
         if deduped:
             row.append(Text(_safe(", ".join(v.label for v in n.variants or ()))))

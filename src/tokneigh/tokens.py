@@ -136,6 +136,7 @@ class TokenCodec:
         self.style = style
         self.special_ids = frozenset(int(i) for i in special_ids)
         self._fold_groups: dict[str, list[int]] | None = None
+        self._special: dict[int, bool] = {}
         # Parsing tokenizer.json costs more than the rest of a cached query: the index beside it
         # (_tokindex) answers token strings and most short queries without it.
         self._index = open_index(self._path)
@@ -209,8 +210,12 @@ class TokenCodec:
     def is_special(self, token_id: int) -> bool:
         """A control token, a reserved slot (``[unused12]``), or a row the tokenizer does not
         name: never a word, so neighbour lists leave it out unless asked."""
-        raw = self.raw(token_id)
-        return raw is None or token_id in self.special_ids or bool(_RESERVED.fullmatch(raw))
+        known = self._special.get(token_id)
+        if known is None:  # memo: a batch of queries asks about the same candidates again
+            raw = self.raw(token_id)
+            known = raw is None or token_id in self.special_ids or bool(_RESERVED.fullmatch(raw))
+            self._special[token_id] = known
+        return known
 
     def has_letter(self, token_id: int) -> bool:
         """Whether the token's text holds at least one letter (any script)."""
