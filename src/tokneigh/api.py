@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__, cache, core
-from .errors import UsageError
+from .errors import CacheError, UsageError
 from .models import DEFAULT_MODEL, ModelSource, local_fingerprint, resolve
 from .tokens import TokenCodec, detect_style
 
@@ -626,7 +626,9 @@ def load(
     folder = root / cache.entry_name(source.identity, source.name)
     if not rebuild:
         try:
-            return _open_fresh(folder, source)
+            embeddings_ = _open_fresh(folder, source)
+            cache.sweep_scratch(root, source.identity)  # leftovers of a killed build, if any
+            return embeddings_
         except cache.MissingEntry:
             pass
         except cache.InvalidEntry as exc:
@@ -639,7 +641,13 @@ def load(
             except cache.InvalidEntry:
                 pass
         _build(source, root, folder.name, report or _log_report)
-    return _open_fresh(folder, source)
+        try:
+            return _open_fresh(folder, source)
+        except cache.InvalidEntry as exc:  # e.g. the checkpoint was rewritten during the build
+            raise CacheError(
+                f"the cache entry just built for {source.name} does not validate ({exc}); "
+                "run the command again"
+            ) from exc
 
 
 EMBEDDINGS_KINDS = ("input", "output")
@@ -711,7 +719,10 @@ def _open_fresh(folder: Path, source: ModelSource) -> Embeddings:
     """The cached embeddings, if whole and still matching the source; else InvalidEntry."""
     entry = cache.open_entry(folder)
     if source.is_local:
-        current = local_fingerprint(Path(source.location))
+        try:
+            current = local_fingerprint(Path(source.location))
+        except OSError as exc:
+            raise cache.InvalidEntry(f"the checkpoint cannot be read ({exc.strerror})") from exc
         if entry.meta["fingerprint"].get("files") != current:
             raise cache.InvalidEntry("the checkpoint changed since it was cached")
     try:

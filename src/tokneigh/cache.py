@@ -8,6 +8,10 @@ Layout under the cache root::
                   meta.json       format version, model, fingerprint, vocab size, dim, ...
     .locks/<key>.lock             held while an entry is built (one builder per model)
     .tmp-<key>-*/                 an entry being written; renamed into place when complete
+    .trash-<key>-*/               an old entry moved aside by a rebuild, then deleted
+
+Leftovers of a killed process (``.tmp-``/``.trash-``) are deleted by the next load or build of
+that model; a user's own files in the root are never touched (see ``is_entry_folder``).
 
 An entry becomes visible only by ``rename`` of a complete folder, so a reader sees a whole
 entry or none. Anything that fails validation is reported and rebuilt, never used.
@@ -38,6 +42,10 @@ NORMS = "norms.npy"
 TOKENIZER = "tokenizer.json"
 META = "meta.json"
 _ENTRY_NAME = re.compile(r"^[A-Za-z0-9._-]+--([0-9a-f]{16})$")
+# What an entry folder may hold: its own files, plus files derived from them later (the
+# tokenizer index of tokens._tokindex, and that module's hidden scratch file while it writes).
+_ENTRY_FILES = frozenset({MATRIX, NORMS, TOKENIZER, META, "tokenizer.index"})
+_ENTRY_SCRATCH_FILE = re.compile(r"^\.[A-Za-z0-9._-]+\.[0-9a-f]{32}\.tmp$")
 _SCRATCH_NAME = re.compile(r"^\.(tmp|trash)-([0-9a-f]{16})-[0-9a-f-]+$")
 _REQUIRED_META = {
     "format_version": int,
@@ -75,7 +83,8 @@ def resolve_root(cache_dir: str | os.PathLike[str] | None) -> Path:
 
 
 def entry_key(identity: str) -> str:
-    return hashlib.sha256(identity.encode("utf-8")).hexdigest()[:16]
+    # surrogatepass: a folder name with undecodable bytes arrives as lone surrogates.
+    return hashlib.sha256(identity.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
 def entry_name(identity: str, display: str) -> str:
@@ -105,7 +114,7 @@ def read_meta(folder: Path) -> dict[str, Any]:
         meta = json.loads((folder / META).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise InvalidEntry("meta.json is missing") from exc
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: absurd nesting
         raise InvalidEntry(f"meta.json is unreadable ({exc.__class__.__name__})") from exc
     if not isinstance(meta, dict):
         raise InvalidEntry("meta.json is not an object")
@@ -171,9 +180,19 @@ def build_lock(root: Path, identity: str) -> Iterator[None]:
     from filelock import FileLock
 
     _ensure_writable_root(root)
-    with FileLock(str(root / ".locks" / f"{entry_key(identity)}.lock")):
+    lock = FileLock(str(root / ".locks" / f"{entry_key(identity)}.lock"))
+    try:
+        lock.acquire()
+    except OSError as exc:
+        raise CacheError(
+            f"cannot lock the cache folder {root} ({exc.strerror or exc}); choose another with "
+            "--cache-dir or TOKNEIGH_CACHE_DIR"
+        ) from exc
+    try:
         _remove_scratch(root, entry_key(identity))
         yield
+    finally:
+        lock.release()
 
 
 def _remove_scratch(root: Path, key: str) -> None:
@@ -181,7 +200,52 @@ def _remove_scratch(root: Path, key: str) -> None:
     for child in root.iterdir():
         match = _SCRATCH_NAME.match(child.name)
         if match and match.group(2) == key:
-            shutil.rmtree(child, ignore_errors=True)
+            _remove_tree(child)
+
+
+def sweep_scratch(root: Path, identity: str) -> None:
+    """Remove this entry's scratch folders left by a killed process, unless a build is running.
+
+    Costs one directory listing when there is nothing to do, so every load can afford it.
+    """
+    key = entry_key(identity)
+    try:
+        stale = any(
+            (match := _SCRATCH_NAME.match(child.name)) and match.group(2) == key
+            for child in root.iterdir()
+        )
+    except OSError:
+        return
+    if not stale:
+        return
+    from filelock import FileLock, Timeout
+
+    try:
+        with FileLock(str(root / ".locks" / f"{key}.lock"), timeout=0):
+            _remove_scratch(root, key)
+    except (Timeout, OSError):
+        pass  # a build holds the lock (the folder may be its own), or the root is read-only
+
+
+def _remove_tree(path: Path) -> None:
+    """Delete a folder tokneigh made; a symlink (never made by tokneigh) is left alone."""
+    if not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def is_entry_folder(path: Path) -> bool:
+    """A real folder named like an entry that holds nothing but entry files: a user's own folder
+    that merely looks like one is never listed or deleted."""
+    if not _ENTRY_NAME.match(path.name) or path.is_symlink() or not path.is_dir():
+        return False
+    try:
+        return all(
+            (child.name in _ENTRY_FILES or _ENTRY_SCRATCH_FILE.match(child.name))
+            and not child.is_dir()
+            for child in path.iterdir()
+        )
+    except OSError:
+        return False
 
 
 def _fsync_write(path: Path, data: bytes | None = None, array: np.ndarray | None = None) -> None:
@@ -209,28 +273,34 @@ def write_entry(
     key = match.group(1)
     final = root / name
     scratch = root / f".tmp-{key}-{uuid.uuid4().hex}"
+    trash: Path | None = None
     try:
         scratch.mkdir()
         _fsync_write(scratch / MATRIX, array=np.ascontiguousarray(unit, dtype=np.float32))
         _fsync_write(scratch / NORMS, array=np.ascontiguousarray(norms, dtype=np.float32))
-        _fsync_write(scratch / TOKENIZER, tokenizer_json.encode("utf-8"))
+        _fsync_write(scratch / TOKENIZER, tokenizer_json.encode("utf-8", "surrogatepass"))
         # meta.json last: an entry is only ever complete with it.
         _fsync_write(scratch / META, json.dumps(meta, indent=2).encode("utf-8"))
-        if final.exists():
+        if os.path.lexists(final):
             trash = root / f".trash-{key}-{uuid.uuid4().hex}"
             os.rename(final, trash)
-            os.rename(scratch, final)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.rename(scratch, final)
+        os.rename(scratch, final)
         _fsync_dir(root)
-    except OSError as exc:
+    except BaseException as exc:
+        if trash is not None and not os.path.lexists(final) and os.path.lexists(trash):
+            # The new entry did not make it: put the old one back, a failed rebuild loses nothing.
+            with contextlib.suppress(OSError):
+                os.rename(trash, final)
         shutil.rmtree(scratch, ignore_errors=True)
+        if not isinstance(exc, OSError):
+            raise
         reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
         raise CacheError(
             f"cannot write the cache entry in {root}: {reason}; free space or choose another "
             "folder with --cache-dir or TOKNEIGH_CACHE_DIR"
         ) from exc
+    if trash is not None:
+        _remove_tree(trash)
     return final
 
 
@@ -249,12 +319,15 @@ def list_entries(root: Path) -> list[tuple[Path, dict[str, Any] | None, int]]:
         return []
     found = []
     for child in sorted(root.iterdir()):
-        if child.is_dir() and _ENTRY_NAME.match(child.name):
+        if is_entry_folder(child):
             try:
                 meta: dict[str, Any] | None = read_meta(child)
             except InvalidEntry:
                 meta = None
-            size = sum(f.stat().st_size for f in child.iterdir() if f.is_file())
+            try:
+                size = sum(f.stat().st_size for f in child.iterdir() if f.is_file())
+            except OSError:  # removed by another process while we looked
+                continue
             found.append((child, meta, size))
     return found
 
@@ -263,11 +336,19 @@ def remove_entry(root: Path, name: str) -> bool:
     """Delete one entry folder (only a folder named like a tokneigh entry)."""
     match = _ENTRY_NAME.match(name)
     target = root / name
-    if not match or not target.is_dir():
+    if not match or not is_entry_folder(target):
         return False
     trash = root / f".trash-{match.group(1)}-{uuid.uuid4().hex}"
-    os.rename(target, trash)  # a reader sees the whole entry or nothing
-    shutil.rmtree(trash, ignore_errors=True)
+    try:
+        os.rename(target, trash)  # a reader sees the whole entry or nothing
+    except FileNotFoundError:  # another process removed it first
+        return False
+    except OSError as exc:
+        raise CacheError(
+            f"cannot remove {target} ({exc.strerror or exc}); check the permissions of the "
+            "cache folder (--cache-dir or TOKNEIGH_CACHE_DIR)"
+        ) from exc
+    _remove_tree(trash)
     return True
 
 
@@ -277,8 +358,8 @@ def clear_all(root: Path) -> int:
     if not root.is_dir():
         return removed
     for child in root.iterdir():
-        if child.is_dir() and _ENTRY_NAME.match(child.name):
+        if is_entry_folder(child):
             removed += remove_entry(root, child.name)
-        elif child.is_dir() and _SCRATCH_NAME.match(child.name):
-            shutil.rmtree(child, ignore_errors=True)
+        elif _SCRATCH_NAME.match(child.name) and child.is_dir():
+            _remove_tree(child)
     return removed

@@ -84,6 +84,7 @@ class _HubFiles:
         self.report = report
         self.revision: str | None = None
         self.missed_offline = False
+        self.reachable = False
 
     def get(self, name: str) -> Path | None:
         from huggingface_hub import constants, hf_hub_download
@@ -102,6 +103,7 @@ class _HubFiles:
                 self.missed_offline = True
                 return None
             self.report(f"downloading {name} from {self.repo_id}")
+            self._check_reachable(name)
             try:
                 path = hf_hub_download(self.repo_id, name)
             except RepositoryNotFoundError as exc:
@@ -134,6 +136,32 @@ class _HubFiles:
         commit = path.parent.name if "/" not in name else path.parents[name.count("/")].name
         self.revision = self.revision or commit
         return path
+
+    def _check_reachable(self, name: str) -> None:
+        """One HEAD request, no retries: fail fast when the hub cannot be reached.
+
+        ``hf_hub_download`` alone would retry a timed-out request with a 60 s timeout and
+        exponential backoff, leaving a user without network waiting for minutes.
+        """
+        if self.reachable:
+            return
+        from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url
+        from huggingface_hub.errors import HfHubHTTPError
+
+        try:
+            get_hf_file_metadata(
+                hf_hub_url(self.repo_id, name), timeout=constants.HF_HUB_ETAG_TIMEOUT
+            )
+        except HfHubHTTPError:
+            pass  # the hub answered (404, 401, ...): hf_hub_download reports it below
+        except Exception as exc:  # timeout, refused, DNS, proxy: no answer from the hub
+            raise HubUnavailableError(
+                f"model {self.repo_id!r} is not cached and the Hugging Face hub at "
+                f"{constants.ENDPOINT} cannot be reached ({_first_line(exc)}); connect and "
+                "retry, set HF_ENDPOINT to a reachable mirror, or use --model PATH with a local "
+                "checkpoint folder"
+            ) from exc
+        self.reachable = True
 
     def describe(self) -> str:
         return f"{self.repo_id}@{self.revision}" if self.revision else self.repo_id
@@ -168,13 +196,28 @@ def extract(source: ModelSource, report: Report, embeddings: str = "input") -> E
         raise _missing(files, "no config.json: not a Hugging Face model checkpoint")
     folder = config_path.parent
 
-    tokenizer_json = _read_tokenizer(files, folder)
-    if embeddings == "output":
-        matrix, tensor = _read_output_embeddings(files, folder, report)
-    else:
-        matrix, tensor = _read_embeddings(files, folder, report)
-    tokenizer_json, special_ids = _clean_tokenizer(tokenizer_json)
-    fingerprint = files.fingerprint()
+    # Fingerprint before reading: a file rewritten while we read shows as a change next time.
+    fingerprint = files.fingerprint() if source.is_local else {}
+    try:
+        tokenizer_json = _read_tokenizer(files, folder)
+        if embeddings == "output":
+            matrix, tensor = _read_output_embeddings(files, folder, report)
+        else:
+            matrix, tensor = _read_embeddings(files, folder, report)
+        tokenizer_json, special_ids = _clean_tokenizer(tokenizer_json)
+    except TokneighError:
+        raise
+    except Exception as exc:  # a truncated or malformed file: safetensors, json, torch, httpx...
+        if isinstance(files, _HubFiles):
+            raise HubUnavailableError(
+                f"model {files.repo_id!r}: fetching or reading its files failed "
+                f"({_first_line(exc)}); connect and retry, or use --model PATH"
+            ) from exc
+        raise ModelNotFoundError(
+            f"--model {files.describe()}: the checkpoint cannot be read ({_first_line(exc)})"
+        ) from exc
+    if not source.is_local:
+        fingerprint = files.fingerprint()  # the hub revision is known once a file is fetched
     fingerprint["matrix_sha256"] = hashlib.sha256(matrix.tobytes()).hexdigest()
     return Extracted(
         matrix=matrix,
@@ -204,10 +247,16 @@ def _read_tokenizer(files: _LocalFiles | _HubFiles, folder: Path) -> str:
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        # Never run code shipped with a checkpoint (and never prompt for it either).
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
         return tokenizer.backend_tokenizer.to_str()
     except Exception as exc:  # transformers raises many kinds; all mean "unusable tokenizer"
-        raise _missing(files, f"its tokenizer could not be loaded ({exc})") from exc
+        raise _missing(files, f"its tokenizer could not be loaded ({_first_line(exc)})") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {lines[0]}" if lines else exc.__class__.__name__
 
 
 def _clean_tokenizer(tokenizer_json: str) -> tuple[str, list[int]]:
@@ -291,11 +340,17 @@ def _name_from_transformers(folder: Path, names: list[str]) -> str:
     import torch
     from transformers import AutoConfig, AutoModel
 
-    config = AutoConfig.from_pretrained(str(folder))
-    with torch.device("meta"):
-        model = AutoModel.from_config(config)
-    weight = model.get_input_embeddings().weight
-    param = next(n for n, p in model.named_parameters() if p is weight)
+    try:
+        config = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
+        with torch.device("meta"):
+            model = AutoModel.from_config(config, trust_remote_code=False)
+        weight = model.get_input_embeddings().weight
+        param = next(n for n, p in model.named_parameters() if p is weight)
+    except Exception as exc:  # transformers raises many kinds; all mean "unknown architecture"
+        raise ModelNotFoundError(
+            f"cannot tell which tensor of {folder} is the input embedding: "
+            f"{_first_line(exc)}"
+        ) from exc
     for name in names:
         if name == param or name.endswith("." + param):
             return name
@@ -307,9 +362,11 @@ def _read_with_transformers(folder: Path, report: Report) -> tuple[np.ndarray, s
     from transformers import AutoModel
 
     try:
-        model = AutoModel.from_pretrained(str(folder))
+        model = AutoModel.from_pretrained(str(folder), trust_remote_code=False)
     except Exception as exc:  # transformers raises many kinds; all mean "unreadable checkpoint"
-        raise ModelNotFoundError(f"the checkpoint in {folder} cannot be loaded ({exc})") from exc
+        raise ModelNotFoundError(
+            f"the checkpoint in {folder} cannot be loaded ({_first_line(exc)})"
+        ) from exc
     embedding = model.get_input_embeddings()
     name = next(n for n, p in model.named_parameters() if p is embedding.weight)
     return _as_matrix(embedding.weight.detach().float().numpy(), name), name
@@ -410,7 +467,8 @@ def _output_tensor_name(folder: Path, names: list[str]) -> str:
         from transformers import AutoConfig
 
         try:
-            tie = bool(AutoConfig.from_pretrained(str(folder)).tie_word_embeddings)
+            config_ = AutoConfig.from_pretrained(str(folder), trust_remote_code=False)
+            tie = bool(config_.tie_word_embeddings)
         except Exception:  # an unknown model type: trust the saved tensor
             tie = False
         if tie:

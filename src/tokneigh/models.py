@@ -5,6 +5,7 @@ Cheap on purpose (no network, no torch): it runs on every query, cached or not.
 
 from __future__ import annotations
 
+import errno
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,22 +44,54 @@ def resolve(spec: str) -> ModelSource:
     spec = spec.strip()
     if not spec:
         raise UsageError("--model is empty: give a hub id such as 'gpt2' or a checkpoint folder")
-    path = Path(spec).expanduser()
-    if path.exists():
+    shown = _shown(spec)
+    if _is_folder_candidate(spec):
+        path = _expand(spec)
         if not path.is_dir():
             raise ModelNotFoundError(
-                f"--model {spec}: is a file; give the folder that holds config.json and the weights"
+                f"--model {shown}: is a file; give the folder that holds config.json and the "
+                "weights"
             )
         real = path.resolve()
         return ModelSource("local", str(real), str(real))
     if spec.startswith(("/", "./", "../", "~")) or spec.count("/") > 1 or ".." in spec:
-        raise ModelNotFoundError(f"--model {spec}: no such folder")
+        raise ModelNotFoundError(f"--model {shown}: no such folder")
     if not _HUB_ID.match(spec) or "--" in spec:
         raise UsageError(
-            f"--model {spec!r} is neither an existing folder nor a valid hub id (like 'gpt2' or "
-            "'openai-community/gpt2')"
+            f"--model {_shown(spec, quoted=True)} is neither an existing folder nor a valid hub "
+            "id (like 'gpt2' or 'openai-community/gpt2')"
         )
     return ModelSource("hub", spec, spec)
+
+
+def _shown(spec: str, quoted: bool = False) -> str:
+    """A --model value as an error message can show it: printable, and not pages long."""
+    short = spec if len(spec) <= 200 else spec[:200]
+    text = repr(short) if quoted or not short.isprintable() else short
+    if not quoted and text != short:
+        text = text[1:-1]  # escaped, without the quotes repr adds
+    return text if short == spec else text + "..."
+
+
+def _expand(spec: str) -> Path:
+    try:
+        return Path(spec).expanduser()
+    except RuntimeError:  # "~someone" with no such user: not a folder, so not expanded
+        return Path(spec)
+
+
+def _is_folder_candidate(spec: str) -> bool:
+    """Whether ``spec`` names something on disk; any value the OS cannot look up does not."""
+    try:
+        return _expand(spec).exists()
+    except ValueError:  # an embedded NUL, or a lone surrogate the file system cannot encode
+        return False
+    except OSError as exc:
+        if exc.errno in (errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+            return False
+        raise ModelNotFoundError(
+            f"--model {_shown(spec)}: cannot be read ({exc.strerror or exc})"
+        ) from exc
 
 
 def local_fingerprint(folder: Path) -> dict[str, list[int]]:
