@@ -124,7 +124,12 @@ def quote(text: str, fragment: bool = False) -> str:
     """A token as shown in tables: quoted so leading spaces show, control characters escaped."""
     if fragment:
         return f'b"{text}"'
+    if type(text) is str:  # json.dumps(text, ensure_ascii=False) without building an encoder
+        return _encode_json_string(text)
     return json.dumps(text, ensure_ascii=False)
+
+
+_encode_json_string = json.encoder.encode_basestring  # the C function, when available
 
 
 class TokenCodec:
