@@ -132,12 +132,31 @@ class Series:
         return statistics.median(self.samples)
 
 
-def interleave(rounds: int, contenders: dict[str, Callable[[], float]]) -> dict[str, Series]:
-    """A, B, C, A, B, C, ...: each contender once per round, in the same order."""
+def interleave(
+    rounds: int,
+    contenders: dict[str, Callable[[], float]],
+    shuffle: bool = False,
+    pause: float = 0.0,
+) -> dict[str, Series]:
+    """A, B, C, A, B, C, ...: each contender once per round.
+
+    In-process contenders disturb each other: BLAS and OpenMP worker threads keep spinning
+    for a while after a call, on the core the next call wants. There the order is shuffled
+    each round (a fixed or rotated order would always put the same contender after the same
+    one) and each call starts after a short pause.
+    """
+    import random
+
+    rng = random.Random(3)
     series = {name: Series(name) for name in contenders}
+    names = list(contenders)
     for _ in range(rounds):
-        for name, measure in contenders.items():
-            series[name].samples.append(measure())
+        if shuffle:
+            rng.shuffle(names)
+        for name in names:
+            if pause:
+                time.sleep(pause)
+            series[name].samples.append(contenders[name]())
     return series
 
 
@@ -383,7 +402,9 @@ def main() -> None:
 
         return inner
 
-    core_series = interleave(core_reps, {k: timed(v) for k, v in contenders.items()})
+    core_series = interleave(
+        core_reps, {k: timed(v) for k, v in contenders.items()}, shuffle=True, pause=0.01
+    )
     load_after = load_average()
 
     # --- the table ------------------------------------------------------------------------

@@ -420,3 +420,16 @@ def test_the_console_script_flushes_everything_before_it_exits(gpt2_dir):
     assert [len(d["neighbors"]) for d in data] == [3000, 3000]
     result = run_cli("neighbors", "   ", "--model", str(gpt2_dir))
     assert result.returncode == 2 and result.stderr.startswith("tokneigh: error:")
+
+
+def test_one_query_ranks_on_the_same_numbers_as_compare(gpt2_dir):
+    """A lone query takes the matrix-vector product, as `compare` does: identical scores."""
+    emb = tokneigh.load(str(gpt2_dir))
+    for word in ["Mike", "banana", " the"]:
+        vector = emb.vector(word)
+        (ids, sims), = core.rank_many(emb.unit, vector[None, :], 25)
+        scores = core.scores_for(emb.unit, vector)
+        assert ids.tolist() == core.top_k(scores, 25).tolist()
+        assert sims.tolist() == scores[ids].astype(np.float64).tolist()
+        ids_ = emb.tokenize(word).ids
+        assert np.array_equal(vector, core.unit_vector(emb.unit[ids_].mean(axis=0)))

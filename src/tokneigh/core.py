@@ -32,6 +32,8 @@ def unit_vector(vector: np.ndarray) -> np.ndarray:
 
 def query_vector(unit: np.ndarray, ids: Sequence[int]) -> np.ndarray:
     """The unit-length mean of the unit rows ``ids``: how a multi-token query is represented."""
+    if len(ids) == 1:  # the mean of one row is that row, bit for bit: skip the gather
+        return unit_vector(np.array(unit[np.int64(ids[0])], dtype=np.float32))
     rows = unit[np.asarray(ids, dtype=np.int64)]
     return unit_vector(rows.mean(axis=0, dtype=np.float32))
 
@@ -110,7 +112,13 @@ def rank_many(
     queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
     results: list[tuple[np.ndarray, np.ndarray]] = []
     for start in range(0, queries.shape[0], QUERY_BLOCK):
-        block = queries[start : start + QUERY_BLOCK] @ unit.T  # block x vocab, rows contiguous
+        chunk = queries[start : start + QUERY_BLOCK]
+        if chunk.shape[0] == 1:
+            # One query: a matrix-vector product, the same numbers as the 1-row matrix product
+            # but sturdier when other threads compete for the cores.
+            block = (unit @ chunk[0])[None, :]
+        else:
+            block = chunk @ unit.T  # block x vocab, rows contiguous
         for offset, row in enumerate(block):
             skip = exclude[start + offset] if exclude else ()
             chooser = select[start + offset] if select else None

@@ -78,6 +78,7 @@ def write_json(data: Any) -> None:
 
 
 _SCALARS = (str, int, float, bool, type(None))
+_SCALAR_SET = frozenset(_SCALARS)
 
 
 def _dumps_indented(data: Any, ensure_ascii: bool) -> str:
@@ -93,12 +94,10 @@ def _dumps_indented(data: Any, ensure_ascii: bool) -> str:
     plain = json.JSONEncoder(ensure_ascii=ensure_ascii).encode
 
     def flat_records(items: list[Any]) -> bool:
-        return all(
-            type(d) is dict
-            and d
-            and all(type(k) is str and type(v) in _SCALARS for k, v in d.items())
-            for d in items
-        )
+        if not all(type(d) is dict and d for d in items):
+            return False
+        keys = {type(k) for d in items for k in d}
+        return keys == {str} and {type(v) for d in items for v in d.values()} <= _SCALAR_SET
 
     def value(o: Any, indent: str) -> str:
         kind = type(o)
