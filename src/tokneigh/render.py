@@ -91,7 +91,21 @@ def _dumps_indented(data: Any, ensure_ascii: bool) -> str:
     ",\x00" is a separator. Anything else is walked here, or handed to ``json.dumps``.
     """
     compact = json.JSONEncoder(ensure_ascii=ensure_ascii, separators=(",\x00", ": ")).encode
-    plain = json.JSONEncoder(ensure_ascii=ensure_ascii).encode
+    encoder = json.encoder
+    string = encoder.encode_basestring_ascii if ensure_ascii else encoder.encode_basestring
+    number = float.__repr__
+    inf = float("inf")
+
+    def scalar(o: Any, kind: type) -> str:
+        if kind is str:
+            return string(o)
+        if kind is int:
+            return int.__repr__(o)
+        if kind is float:  # as json writes floats
+            if o != o:
+                return "NaN"
+            return "Infinity" if o == inf else "-Infinity" if o == -inf else number(o)
+        return "null" if o is None else "true" if o is True else "false"
 
     def flat_records(items: list[Any]) -> bool:
         if not all(type(d) is dict and d for d in items):
@@ -101,10 +115,14 @@ def _dumps_indented(data: Any, ensure_ascii: bool) -> str:
 
     def value(o: Any, indent: str) -> str:
         kind = type(o)
-        if kind in _SCALARS:
-            return plain(o)
+        if kind in _SCALAR_SET:
+            return scalar(o, kind)
         inner = indent + "  "
         if kind is list and o:
+            if {type(item) for item in o} <= _SCALAR_SET:  # [1, 2, 3]: one C call
+                return "[\n" + inner + compact(o)[1:-1].replace(",\x00", ",\n" + inner) + (
+                    "\n" + indent + "]"
+                )
             if flat_records(o):
                 field = "\n" + inner + "  "
                 body = compact(o)[2:-2].replace(",\x00", "," + field)
@@ -117,7 +135,7 @@ def _dumps_indented(data: Any, ensure_ascii: bool) -> str:
             for key, item in o.items():
                 if type(key) is not str:
                     raise TypeError(key)
-                fields.append(plain(key) + ": " + value(item, inner))
+                fields.append(string(key) + ": " + value(item, inner))
             return "{\n" + inner + (",\n" + inner).join(fields) + "\n" + indent + "}"
         if (kind is list or kind is dict) and not o:
             return "[]" if kind is list else "{}"
@@ -248,10 +266,10 @@ def neighbors_tables(results: Sequence[NeighborList]) -> None:
 
     console = _console()
     for result in results:
-        table = neighbor_table(result.neighbors)
-        table.title = Text(_safe(query_title(result)))
-        table.title_justify = "left"
-        console.print(table)
+        # The title is printed on its own line: as a table title Rich would wrap it to the
+        # (narrow) table width.
+        console.print(Text(_safe(query_title(result)), style="bold"), soft_wrap=True)
+        console.print(neighbor_table(result.neighbors))
 
 
 def neighbor_table(neighbors: Sequence[Neighbor]) -> Any:  # -> rich.table.Table
@@ -304,7 +322,9 @@ def comparison_table(c: Comparison, model: str) -> None:
 
     a = json.dumps(c.a.text, ensure_ascii=False)
     b = json.dumps(c.b.text, ensure_ascii=False)
-    table = Table(title=Text(_safe(f"{a} vs {b} · {model}")), title_justify="left")
+    console = _console()
+    console.print(Text(_safe(f"{a} vs {b} · {model}"), style="bold"), soft_wrap=True)
+    table = Table()
     table.add_column("measure")
     table.add_column("value", justify="right")
     rows = [
@@ -319,7 +339,7 @@ def comparison_table(c: Comparison, model: str) -> None:
     ]
     for name, value in rows:
         table.add_row(name, Text(_safe(value)))
-    _console().print(table)
+    console.print(table)
 
 
 # --- analogy / most_similar -----------------------------------------------------------------
