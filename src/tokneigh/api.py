@@ -166,6 +166,12 @@ class Embeddings:
         """Split ``text`` exactly as the model's tokenizer does, without special tokens."""
         if not isinstance(text, str):
             raise UsageError(f"expected text, got {type(text).__name__}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # lone surrogates, e.g. from undecodable argv bytes
+            raise UsageError(
+                f"{text[exc.start]!r} at position {exc.start} is not valid Unicode text"
+            ) from exc
         return self._tokenization(text, self.codec.encode(text))
 
     def _tokenization(self, text: str, ids: list[int]) -> Tokenization:

@@ -185,9 +185,15 @@ def _variant_ids(n: Neighbor) -> str:
 
 
 def tokenize_tsv(items: Sequence[Tokenization]) -> None:
+    # One row per token, keyed by the TEXT argument's 1-based index: repeating the text on
+    # every row would grow as length x tokens (gigabytes for a 100,000-character text).
     write_tsv(
-        ["text", "position", "id", "token"],
-        ([t.text, pos, i, tok] for t in items for pos, (i, tok) in enumerate(zip(t.ids, t.tokens))),
+        ["text_index", "position", "id", "token"],
+        (
+            [number, pos, i, tok]
+            for number, t in enumerate(items, start=1)
+            for pos, (i, tok) in enumerate(zip(t.ids, t.tokens))
+        ),
     )
 
 
