@@ -224,23 +224,6 @@ def _console():
     return Console(highlight=False, soft_wrap=False)
 
 
-def prefetch_rich() -> None:
-    """Start importing Rich on a thread, to overlap work that releases the GIL (the matrix
-    product); the table renderers then find it imported. For table output only."""
-    import threading
-
-    threading.Thread(target=_import_rich, name="tokneigh-rich-import", daemon=True).start()
-
-
-def _import_rich() -> None:
-    try:
-        import rich.console  # noqa: F401
-        import rich.table  # noqa: F401
-        import rich.text  # noqa: F401
-    except Exception:  # the renderer imports it again and reports any real problem
-        pass
-
-
 def _safe(text: str) -> str:
     # Rich writes to a UTF-8 stream; undecodable argv bytes arrive as lone surrogates.
     return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -53,8 +53,6 @@ def compare(
     if plot is not None:
         check_destination(plot)  # fail before the (possibly slow) load
     emb = load(model, cache_dir, embeddings)
-    if output is OutputFormat.table:
-        render.prefetch_rich()  # overlaps the matrix product
     result = emb.compare(a, b)
     if plot is not None:
         from ..plot import compare_scatter

@@ -87,8 +87,6 @@ def neighbors(
     if top > emb.vocab_size:
         report(f"warning: --top {top} exceeds the vocabulary; showing all {emb.vocab_size}")
         top = emb.vocab_size
-    if output is OutputFormat.table:
-        render.prefetch_rich()  # overlaps the matrix product
     results = emb.neighbors_many(
         wanted,
         k=top,
