@@ -433,3 +433,16 @@ def test_one_query_ranks_on_the_same_numbers_as_compare(gpt2_dir):
         assert sims.tolist() == scores[ids].astype(np.float64).tolist()
         ids_ = emb.tokenize(word).ids
         assert np.array_equal(vector, core.unit_vector(emb.unit[ids_].mean(axis=0)))
+
+
+def test_an_index_belongs_to_the_bytes_it_was_built_from(gpt2_dir):
+    """Built from a tokenizer.json that has since been replaced, an index is never used."""
+    emb = tokneigh.load(str(gpt2_dir))
+    path = emb.path / cache.TOKENIZER
+    tokenizer = _real_tokenizer(path)
+    old_bytes = path.read_bytes() + b" "  # what the tokenizer was (say) parsed from
+    _, data = _tokindex.build_index(tokenizer, path, _tokindex.source_print(old_bytes))
+    _tokindex.write_index(path, data)
+    assert _tokindex.open_index(path) is None
+    codec = TokenCodec(path, BYTE_LEVEL, [50256])  # rebuilds it for the bytes now there
+    assert _tokindex.open_index(path) is not None and codec.encode("Mike") == [16073]

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ._tokindex import TokenIndex, build_index, open_index, write_index
+from ._tokindex import TokenIndex, build_index, open_index, source_print, write_index
 
 BYTE_LEVEL = "byte_level"
 METASPACE = "metaspace"
@@ -138,6 +138,7 @@ class TokenCodec:
     def __init__(self, tokenizer_path: Path, style: str, special_ids: Iterable[int] = ()) -> None:
         self._path = Path(tokenizer_path)
         self._loaded: Any = None
+        self._source: tuple[int, int] | None = None
         self.style = style
         self.special_ids = frozenset(int(i) for i in special_ids)
         self._fold_groups: dict[str, list[int]] | None = None
@@ -155,10 +156,12 @@ class TokenCodec:
         if self._loaded is None:
             from tokenizers import Tokenizer
 
-            tokenizer = Tokenizer.from_file(str(self._path))
+            data = self._path.read_bytes()
+            tokenizer = Tokenizer.from_str(data.decode("utf-8"))
             # A saved tokenizer.json can carry padding/truncation (MiniLM pads to 128): never.
             tokenizer.no_padding()
             tokenizer.no_truncation()
+            self._source = source_print(data)  # an index built from it belongs to these bytes
             self._loaded = tokenizer
         return self._loaded
 
@@ -166,7 +169,7 @@ class TokenCodec:
         if not os.access(self._path.parent, os.W_OK):
             return None  # a read-only cache: no index, every query parses tokenizer.json
         try:
-            index, data = build_index(self._tokenizer, self._path)
+            index, data = build_index(self._tokenizer, self._path, self._source)
         except Exception:  # the index is only an optimization: never fail a query over it
             return None
         write_index(self._path, data)
