@@ -11,7 +11,6 @@ tokens mean the mean of their unit vectors) or an ``int`` token id.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -34,7 +33,18 @@ TIE = 1e-6
 
 Report = Callable[[str], None]
 
-log = logging.getLogger("tokneigh")
+
+class _Log:
+    """The "tokneigh" logger, with ``logging`` imported on first use (~5 ms a cached query
+    would otherwise pay for nothing)."""
+
+    def __getattr__(self, name: str) -> Any:
+        import logging
+
+        return getattr(logging.getLogger("tokneigh"), name)
+
+
+log = _Log()
 
 
 @dataclass(frozen=True)
