@@ -340,47 +340,6 @@ def test_plain_coercion_agrees_with_typers_own_for_every_parameter():
 # --- output ---------------------------------------------------------------------------------
 
 
-def _random_json(rng: random.Random, depth: int = 0):
-    chars = ["a", " ", '"', "\\", "\n", "\x00", "}", "{", ",", "\u2028", "\udcff", "é", "\t", ":"]
-
-    def text() -> str:
-        return "".join(rng.choices(chars, k=rng.randint(0, 6)))
-
-    def scalar():
-        return rng.choice(
-            [text(), rng.randint(-(10**20), 10**20), rng.random() * 10 ** rng.randint(-20, 20),
-             None, True, False, float("nan"), float("inf"), -0.0]
-        )  # fmt: skip
-
-    roll = rng.random()
-    if depth > 3 or roll < 0.4:
-        return scalar()
-    if roll < 0.6:
-        return [_random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))]
-    if roll < 0.8:  # a list of flat records, the shape the fast path takes
-        return [
-            {text(): scalar() for _ in range(rng.randint(1, 4))} for _ in range(rng.randint(0, 4))
-        ]
-    return {text(): _random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))}
-
-
-def test_json_output_is_exactly_json_dumps_with_indent_2(gpt2_dir):
-    from tokneigh import render
-
-    rng = random.Random(11)
-    odd = [[], {}, [[]], [{}], [{"a": 1}, {}], ("t", 1), {1: 2}, [{"a": [1]}], np.float64(0.5)]
-    for data in [*odd, *(_random_json(rng) for _ in range(5000))]:
-        for ascii_only in (False, True):
-            expected = json.dumps(data, ensure_ascii=ascii_only, indent=2)
-            assert render._dumps_indented(data, ascii_only) == expected, data
-    emb = tokneigh.load(str(gpt2_dir))
-    results = emb.neighbors_many(["Mike", "banana", 447, "café"], k=50, skip_special=True)
-    data = [render.neighbors_json(r) for r in results]
-    for ascii_only in (False, True):
-        expected = json.dumps(data, ensure_ascii=ascii_only, indent=2)
-        assert render._dumps_indented(data, ascii_only) == expected
-
-
 @pytest.mark.parametrize("terminal", [False, True])
 def test_the_neighbour_table_is_what_plain_strings_would_give(gpt2_dir, terminal):
     """Text headers and cells (no markup parsing) print exactly what str ones printed."""

@@ -281,7 +281,7 @@ class Embeddings:
             return []
         vectors = np.stack([core.query_vector(self.unit, t.ids) for t in parsed])
         exclude = [t.ids for t in parsed] if exclude_query else None
-        select = [self._selector(filters, t.ids) for t in parsed]
+        select = [self._selector(filters, t.ids, k) for t in parsed]
         ranked = core.rank_many(
             self.unit, vectors, min(k, self.vocab_size), exclude, select, filters.min_sim
         )
@@ -375,7 +375,7 @@ class Embeddings:
             vector[None, :],
             min(k, self.vocab_size),
             [inputs],
-            [self._selector(filters, ())],
+            [self._selector(filters, (), k)],
             filters.min_sim,
         )
         return MostSimilar(
@@ -515,9 +515,12 @@ class Embeddings:
 
     # --- filters -----------------------------------------------------------------------------
 
-    def _selector(self, filters: _Filters, exempt: Sequence[int]) -> core.Selector | None:
+    def _selector(
+        self, filters: _Filters, exempt: Sequence[int], k: int
+    ) -> core.Selector | None:
         """The candidate filter for one query; ``exempt`` ids pass the special-token check
-        (asking for <|endoftext|> by id still finds <|endoftext|> first)."""
+        (asking for <|endoftext|> by id still finds <|endoftext|> first). Candidates come best
+        first, so it stops once ``k`` are kept: later ones would be cut anyway."""
         if not (filters.skip_special or filters.words_only or filters.dedupe):
             return None
         codec = self.codec
@@ -538,6 +541,8 @@ class Embeddings:
                             continue  # a variant of a better token already kept
                         seen.add(key)
                 kept.append(i)
+                if len(kept) == k:
+                    break
             return np.asarray(kept, dtype=np.int64)
 
         return select

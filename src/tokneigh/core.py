@@ -111,6 +111,7 @@ def rank_many(
     """
     queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
     results: list[tuple[np.ndarray, np.ndarray]] = []
+    scratch: np.ndarray | None = None  # one score buffer reused by every block: no page faults
     for start in range(0, queries.shape[0], QUERY_BLOCK):
         chunk = queries[start : start + QUERY_BLOCK]
         if chunk.shape[0] == 1:
@@ -118,7 +119,9 @@ def rank_many(
             # but sturdier when other threads compete for the cores.
             block = (unit @ chunk[0])[None, :]
         else:
-            block = chunk @ unit.T  # block x vocab, rows contiguous
+            if scratch is None:
+                scratch = np.empty((chunk.shape[0], unit.shape[0]), dtype=np.float32)
+            block = np.matmul(chunk, unit.T, out=scratch[: chunk.shape[0]])  # rows contiguous
         for offset, row in enumerate(block):
             skip = exclude[start + offset] if exclude else ()
             chooser = select[start + offset] if select else None

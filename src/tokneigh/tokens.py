@@ -143,6 +143,7 @@ class TokenCodec:
         self.special_ids = frozenset(int(i) for i in special_ids)
         self._fold_groups: dict[str, list[int]] | None = None
         self._special: dict[int, bool] = {}
+        self._shown_memo: dict[int, tuple[str, str]] = {}
         # Parsing tokenizer.json costs more than the rest of a cached query: the index beside it
         # (_tokindex) answers token strings and most short queries without it.
         self._index = open_index(self._path)
@@ -197,21 +198,26 @@ class TokenCodec:
 
     def text(self, token_id: int) -> str:
         """The decoded text of one token (``\\xNN`` escapes for a partial UTF-8 sequence)."""
-        raw = self.raw(token_id)
-        if raw is None:
-            return ""
-        if token_id in self.special_ids:
-            return raw
-        return display_text(raw, self.style)[0]
+        return self._shown(token_id)[0]
 
     def label(self, token_id: int) -> str:
         """The token as shown to a person: quoted, fragments as ``b"\\xNN"``."""
-        raw = self.raw(token_id)
-        if raw is None:
-            return f"<unused #{token_id}>"
-        if token_id in self.special_ids:
-            return raw
-        return quote(*display_text(raw, self.style))
+        return self._shown(token_id)[1]
+
+    def _shown(self, token_id: int) -> tuple[str, str]:
+        # Memo: a batch of queries shows many of the same neighbours again.
+        shown = self._shown_memo.get(token_id)
+        if shown is None:
+            raw = self.raw(token_id)
+            if raw is None:
+                shown = ("", f"<unused #{token_id}>")
+            elif token_id in self.special_ids:
+                shown = (raw, raw)
+            else:
+                text, fragment = display_text(raw, self.style)
+                shown = (text, quote(text, fragment))
+            self._shown_memo[token_id] = shown
+        return shown
 
     # --- filters (neighbors --words-only, --dedupe, special tokens) ---------------------------
 
