@@ -20,7 +20,7 @@ from . import cache as cache_commands
 from . import map as map_commands
 from . import shell as shell_commands
 from ._fastparams import install as _install_fast_params
-from .common import error_line
+from .common import error_line, help_text
 
 try:  # Typer >= 0.20 ships its own copy of click
     from typer._click import exceptions as click_exceptions
@@ -78,11 +78,13 @@ def _version(value: bool) -> None:
 app = typer.Typer(
     cls=_OneLineErrors,
     name="tokneigh",
-    help="Nearest neighbours in the token embeddings of transformer language models.\n\n"
-    "Examples:\n\n"
-    "  tokneigh neighbors Mike --top 20\n\n"
-    "  tokneigh tokenize banana cosmic\n\n"
-    "  tokneigh compare ban ana",
+    help=help_text(
+        "Nearest neighbours in the token embeddings of transformer language models.\n\n"
+        "Examples:\n\n"
+        "  tokneigh neighbors Mike --top 20\n\n"
+        "  tokneigh tokenize banana cosmic\n\n"
+        "  tokneigh compare ban ana"
+    ),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -16,6 +16,7 @@ from .common import (
     FormatOption,
     ModelOption,
     OutputFormat,
+    help_text,
     load,
 )
 from .filters import (
@@ -122,4 +123,4 @@ def analogy(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("analogy", help=HELP, no_args_is_help=True)(analogy)
+    app.command("analogy", help=help_text(HELP), no_args_is_help=True)(analogy)

@@ -12,15 +12,18 @@ from .common import (
     CacheDirOption,
     EmbeddingsOption,
     ModelOption,
+    help_text,
     load,
 )
 
 app = typer.Typer(
-    help="Manage the cache of extracted embedding matrices.\n\n"
-    "Examples:\n\n"
-    "  tokneigh cache list\n\n"
-    "  tokneigh cache build --model ./my-checkpoint\n\n"
-    "  tokneigh cache clear --model gpt2",
+    help=help_text(
+        "Manage the cache of extracted embedding matrices.\n\n"
+        "Examples:\n\n"
+        "  tokneigh cache list\n\n"
+        "  tokneigh cache build --model ./my-checkpoint\n\n"
+        "  tokneigh cache clear --model gpt2"
+    ),
     no_args_is_help=True,
 )
 
@@ -31,15 +34,17 @@ def _root(cache_dir):  # -> Path
     return resolve_root(cache_dir)
 
 
-@app.command("path", help="Print the cache root.\n\nExample:\n\n  tokneigh cache path")
+@app.command("path", help=help_text("Print the cache root.\n\nExample:\n\n  tokneigh cache path"))
 def path(cache_dir: CacheDirOption = None) -> None:
     typer.echo(str(_root(cache_dir)))
 
 
 @app.command(
     "list",
-    help="List cached models: name, source, vocabulary, dims, size on disk.\n\n"
-    "Example:\n\n  tokneigh cache list",
+    help=help_text(
+        "List cached models: name, source, vocabulary, dims, size on disk.\n\n"
+        "Example:\n\n  tokneigh cache list"
+    ),
 )
 def list_(cache_dir: CacheDirOption = None) -> None:
     from rich.console import Console
@@ -79,9 +84,11 @@ def _mb(size: int) -> str:
 
 @app.command(
     "build",
-    help="Extract and cache a model now, so that the first query is fast.\n\n"
-    "Examples:\n\n  tokneigh cache build --model gpt2\n\n"
-    "  tokneigh cache build --model ./my-checkpoint --force",
+    help=help_text(
+        "Extract and cache a model now, so that the first query is fast.\n\n"
+        "Examples:\n\n  tokneigh cache build --model gpt2\n\n"
+        "  tokneigh cache build --model ./my-checkpoint --force"
+    ),
 )
 def build(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False,
@@ -105,9 +112,11 @@ def build(
 
 @app.command(
     "clear",
-    help="Remove one model's entry (--model) or every tokneigh entry (--all). Other files in "
-    "the cache root are left alone.\n\nExamples:\n\n  tokneigh cache clear --model gpt2\n\n"
-    "  tokneigh cache clear --all",
+    help=help_text(
+        "Remove one model's entry (--model) or every tokneigh entry (--all). Other files in "
+        "the cache root are left alone.\n\nExamples:\n\n  tokneigh cache clear --model gpt2\n\n"
+        "  tokneigh cache clear --all"
+    ),
 )
 def clear(
     all_: Annotated[bool, typer.Option("--all", help="Remove every cached model.")] = False,

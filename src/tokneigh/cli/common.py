@@ -32,7 +32,7 @@ CacheDirOption = Annotated[
     typer.Option(
         "--cache-dir",
         envvar="TOKNEIGH_CACHE_DIR",
-        help="Cache root [default: ~/.cache/tokneigh].",
+        help="Cache root (default: ~/.cache/tokneigh).",
         show_default=False,
     ),
 ]
@@ -61,6 +61,23 @@ EmbeddingsOption = Annotated[
 ]
 DEFAULT_EMBEDDINGS = EmbeddingsKind.input
 DEFAULT = DEFAULT_MODEL
+
+
+def help_text(text: str) -> str:
+    """Command help for Typer's Rich mode: paragraphs reflowed (the source wraps at 100
+    columns, a terminal may be narrower), indented example lines kept as they are, and "["
+    escaped so that Rich does not take [CLS] or [unused12] for markup."""
+    blocks = []
+    for block in text.strip().split("\n\n"):
+        lines = block.split("\n")
+        if all(line.startswith("  ") for line in lines):
+            # Typer dedents help text, which would leave a lone example flush left: mark
+            # example lines with a prompt instead of indentation.
+            block = "\n".join("$ " + line.strip() for line in lines)
+        else:
+            block = " ".join(line.strip() for line in lines)
+        blocks.append(block)
+    return "\n\n".join(blocks).replace("[", "\\[")
 
 
 def error_line(message: str) -> None:

@@ -16,6 +16,7 @@ from .common import (
     FormatOption,
     ModelOption,
     OutputFormat,
+    help_text,
     load,
     report,
 )
@@ -68,4 +69,4 @@ def compare(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("compare", help=HELP, no_args_is_help=True)(compare)
+    app.command("compare", help=help_text(HELP), no_args_is_help=True)(compare)

@@ -33,7 +33,7 @@ IncludeSpecialOption = Annotated[
     bool,
     typer.Option(
         "--include-special",
-        help="Keep special tokens (<|endoftext|>, [CLS], [unused12], rows the tokenizer does "
+        help="Keep special tokens (<|endoftext|>, \\[CLS], \\[unused12], rows the tokenizer does "
         "not name), left out by default.",
     ),
 ]

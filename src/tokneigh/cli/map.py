@@ -16,6 +16,7 @@ from .common import (
     FormatOption,
     ModelOption,
     OutputFormat,
+    help_text,
     load,
     report,
 )
@@ -99,4 +100,4 @@ def map_command(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("map", help=HELP, no_args_is_help=True)(map_command)
+    app.command("map", help=help_text(HELP), no_args_is_help=True)(map_command)

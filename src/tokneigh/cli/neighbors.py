@@ -15,6 +15,7 @@ from .common import (
     FormatOption,
     ModelOption,
     OutputFormat,
+    help_text,
     load,
     report,
 )
@@ -111,4 +112,4 @@ def neighbors(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("neighbors", help=HELP, no_args_is_help=True)(neighbors)
+    app.command("neighbors", help=help_text(HELP), no_args_is_help=True)(neighbors)

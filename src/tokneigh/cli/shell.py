@@ -28,6 +28,7 @@ from .common import (
     EmbeddingsOption,
     ModelOption,
     error_line,
+    help_text,
     load,
 )
 
@@ -510,4 +511,4 @@ def shell(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("shell", help=HELP)(shell)
+    app.command("shell", help=help_text(HELP))(shell)

@@ -15,6 +15,7 @@ from .common import (
     FormatOption,
     ModelOption,
     OutputFormat,
+    help_text,
     load,
 )
 
@@ -52,4 +53,4 @@ def tokenize(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("tokenize", help=HELP, no_args_is_help=True)(tokenize)
+    app.command("tokenize", help=help_text(HELP), no_args_is_help=True)(tokenize)

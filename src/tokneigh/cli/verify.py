@@ -15,6 +15,7 @@ from .common import (
     FormatOption,
     ModelOption,
     OutputFormat,
+    help_text,
     load,
 )
 
@@ -41,7 +42,7 @@ Examples:
 
 def verify(
     query: Annotated[
-        str | None, typer.Argument(help="Text to score [default: Mike].", show_default=False)
+        str | None, typer.Argument(help="Text to score (default: Mike).", show_default=False)
     ] = None,
     token_id: Annotated[
         int | None, typer.Option("--id", help="Query a token id instead.", show_default=False)
@@ -70,4 +71,4 @@ def verify(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("verify", help=HELP)(verify)
+    app.command("verify", help=help_text(HELP))(verify)
