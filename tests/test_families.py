@@ -162,3 +162,46 @@ def test_picked_tensor_is_transformers_input_embeddings(
     with safe_open(str(folder / "model.safetensors"), framework="numpy") as handle:
         names = list(handle.keys())
     assert pick_embedding_tensor(names) == expected
+
+
+@pytest.mark.parametrize("fixture", FAMILIES)
+def test_exploring_commands_on_every_family(
+    fixture: str, request: pytest.FixtureRequest, cli, tmp_path: Path
+) -> None:
+    """analogy, filters, verify, map and the shell: each works on each family, against numpy."""
+    import numpy as np
+
+    import tokneigh
+
+    model = request.getfixturevalue(fixture)
+    emb = tokneigh.load(str(model), cache_dir=None)
+
+    result = cli(model, "analogy", "man", "king", "woman", "--top", "5", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["positive"] == ["king", "woman"] and data["negative"] == ["man"]
+    unit = lambda w: emb.vector(w).astype(np.float64)  # noqa: E731
+    target = unit("king") - unit("man") + unit("woman")
+    target /= np.linalg.norm(target)
+    inputs = {i for w in ("man", "king", "woman") for i in emb.tokenize(w).ids}
+    for n in data["neighbors"]:
+        assert n["id"] not in inputs
+        assert n["similarity"] == pytest.approx(float(emb.unit[n["id"]] @ target), abs=1e-5)
+
+    result = cli(model, "neighbors", "king", "--top", "5", "--words-only", "--dedupe",
+                 "--format", "json")
+    assert result.exit_code == 0, result.output
+    shown = [n["token"] for n in json.loads(result.stdout)[0]["neighbors"]]
+    assert len(shown) == 5 and all(any(ch.isalpha() for ch in t) for t in shown)
+    folded = {t.strip().lower() for t in shown}
+    assert len(folded) == len(shown)  # no two rows are case/space variants of one another
+
+    result = cli(model, "verify", "king", "--top", "5", "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["pearson"] > 0.99999 and report["top_k_agree"]
+
+    png = tmp_path / "map.png"
+    result = cli(model, "map", "king", "--top", "8", "--plot", str(png), "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
