@@ -50,13 +50,39 @@ def gpt2_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_gpt2_lm_checkpoint(tmp_path_factory.mktemp("gpt2-lm") / "ckpt", dim=32)
 
 
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
+    return tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1] + "-cache")
+
+
 @pytest.fixture(autouse=True)
-def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test gets its own empty cache root and Hugging Face home."""
-    root = tmp_path / "cache"
+def cache_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Path:
+    """Each test gets its own empty cache root and Hugging Face home; a module that sets
+    ``SHARED_CACHE = True`` shares one per module instead, so its models are built once."""
+    if getattr(request.module, "SHARED_CACHE", False):
+        root = request.getfixturevalue("module_cache")
+        hf_home = root / "hf-home"
+    else:
+        root, hf_home = tmp_path / "cache", tmp_path / "hf-home"
     monkeypatch.setenv("TOKNEIGH_CACHE_DIR", str(root))
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_HOME", str(hf_home))
     return root
+
+
+@pytest.fixture(scope="module")
+def gpt2_ref(gpt2_dir: Path):
+    from explore_refs import Reference
+
+    return Reference(gpt2_dir)
+
+
+@pytest.fixture(scope="module")
+def minilm_ref(minilm_dir: Path):
+    from explore_refs import Reference
+
+    return Reference(minilm_dir)
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from checkpoints import GPT2_VOCAB, gpt2_tokenizer
-from explore_refs import Reference, assert_same_ranking, filtered_ranking
+from explore_refs import assert_same_ranking, filtered_ranking
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
@@ -20,27 +20,7 @@ from tokneigh.cli import app
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def module_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("filters-cache")
-
-
-@pytest.fixture(autouse=True)
-def cache_dir(module_cache, monkeypatch):
-    """One cache per module (overrides conftest's empty cache per test): built once."""
-    monkeypatch.setenv("TOKNEIGH_CACHE_DIR", str(module_cache))
-    monkeypatch.setenv("HF_HOME", str(module_cache / "hf-home"))
-    return module_cache
-
-
-@pytest.fixture(scope="module")
-def gpt2_ref(gpt2_dir):
-    return Reference(gpt2_dir)
-
-
-@pytest.fixture(scope="module")
-def minilm_ref(minilm_dir):
-    return Reference(minilm_dir)
+SHARED_CACHE = True  # one cache per module: each model is built once
 
 
 EXTRA_ROWS = 3  # rows past GPT-2's 50,257 tokens, as in checkpoints padded to a multiple of 64

@@ -20,17 +20,7 @@ runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module")
-def module_cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("plots-cache")
-
-
-@pytest.fixture(autouse=True)
-def cache_dir(module_cache, monkeypatch):
-    """One cache per module (overrides conftest's empty cache per test): built once."""
-    monkeypatch.setenv("TOKNEIGH_CACHE_DIR", str(module_cache))
-    monkeypatch.setenv("HF_HOME", str(module_cache / "hf-home"))
-    return module_cache
+SHARED_CACHE = True  # one cache per module: each model is built once
 
 
 def cli(*args: str):
