@@ -179,21 +179,26 @@ class _HubFiles:
         return ModelNotFoundError(f"model {self.repo_id!r}: {what}")
 
 
+def _open_checkpoint(source: ModelSource, report: Report) -> tuple[_LocalFiles | _HubFiles, Path]:
+    """The checkpoint's files (local folder or hub repo) and its config.json, which must exist."""
+    files: _LocalFiles | _HubFiles
+    if source.is_local:
+        files = _LocalFiles(Path(source.location))
+    else:
+        files = _HubFiles(source.location, report)
+    config_path = files.get("config.json")
+    if config_path is None:
+        raise _missing(files, "no config.json: not a Hugging Face model checkpoint")
+    return files, config_path
+
+
 def extract(source: ModelSource, report: Report, embeddings: str = "input") -> Extracted:
     """Fetch (if needed) and read one checkpoint's input embeddings and tokenizer.
 
     ``embeddings="output"`` reads the untied output matrix (the LM head) instead, and raises
     TiedEmbeddings when the checkpoint has no output matrix of its own.
     """
-    files: _LocalFiles | _HubFiles
-    if source.is_local:
-        files = _LocalFiles(Path(source.location))
-    else:
-        files = _HubFiles(source.location, report)
-
-    config_path = files.get("config.json")
-    if config_path is None:
-        raise _missing(files, "no config.json: not a Hugging Face model checkpoint")
+    files, config_path = _open_checkpoint(source, report)
     folder = config_path.parent
 
     # Fingerprint before reading: a file rewritten while we read shows as a change next time.
@@ -399,14 +404,7 @@ def output_tensor(source: ModelSource, report: Report) -> str | None:
     Raises TiedEmbeddings when there is none; None when only loading the checkpoint can tell
     (no safetensors file).
     """
-    files: _LocalFiles | _HubFiles
-    if source.is_local:
-        files = _LocalFiles(Path(source.location))
-    else:
-        files = _HubFiles(source.location, report)
-    config_path = files.get("config.json")
-    if config_path is None:
-        raise _missing(files, "no config.json: not a Hugging Face model checkpoint")
+    files, config_path = _open_checkpoint(source, report)
     try:
         layout = _safetensors_layout(files)
         return None if layout is None else _output_tensor_name(config_path.parent, layout[0])
