@@ -207,6 +207,12 @@ def test_rows_beyond_the_tokenizer_are_special(padded_dir):
     assert [n["id"] for n in by_id["neighbors"][:2]] == [4995, GPT2_VOCAB + 1]
 
 
+def test_the_rows_past_the_tokenizer_are_among_the_hidden_ids(padded_dir, module_cache):
+    emb = tokneigh.load(str(padded_dir), cache_dir=module_cache)
+    hidden = emb.codec.special_among(emb.vocab_size)
+    assert hidden == [GPT2_VOCAB - 1, *range(GPT2_VOCAB, GPT2_VOCAB + EXTRA_ROWS)]
+
+
 def test_api_ranks_every_row_unless_asked(padded_dir, module_cache):
     emb = tokneigh.load(str(padded_dir), cache_dir=module_cache)
     every = emb.neighbors(" Mike", k=3)
@@ -300,3 +306,24 @@ def test_rank_many_with_selectors_equals_one_query_at_a_time():
         assert (scores >= 0).all()
     assert all(i % 2 == 1 for i in many[0][0].tolist())
     assert not all(i % 2 == 1 for i in many[1][0].tolist())
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(st.lists(st.integers(-5, 5), min_size=40, max_size=40), min_size=1, max_size=6),
+    k=st.integers(1, 45),
+    exclude=st.lists(st.lists(st.integers(0, 39), max_size=45), min_size=6, max_size=6),
+    min_score=st.none() | st.integers(-5, 5),
+)
+def test_rank_many_masking_equals_filtering_a_full_sort(rows, k, exclude, min_score):
+    """The unfiltered path masks excluded ids in its own score block instead of copying each
+    row; with repeated ids, and k near or past what is left, it still equals a full sort."""
+    scores = np.asarray(rows, dtype=np.float32)
+    unit = np.eye(40, dtype=np.float32)  # unit @ query gives the query back: scores as given
+    ranked = core.rank_many(unit, scores, k, exclude[: len(rows)], None, min_score)
+    for values, skip, (ids, sims) in zip(scores, exclude, ranked):
+        order = sorted(range(len(values)), key=lambda i: (-values[i], i))
+        want = [i for i in order if i not in skip]
+        want = [i for i in want if min_score is None or values[i] >= min_score][:k]
+        assert ids.tolist() == want
+        assert sims.tolist() == [float(values[i]) for i in want]

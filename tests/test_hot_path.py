@@ -405,3 +405,53 @@ def test_an_index_belongs_to_the_bytes_it_was_built_from(gpt2_dir):
     assert _tokindex.open_index(path) is None
     codec = TokenCodec(path, BYTE_LEVEL, [50256])  # rebuilds it for the bytes now there
     assert _tokindex.open_index(path) is not None and codec.encode("Mike") == [16073]
+
+
+# --- stored token displays ------------------------------------------------------------------
+
+
+def test_the_index_stores_each_tokens_display_as_the_rules_give_it(gpt2_dir, bert_dir, llama_dir):
+    """A batch of queries reads each neighbour's text, label and special flag from the index:
+    for every id, exactly what the display rules compute from the stored string."""
+    for folder in (gpt2_dir, bert_dir, llama_dir):
+        emb = tokneigh.load(str(folder))
+        codec = emb.codec
+        index = _tokindex.open_index(emb.path / cache.TOKENIZER)
+        assert index is not None and index.display_key == codec._display_key()
+        rows = emb.vocab_size
+        for i in range(rows + 3):
+            want_text, want_label, want_special = codec._describe(i, codec.raw(i))
+            assert codec.shown(i) == (want_text, want_label), i
+            assert codec.is_special(i) == want_special, i
+        assert codec.special_among(rows) == [
+            i for i in range(rows) if codec._describe(i, codec.raw(i))[2]
+        ]
+
+
+def test_an_index_with_other_display_rules_is_rebuilt(gpt2_dir):
+    emb = tokneigh.load(str(gpt2_dir))
+    path = emb.path / cache.TOKENIZER
+    tokenizer = _real_tokenizer(path)
+    _, data = _tokindex.build_index(tokenizer, path)  # no displays at all
+    _tokindex.write_index(path, data)
+    assert _tokindex.open_index(path).display_key is None
+    codec = TokenCodec(path, BYTE_LEVEL, [50256])
+    assert _tokindex.open_index(path).display_key == codec._display_key()
+    # Other special ids (or rules) than the stored displays were made with: rebuilt again.
+    other = TokenCodec(path, BYTE_LEVEL, [50256, 220])
+    assert _tokindex.open_index(path).display_key == other._display_key()
+    assert other.is_special(220) and other.label(220) == "Ġ"  # shown as stored, as specials are
+    assert not codec.is_special(220) and codec.label(220) == '" "'
+
+
+def test_query_vectors_are_the_same_numbers_in_any_batch(gpt2_dir):
+    """A query's vector does not depend on what else is in the batch, so `neighbors a b` and
+    `neighbors a` agree to the last bit."""
+    emb = tokneigh.load(str(gpt2_dir))
+    id_lists = [emb.tokenize(w).ids for w in ["Mike", "banana", " the", "cosmic", "x"]]
+    alone = [core.query_vector(emb.unit, ids) for ids in id_lists]
+    for batch in (id_lists, id_lists[::2], [id_lists[0], id_lists[2]], [id_lists[1]]):
+        together = core.query_vectors(emb.unit, batch)
+        for ids, vector in zip(batch, together):
+            assert np.array_equal(vector, alone[id_lists.index(ids)])
+    assert not core.unit_vector(np.zeros(8)).any()  # the zero vector stays zero

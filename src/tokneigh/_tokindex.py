@@ -6,6 +6,9 @@ query does. A query needs far less: the stored string of a few dozen token ids, 
 tokens of a short text. This module keeps both in ``tokenizer.index`` beside ``tokenizer.json``:
 
 - the stored string of every token id (one UTF-8 blob and its offsets), for any tokenizer;
+- when the caller supplies it (``TokenCodec`` does), how every token is displayed (its text and
+  label) and which ids are hidden from neighbour lists, so that a batch of queries showing
+  twenty thousand neighbours slices strings instead of decoding each token;
 - for GPT-2-style byte-level BPE only, the merge table as sorted ``(left, right)`` id pairs,
   and a Python port of the ``tokenizers`` BPE merge loop. It encodes only printable-ASCII text
   that holds no added token (``<|endoftext|>``); anything else, and every other tokenizer
@@ -28,12 +31,13 @@ import os
 import re
 import sys
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 INDEX = "tokenizer.index"
 _MAGIC = b"TKNIDX\x00\x01"
-_VERSION = 1
+_VERSION = 2
 
 # GPT-2's pre-tokenizer pattern ('s|'t|...| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)
 # restricted to printable ASCII, the only text the fast path accepts: there \p{L} is A-Za-z,
@@ -65,6 +69,10 @@ def _source_print(tokenizer_path: Path) -> tuple[int, int]:
     return source_print(tokenizer_path.read_bytes())
 
 
+# How the caller displays one token: (text, label, hidden) for an id and its stored string.
+Describe = Callable[[int, "str | None"], "tuple[str, str, bool]"]
+
+
 class TokenIndex:
     """Token strings by id, and (when verified) GPT-2 byte-level BPE encoding of ASCII text."""
 
@@ -79,12 +87,25 @@ class TokenIndex:
             return view[start : start + length].cast(fmt)
 
         self.size: int = header["size"]
-        self._count: int = header["count"]
+        self._count: int = header["count"]  # ids 0..count-1 have an entry (maybe unnamed)
         self._missing = frozenset(header["missing"])
         self._offsets = section("offsets", "I")
         self._blob = bytes(section("blob", "B"))  # bytes: slicing gives bytes directly
         if len(self._offsets) != self._count + 1 or self._offsets[-1] != len(self._blob):
             raise ValueError("offsets do not match the blob")
+        display = header.get("display")
+        # What the stored displays were made under (see build_index); None: no displays.
+        self.display_key: Any = None if display is None else display["key"]
+        self.hidden: frozenset[int] = frozenset()
+        if display is not None:
+            self._shown_offsets = section("shown_offsets", "I")
+            self._shown_blob = bytes(section("shown_blob", "B"))
+            if (
+                len(self._shown_offsets) != 2 * self._count + 1
+                or self._shown_offsets[-1] != len(self._shown_blob)
+            ):
+                raise ValueError("display offsets do not match their blob")
+            self.hidden = frozenset(section("hidden", "I"))
         bpe = header.get("bpe")
         self._byte_ids: list[int] | None = None
         if bpe is not None:
@@ -97,6 +118,11 @@ class TokenIndex:
             self._pairs: dict[int, tuple[int, int] | None] = {}
 
     @property
+    def count(self) -> int:
+        """How many ids have an entry: ``shown`` and ``hidden`` cover ids below this."""
+        return self._count
+
+    @property
     def can_encode(self) -> bool:
         return self._byte_ids is not None
 
@@ -107,6 +133,15 @@ class TokenIndex:
         if not 0 <= token_id < self._count or token_id in self._missing:
             return None
         return self._blob[self._offsets[token_id] : self._offsets[token_id + 1]].decode("utf-8")
+
+    def shown(self, token_id: int) -> tuple[str, str] | None:
+        """The stored (text, label) of a token, or None (no displays, or an id past the end)."""
+        if self.display_key is None or not 0 <= token_id < self._count:
+            return None
+        at = self._shown_offsets
+        blob = self._shown_blob
+        i = 2 * token_id
+        return blob[at[i] : at[i + 1]].decode("utf-8"), blob[at[i + 1] : at[i + 2]].decode("utf-8")
 
     # --- encoding -------------------------------------------------------------------------
 
@@ -294,12 +329,17 @@ def source_print(data: bytes) -> tuple[int, int]:
 
 
 def build_index(
-    tokenizer: Any, tokenizer_path: Path, source: tuple[int, int] | None = None
+    tokenizer: Any,
+    tokenizer_path: Path,
+    source: tuple[int, int] | None = None,
+    display: tuple[Any, Describe] | None = None,
 ) -> tuple[TokenIndex, bytes]:
     """An index for ``tokenizer`` (a ``tokenizers.Tokenizer`` loaded from ``tokenizer_path``).
 
     ``source`` is the ``source_print`` of the very bytes ``tokenizer`` was parsed from (the
-    file itself may have been replaced since); without it the file is read now.
+    file itself may have been replaced since); without it the file is read now. ``display``
+    is (key, describe): ``describe`` is applied to every id and its answers are stored; the
+    key (JSON) records what they depend on, for the caller to compare when it opens the index.
     """
     source = source or _source_print(tokenizer_path)
     size = tokenizer.get_vocab_size(with_added_tokens=True)
@@ -319,6 +359,23 @@ def build_index(
         "offsets": _pack("I", offsets),
         "blob": blob,
     }
+    display_part: dict[str, Any] | None = None
+    if display is not None:
+        key, describe = display
+        shown_offsets = [0]
+        pieces: list[bytes] = []
+        hidden: list[int] = []
+        for token_id, stored in enumerate(raw):
+            text, label, is_hidden = describe(token_id, stored)
+            for piece in (text.encode("utf-8"), label.encode("utf-8")):
+                pieces.append(piece)
+                shown_offsets.append(shown_offsets[-1] + len(piece))
+            if is_hidden:
+                hidden.append(token_id)
+        sections["shown_offsets"] = _pack("I", shown_offsets)
+        sections["shown_blob"] = b"".join(pieces)
+        sections["hidden"] = _pack("I", hidden)
+        display_part = {"key": key}
     bpe: dict[str, Any] | None = None
     if tables is not None:
         byte_ids, merges = tables
@@ -339,6 +396,7 @@ def build_index(
             "count": count,
             "missing": missing,
             "bpe": bpe_part,
+            "display": display_part,
             "sections": {},
         }
         # Section offsets depend on the header length: fix them with a generous fixed width.

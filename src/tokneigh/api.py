@@ -57,7 +57,9 @@ class Tokenization:
     labels: list[str]  # as shown to a person: quoted, b"\xNN" for byte fragments
 
 
-@dataclass(frozen=True)
+# Neighbour rows are slotted but not frozen: a batch of 1,000 queries builds 20,000 of them, and
+# a frozen dataclass's __init__ (object.__setattr__ per field) costs five times as much.
+@dataclass(slots=True)
 class Variant:
     """Another spelling of a neighbour that ``dedupe`` folded into its row."""
 
@@ -67,7 +69,7 @@ class Variant:
     label: str
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Neighbor:
     rank: int  # 1-based
     id: int
@@ -159,6 +161,7 @@ class Embeddings:
         self.unit = entry.unit  # L2-row-normalized matrix, read-only
         self.norms = entry.norms  # raw row norms
         self.codec = codec
+        self._specials: np.ndarray | None = None  # codec.special_among(vocab_size), on first use
         # Which matrix this is: "input" (token embeddings) or "output" (an untied LM head).
         self.embeddings: str = entry.meta.get("embeddings", "input")
 
@@ -185,11 +188,9 @@ class Embeddings:
         return self._tokenization(text, self.codec.encode(text))
 
     def _tokenization(self, text: str, ids: list[int]) -> Tokenization:
+        shown = [self.codec.shown(i) for i in ids]
         return Tokenization(
-            text=text,
-            ids=ids,
-            tokens=[self.codec.text(i) for i in ids],
-            labels=[self.codec.label(i) for i in ids],
+            text=text, ids=ids, tokens=[t for t, _ in shown], labels=[label for _, label in shown]
         )
 
     def query_tokens(self, query: Query) -> Tokenization:
@@ -279,9 +280,13 @@ class Embeddings:
         parsed = [self.query_tokens(q) for q in queries]
         if not parsed:
             return []
-        vectors = np.stack([core.query_vector(self.unit, t.ids) for t in parsed])
-        exclude = [t.ids for t in parsed] if exclude_query else None
-        select = [self._selector(filters, t.ids, k) for t in parsed]
+        vectors = core.query_vectors(self.unit, [t.ids for t in parsed])
+        # A query's own special token still answers: asking for <|endoftext|> finds it first.
+        exclude = [
+            self._left_out(filters, spared=t.ids, extra=t.ids if exclude_query else ())
+            for t in parsed
+        ]
+        select = [self._selector(filters, k)] * len(parsed)
         ranked = core.rank_many(
             self.unit, vectors, min(k, self.vocab_size), exclude, select, filters.min_sim
         )
@@ -374,8 +379,8 @@ class Embeddings:
             self.unit,
             vector[None, :],
             min(k, self.vocab_size),
-            [inputs],
-            [self._selector(filters, (), k)],
+            [self._left_out(filters, extra=inputs)],
+            [self._selector(filters, k)],
             filters.min_sim,
         )
         return MostSimilar(
@@ -515,23 +520,35 @@ class Embeddings:
 
     # --- filters -----------------------------------------------------------------------------
 
-    def _selector(
-        self, filters: _Filters, exempt: Sequence[int], k: int
-    ) -> core.Selector | None:
-        """The candidate filter for one query; ``exempt`` ids pass the special-token check
-        (asking for <|endoftext|> by id still finds <|endoftext|> first). Candidates come best
-        first, so it stops once ``k`` are kept: later ones would be cut anyway."""
-        if not (filters.skip_special or filters.words_only or filters.dedupe):
+    def _left_out(
+        self, filters: _Filters, spared: Sequence[int] = (), extra: Sequence[int] = ()
+    ) -> np.ndarray:
+        """The ids left out of one ranking: special tokens (with ``skip_special``) other than
+        ``spared``, and ``extra``. Masked out of the scores before the top k is taken."""
+        out = self._special_ids() if filters.skip_special else _NO_IDS
+        if filters.skip_special and any(self.codec.is_special(i) for i in spared):
+            out = np.setdiff1d(out, np.asarray(spared, dtype=np.int64))
+        if len(extra):
+            out = np.concatenate([out, np.asarray(extra, dtype=np.int64)])
+        return out
+
+    def _special_ids(self) -> np.ndarray:
+        if self._specials is None:
+            self._specials = np.asarray(self.codec.special_among(self.vocab_size), dtype=np.int64)
+        return self._specials
+
+    def _selector(self, filters: _Filters, k: int) -> core.Selector | None:
+        """The candidate filter for ``words_only`` and ``dedupe`` (special tokens are left out
+        before, by ``_left_out``). Candidates come best first, so it stops once ``k`` are kept:
+        later ones would be cut anyway."""
+        if not (filters.words_only or filters.dedupe):
             return None
         codec = self.codec
-        spared = set(exempt)
 
         def select(candidates: np.ndarray) -> np.ndarray:
             kept: list[int] = []
             seen: set[str] = set()
             for i in candidates.tolist():
-                if filters.skip_special and i not in spared and codec.is_special(i):
-                    continue
                 if filters.words_only and not codec.has_letter(i):
                     continue
                 if filters.dedupe:
@@ -565,22 +582,13 @@ class Embeddings:
                 key = codec.fold_key(i)
                 others = [v for v in groups.get(key, []) if v != i and v not in skip] if key else []
                 sims = (self.unit[others] @ vector).tolist() if others else []
-                variants = [
-                    Variant(v, codec.text(v), float(sim), codec.label(v))
-                    for sim, v in sorted(zip(sims, others), key=lambda p: (-p[0], p[1]))
-                    if filters.min_sim is None or sim >= filters.min_sim
-                ]
-            rows.append(
-                Neighbor(
-                    rank,
-                    i,
-                    codec.text(i),
-                    float(s),
-                    codec.label(i),
-                    special=codec.is_special(i),
-                    variants=variants,
-                )
-            )
+                variants = []
+                for sim, v in sorted(zip(sims, others), key=lambda p: (-p[0], p[1])):
+                    if filters.min_sim is None or sim >= filters.min_sim:
+                        v_text, v_label = codec.shown(v)
+                        variants.append(Variant(v, v_text, float(sim), v_label))
+            text, label = codec.shown(i)
+            rows.append(Neighbor(rank, i, text, s, label, codec.is_special(i), variants))
         return rows
 
 
@@ -601,6 +609,9 @@ class _Filters:
                 raise UsageError(f"the minimum similarity must be between -1 and 1, got {min_sim}")
             min_sim = float(min_sim)
         return cls(bool(skip_special), bool(words_only), bool(dedupe), min_sim)
+
+
+_NO_IDS = np.empty(0, dtype=np.int64)
 
 
 def _terms(terms: Query | Sequence[Query]) -> list[Query]:

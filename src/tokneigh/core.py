@@ -23,19 +23,33 @@ def normalize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return matrix / safe[:, None], norms
 
 
+def unit_rows(rows: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1, as float32; zero rows stay zero."""
+    rows = np.asarray(rows, dtype=np.float32)
+    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))[:, None]
+    return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
+
+
 def unit_vector(vector: np.ndarray) -> np.ndarray:
     """``vector`` scaled to length 1 as float32; the zero vector stays zero."""
-    vector = np.asarray(vector, dtype=np.float32)
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm > 0 else vector
+    return unit_rows(np.asarray(vector, dtype=np.float32)[None, :])[0]
 
 
 def query_vector(unit: np.ndarray, ids: Sequence[int]) -> np.ndarray:
     """The unit-length mean of the unit rows ``ids``: how a multi-token query is represented."""
-    if len(ids) == 1:  # the mean of one row is that row, bit for bit: skip the gather
-        return unit_vector(np.array(unit[np.int64(ids[0])], dtype=np.float32))
-    rows = unit[np.asarray(ids, dtype=np.int64)]
-    return unit_vector(rows.mean(axis=0, dtype=np.float32))
+    return query_vectors(unit, [ids])[0]
+
+
+def query_vectors(unit: np.ndarray, id_lists: Sequence[Sequence[int]]) -> np.ndarray:
+    """``query_vector`` of each list of ids, as the rows of one array (the same numbers, bit
+    for bit, in any batch: every row is normalized on its own)."""
+    if all(len(ids) == 1 for ids in id_lists):
+        # The mean of one row is that row: one gather for a batch of one-token queries.
+        means = unit[np.asarray([ids[0] for ids in id_lists], dtype=np.int64)]
+    else:
+        rows = [unit[np.asarray(ids, dtype=np.int64)] for ids in id_lists]
+        means = np.stack([r.mean(axis=0, dtype=np.float32) for r in rows])
+    return unit_rows(means)
 
 
 def top_k(scores: np.ndarray, k: int, exclude: Sequence[int] = ()) -> np.ndarray:
@@ -125,12 +139,27 @@ def rank_many(
         for offset, row in enumerate(block):
             skip = exclude[start + offset] if exclude else ()
             chooser = select[start + offset] if select else None
-            if chooser is None and min_score is None:
-                idx = top_k(row, k, skip)
-            else:
+            if chooser is not None:
                 idx = top_k_selected(row, k, chooser, skip, min_score)
+            else:
+                idx = _top_k_masking(row, k, skip)
+                if min_score is not None:  # idx is sorted: cut at the first score below
+                    idx = idx[row[idx] >= min_score]
             results.append((idx, row[idx].astype(np.float64)))
     return results
+
+
+def _top_k_masking(row: np.ndarray, k: int, exclude: Sequence[int]) -> np.ndarray:
+    """``top_k(row, k, exclude)`` that overwrites ``row[exclude]`` with -inf instead of copying
+    the row (``row`` is a scratch score block, owned by the caller)."""
+    if len(exclude):
+        exclude = np.asarray(exclude, dtype=np.int64)
+        row[exclude] = -np.inf
+        if k + exclude.size > row.shape[0]:  # asking for nearly everything: count what is left
+            k = min(k, row.shape[0] - np.unique(exclude).size)
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    return top_k(row, k)
 
 
 def rank_of(scores: np.ndarray, index: int) -> int:

@@ -132,6 +132,11 @@ def quote(text: str, fragment: bool = False) -> str:
 _encode_json_string = json.encoder.encode_basestring  # the C function, when available
 
 
+# The version of the display rules (_describe, display_text, quote, _RESERVED): stored displays
+# in a tokenizer index record it, and an index made under other rules is rebuilt.
+DISPLAY_RULES = 1
+
+
 class TokenCodec:
     """The model's tokenizer plus display of token ids."""
 
@@ -147,6 +152,8 @@ class TokenCodec:
         # Parsing tokenizer.json costs more than the rest of a cached query: the index beside it
         # (_tokindex) answers token strings and most short queries without it.
         self._index = open_index(self._path)
+        if self._index is not None and self._index.display_key != self._display_key():
+            self._index = None  # displays made under other rules (or none): rebuild it
         if self._index is None:
             self._tokenizer  # noqa: B018 - parse now: a damaged file fails here, at load
             self._index = self._create_index()
@@ -170,7 +177,9 @@ class TokenCodec:
         if not os.access(self._path.parent, os.W_OK):
             return None  # a read-only cache: no index, every query parses tokenizer.json
         try:
-            index, data = build_index(self._tokenizer, self._path, self._source)
+            index, data = build_index(
+                self._tokenizer, self._path, self._source, (self._display_key(), self._describe)
+            )
         except Exception:  # the index is only an optimization: never fail a query over it
             return None
         write_index(self._path, data)
@@ -198,38 +207,62 @@ class TokenCodec:
 
     def text(self, token_id: int) -> str:
         """The decoded text of one token (``\\xNN`` escapes for a partial UTF-8 sequence)."""
-        return self._shown(token_id)[0]
+        return self.shown(token_id)[0]
 
     def label(self, token_id: int) -> str:
         """The token as shown to a person: quoted, fragments as ``b"\\xNN"``."""
-        return self._shown(token_id)[1]
+        return self.shown(token_id)[1]
 
-    def _shown(self, token_id: int) -> tuple[str, str]:
+    def shown(self, token_id: int) -> tuple[str, str]:
+        """(text, label) of one token: see ``text`` and ``label``."""
+        if self._index is not None:
+            stored = self._index.shown(token_id)
+            if stored is not None:
+                return stored
         # Memo: a batch of queries shows many of the same neighbours again.
         shown = self._shown_memo.get(token_id)
         if shown is None:
-            raw = self.raw(token_id)
-            if raw is None:
-                shown = ("", f"<unused #{token_id}>")
-            elif token_id in self.special_ids:
-                shown = (raw, raw)
-            else:
-                text, fragment = display_text(raw, self.style)
-                shown = (text, quote(text, fragment))
-            self._shown_memo[token_id] = shown
+            text, label, _ = self._describe(token_id, self.raw(token_id))
+            shown = self._shown_memo[token_id] = (text, label)
         return shown
+
+    def _describe(self, token_id: int, raw: str | None) -> tuple[str, str, bool]:
+        """(text, label, is_special) of a token from its stored string: the display rules.
+        The index stores these answers for every id (under ``_display_key``)."""
+        if raw is None:
+            return "", f"<unused #{token_id}>", True
+        if token_id in self.special_ids:
+            return raw, raw, True
+        text, fragment = display_text(raw, self.style)
+        return text, quote(text, fragment), bool(_RESERVED.fullmatch(raw))
+
+    def _display_key(self) -> list[Any]:
+        # Everything _describe depends on. Bump DISPLAY_RULES when its rules change, so that
+        # indexes written by an older tokneigh are rebuilt rather than trusted.
+        return [DISPLAY_RULES, self.style, sorted(self.special_ids)]
 
     # --- filters (neighbors --words-only, --dedupe, special tokens) ---------------------------
 
     def is_special(self, token_id: int) -> bool:
         """A control token, a reserved slot (``[unused12]``), or a row the tokenizer does not
         name: never a word, so neighbour lists leave it out unless asked."""
+        index = self._index
+        if index is not None and index.display_key is not None and 0 <= token_id < index.count:
+            return token_id in index.hidden
         known = self._special.get(token_id)
         if known is None:  # memo: a batch of queries asks about the same candidates again
-            raw = self.raw(token_id)
-            known = raw is None or token_id in self.special_ids or bool(_RESERVED.fullmatch(raw))
+            known = self._describe(token_id, self.raw(token_id))[2]
             self._special[token_id] = known
         return known
+
+    def special_among(self, rows: int) -> list[int]:
+        """Every id below ``rows`` that ``is_special``, ascending: what neighbour lists hide."""
+        index = self._index
+        if index is not None and index.display_key is not None:
+            named = min(rows, index.count)
+            stored = sorted(i for i in index.hidden if i < named)
+            return stored + [i for i in range(named, rows) if self.is_special(i)]
+        return [i for i in range(rows) if self.is_special(i)]  # no index: a scan (read-only cache)
 
     def has_letter(self, token_id: int) -> bool:
         """Whether the token's text holds at least one letter (any script)."""
