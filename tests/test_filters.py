@@ -207,6 +207,28 @@ def test_rows_beyond_the_tokenizer_are_special(padded_dir):
     assert [n["id"] for n in by_id["neighbors"][:2]] == [4995, GPT2_VOCAB + 1]
 
 
+def test_compare_ranks_b_as_the_neighbour_list_shows_it(minilm_dir, minilm_ref):
+    """`compare A B` counts what `neighbors A` lists before B: special tokens left out by
+    default, counted with --include-special. Checked where specials do rank ahead of B."""
+    scores = minilm_ref.scores(minilm_ref.word("king"))
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
+    first_special = next(p for p, i in enumerate(order) if minilm_ref.is_special(i))
+    b = next(  # the first token after it that a text names on its own
+        i for i in order[first_special + 1 :]
+        if not minilm_ref.is_special(i) and minilm_ref.ids(minilm_ref.token_text(i)[0]) == [i]
+    )
+    full_rank = order.index(b) + 1
+    listed_rank = 1 + sum(not minilm_ref.is_special(i) for i in order[: order.index(b)])
+    assert listed_rank < full_rank
+    text = minilm_ref.token_text(b)[0]
+    for extra, want in (((), listed_rank), (("--include-special",), full_rank)):
+        result = cli("compare", "king", text, *extra, "-m", str(minilm_dir), "--format", "json")
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["rank_of_b"] == want
+        [listed] = neighbors_json(minilm_dir, "king", "--top", str(want), *extra)
+        assert listed["neighbors"][-1]["id"] == b
+
+
 def test_the_rows_past_the_tokenizer_are_among_the_hidden_ids(padded_dir, module_cache):
     emb = tokneigh.load(str(padded_dir), cache_dir=module_cache)
     hidden = emb.codec.special_among(emb.vocab_size)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import tokneigh
-from tokneigh.cli.shell import Shell, ShellFormat, analogy
+from tokneigh.cli.shell import Shell, ShellFormat
 
 
 @pytest.fixture(scope="module")
@@ -162,19 +162,9 @@ def test_help_lists_every_command(emb, capsys: pytest.CaptureFixture[str]) -> No
         assert command in text
 
 
-def test_analogy_fallback_equals_numpy(emb) -> None:
-    class WithoutAnalogy:
-        """The Embeddings API as it was before Embeddings.analogy existed."""
-
-        def __init__(self, inner) -> None:
-            self._inner = inner
-
-        def __getattr__(self, name: str):
-            if name in ("analogy", "most_similar"):
-                raise AttributeError(name)
-            return getattr(self._inner, name)
-
-    got = analogy(WithoutAnalogy(emb), "man", "king", "woman", 5)
+def test_analogy_equals_numpy(emb, capsys: pytest.CaptureFixture[str]) -> None:
+    make_shell(emb).run_line(":analogy man king woman")
+    [got] = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     unit = np.asarray(emb.unit, dtype=np.float64)
 
     def vec(word: str) -> np.ndarray:
@@ -183,13 +173,31 @@ def test_analogy_fallback_equals_numpy(emb) -> None:
 
     target = vec("king") - vec("man") + vec("woman")
     scores = unit @ (target / np.linalg.norm(target))
-    for word in ("man", "king", "woman"):
+    for word in ("man", "king", "woman", "<|endoftext|>"):  # the terms, and special tokens
         scores[emb.tokenize(word).ids] = -np.inf
-    expected = np.argsort(-scores, kind="stable")[:5]
-    assert [n.id for n in got] == expected.tolist()
-    assert [n.rank for n in got] == [1, 2, 3, 4, 5]
-    if hasattr(emb, "analogy"):  # the API's own analogy agrees with the fallback
-        assert [n.id for n in analogy(emb, "man", "king", "woman", 5)] == expected.tolist()
+    expected = np.argsort(-scores, kind="stable")[:4]
+    assert [n["id"] for n in got["neighbors"]] == expected.tolist()
+    assert [n["rank"] for n in got["neighbors"]] == [1, 2, 3, 4]
+
+
+def test_special_tokens_are_left_out_as_in_the_other_commands(
+    minilm_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """[unused0]'s nearest rows are other never-trained [unusedN] slots: the shell leaves them
+    out, as `tokneigh neighbors` does, unless --include-special."""
+    minilm = tokneigh.load(str(minilm_dir), cache_dir=tmp_path)
+    for skip in (True, False):
+        sh = make_shell(minilm)
+        sh.top, sh.skip_special = 6, skip
+        sh.run_line(":id 1")
+        sh.run_line(":compare king queen")
+        shown, compared = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+        want = minilm.neighbors(1, k=6, skip_special=skip).neighbors
+        assert [n["id"] for n in shown["neighbors"]] == [n.id for n in want]
+        assert compared["rank_of_b"] == minilm.rank("king", "queen", skip_special=skip)
+        specials = sum(minilm.codec.is_special(n["id"]) for n in shown["neighbors"])
+        # Only the query's own [unused0]; or, included, the other slots crowd the list.
+        assert specials == 1 if skip else specials >= 5
 
 
 # --- on a terminal: prompt, readline history ----------------------------------------------------

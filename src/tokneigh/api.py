@@ -312,20 +312,32 @@ class Embeddings:
         """Cosine similarity of two queries."""
         return core.cosine(self.vector(a), self.vector(b))
 
-    def rank(self, a: Query, b: Query) -> int:
-        """Where ``b`` stands among ``a``'s neighbours, 1-based, as ``neighbors(a)`` lists them."""
-        return self.compare(a, b).rank_of_b
+    def rank(self, a: Query, b: Query, *, skip_special: bool = False) -> int:
+        """Where ``b`` stands among ``a``'s neighbours, 1-based, as
+        ``neighbors(a, skip_special=skip_special)`` lists them."""
+        return self.compare(a, b, skip_special=skip_special).rank_of_b
 
-    def compare(self, a: Query, b: Query) -> Comparison:
-        """Cosine, angle, Pearson correlation, raw norms and rank of b among a's neighbours."""
+    def compare(self, a: Query, b: Query, *, skip_special: bool = False) -> Comparison:
+        """Cosine, angle, Pearson correlation, raw norms and rank of b among a's neighbours.
+
+        ``rank_of_b`` counts what ``neighbors(a, skip_special=skip_special)`` would list before
+        b, plus one: b's own rank, or where it would stand if that list leaves it out (a
+        special token) or it is not one row (a text of several tokens).
+        """
         tokens_a, tokens_b = self.query_tokens(a), self.query_tokens(b)
         unit_a = core.query_vector(self.unit, tokens_a.ids)
         unit_b = core.query_vector(self.unit, tokens_b.ids)
         cos = core.cosine(unit_a, unit_b)
-        scores = core.scores_for(self.unit, unit_a)
+        scores = core.scores_for(self.unit, unit_a)  # a fresh array: ours to mask
+        hidden = self._left_out(_Filters(skip_special=skip_special), spared=tokens_a.ids)
         if len(tokens_b.ids) == 1:
-            rank = core.rank_of(scores, tokens_b.ids[0])
+            b_id = tokens_b.ids[0]
+            own = scores[b_id]
+            scores[hidden] = -np.inf
+            scores[b_id] = own  # b competes even when the list would leave it out
+            rank = core.rank_of(scores, b_id)
         else:
+            scores[hidden] = -np.inf
             rank = core.rank_of_score(scores, cos)
         raw_a, raw_b = self.raw_vector(a), self.raw_vector(b)
         return Comparison(

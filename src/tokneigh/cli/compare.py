@@ -20,9 +20,13 @@ from .common import (
     load,
     report,
 )
+from .filters import IncludeSpecialOption
 
 HELP = """Compare A and B: cosine similarity, angle, Pearson correlation of the raw vectors,
 both raw norms, and B's rank among A's neighbours.
+
+The rank counts neighbours as `tokneigh neighbors A` lists them: special tokens are left out
+unless --include-special.
 
 Examples:
 
@@ -43,6 +47,7 @@ def compare(
             show_default=False,
         ),
     ] = None,
+    include_special: IncludeSpecialOption = False,
     output: FormatOption = DEFAULT_FORMAT,
     embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
@@ -54,7 +59,7 @@ def compare(
     if plot is not None:
         check_destination(plot)  # fail before the (possibly slow) load
     emb = load(model, cache_dir, embeddings)
-    result = emb.compare(a, b)
+    result = emb.compare(a, b, skip_special=not include_special)
     if plot is not None:
         from ..plot import compare_scatter
 

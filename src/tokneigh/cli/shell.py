@@ -31,6 +31,7 @@ from .common import (
     help_text,
     load,
 )
+from .filters import IncludeSpecialOption
 
 HELP = """Load a model once and answer many queries, one per line.
 
@@ -38,6 +39,9 @@ A line of text is a neighbours query (the whole line, leading spaces included: "
 "Mike" are different GPT-2 tokens). Commands: :compare A B, :tokenize TEXT, :analogy A B C,
 :id N, :top N, :model NAME, :embeddings input|output, :help, :quit (or Ctrl-D). Quote
 arguments that hold spaces: :compare " Mike" "New York".
+
+Special tokens are left out of neighbour lists and ranks unless --include-special, as in
+`tokneigh neighbors`.
 
 On a terminal: a prompt, line editing and history. From a pipe: no prompt, no colour, one
 result block per line (one JSON object per line with --format json).
@@ -88,8 +92,10 @@ class Shell:
         interactive: bool,
         loader: Callable[[str, str], Any],
         embeddings: str = "input",
+        skip_special: bool = True,
     ) -> None:
         self.emb = emb
+        self.skip_special = skip_special  # as the other commands: --include-special turns it off
         self.top = top
         self.output = output
         self.interactive = interactive
@@ -156,11 +162,15 @@ class Shell:
     def cmd_neighbors(self, text: str) -> None:
         if not text.strip():
             raise ShellError("give the text to look up: :neighbors TEXT")
-        self._show_neighbors(self.emb.neighbors(text, k=self.top))
+        self._show_neighbors(
+            self.emb.neighbors(text, k=self.top, skip_special=self.skip_special)
+        )
 
     def cmd_id(self, rest: str) -> None:
         token_id = _int_arg(rest, ":id N")
-        self._show_neighbors(self.emb.neighbors(token_id, k=self.top))
+        self._show_neighbors(
+            self.emb.neighbors(token_id, k=self.top, skip_special=self.skip_special)
+        )
 
     def _show_neighbors(self, result: Any) -> None:
         from .. import render
@@ -175,7 +185,7 @@ class Shell:
         from .. import render
 
         a, b = _args(rest, 2, ":compare A B")
-        c = self.emb.compare(a, b)
+        c = self.emb.compare(a, b, skip_special=self.skip_special)
         if self.output is ShellFormat.json:
             self.emit({"command": "compare", **render.comparison_json(c)})
             return
@@ -217,7 +227,7 @@ class Shell:
 
     def cmd_analogy(self, rest: str) -> None:
         a, b, c = _args(rest, 3, ":analogy A B C")
-        neighbors = analogy(self.emb, a, b, c, self.top)
+        neighbors = self.emb.analogy(a, b, c, k=self.top, skip_special=self.skip_special).neighbors
         if self.output is ShellFormat.json:
             self.emit(
                 {
@@ -338,36 +348,6 @@ class Shell:
         return table
 
 
-def analogy(emb: Any, a: str, b: str, c: str, k: int) -> list[Any]:
-    """Neighbours of b - a + c, the terms' own tokens left out.
-
-    Uses ``Embeddings.analogy`` when the API has it; otherwise the same computation here from
-    core functions (unit vectors of the terms, summed, normalized, ranked).
-    """
-    method = getattr(emb, "analogy", None)
-    if method is not None:
-        return list(method(a, b, c, k=k).neighbors)
-    from .. import core
-    from ..api import Neighbor
-    from ..errors import UsageError
-
-    ta, tb, tc = (emb.query_tokens(q) for q in (a, b, c))
-    vector = core.unit_vector(
-        core.query_vector(emb.unit, tb.ids)
-        - core.query_vector(emb.unit, ta.ids)
-        + core.query_vector(emb.unit, tc.ids)
-    )
-    if not vector.any():
-        raise UsageError("the terms cancel out: b - a + c is the zero vector, nothing to rank")
-    inputs = sorted({*ta.ids, *tb.ids, *tc.ids})
-    [(ids, scores)] = core.rank_many(emb.unit, vector[None, :], min(k, emb.vocab_size), [inputs])
-    codec = emb.codec
-    return [
-        Neighbor(rank, int(i), codec.text(int(i)), float(s), codec.label(int(i)))
-        for rank, (i, s) in enumerate(zip(ids.tolist(), scores.tolist()), start=1)
-    ]
-
-
 def _args(rest: str, count: int | None, usage: str) -> list[str]:
     import shlex  # only when a command has arguments: every tokneigh run imports this module
 
@@ -480,6 +460,7 @@ def shell(
             help="table for people; json for scripts (one JSON object per input line).",
         ),
     ] = ShellFormat.table,
+    include_special: IncludeSpecialOption = False,
     embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
@@ -494,6 +475,7 @@ def shell(
         interactive=interactive,
         loader=lambda name, which: load(name, cache_dir, which),
         embeddings=kind,
+        skip_special=not include_special,
     )
     try:
         if interactive:
