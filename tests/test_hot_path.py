@@ -230,6 +230,11 @@ def test_a_read_only_entry_works_without_an_index(gpt2_dir, tmp_path, monkeypatc
     codec = TokenCodec(emb.path / cache.TOKENIZER, BYTE_LEVEL, [50256])
     assert not (emb.path / _tokindex.INDEX).exists()
     assert codec.encode("banana") == [3820, 2271] and codec.raw(3820) == "ban"
+    # Without stored displays, tokens are shown and special ids found by the rules directly.
+    assert codec.special_among(emb.vocab_size) == [50256]
+    assert [codec.shown(i) for i in (3820, 447, 50256)] == [
+        emb.codec.shown(i) for i in (3820, 447, 50256)
+    ]
 
 
 # --- the top-k cut-off ----------------------------------------------------------------------
