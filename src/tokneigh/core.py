@@ -23,16 +23,9 @@ def normalize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return matrix / safe[:, None], norms
 
 
-def unit_rows(rows: np.ndarray) -> np.ndarray:
-    """Each row scaled to length 1, as float32; zero rows stay zero."""
-    rows = np.asarray(rows, dtype=np.float32)
-    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))[:, None]
-    return np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
-
-
 def unit_vector(vector: np.ndarray) -> np.ndarray:
     """``vector`` scaled to length 1 as float32; the zero vector stays zero."""
-    return unit_rows(np.asarray(vector, dtype=np.float32)[None, :])[0]
+    return normalize_rows(np.asarray(vector, dtype=np.float32)[None, :])[0][0]
 
 
 def query_vector(unit: np.ndarray, ids: Sequence[int]) -> np.ndarray:
@@ -49,7 +42,7 @@ def query_vectors(unit: np.ndarray, id_lists: Sequence[Sequence[int]]) -> np.nda
     else:
         rows = [unit[np.asarray(ids, dtype=np.int64)] for ids in id_lists]
         means = np.stack([r.mean(axis=0, dtype=np.float32) for r in rows])
-    return unit_rows(means)
+    return normalize_rows(means)[0]
 
 
 def top_k(scores: np.ndarray, k: int, exclude: Sequence[int] = ()) -> np.ndarray:
