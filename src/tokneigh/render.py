@@ -69,19 +69,22 @@ def comparison_json(c: Comparison) -> dict[str, Any]:
 
 
 def write_json(data: Any) -> None:
-    """JSON on stdout: indented for a person at a terminal, one compact line for a pipe.
+    """JSON on stdout: indented for a person at a terminal, one compact line for a pipe."""
+    sys.stdout.write(json_text(data, indent=sys.stdout.isatty()) + "\n")
+
+
+def json_text(data: Any, indent: bool = False) -> str:
+    """``data`` as JSON: UTF-8 text, indented by two spaces or on one compact line.
 
     Written by orjson: the 20,000 neighbours of 1,000 queries take a few milliseconds, against
     about 80 ms for the standard library's encoder.
     """
     import orjson
 
-    indent = sys.stdout.isatty()
     try:
-        text = orjson.dumps(data, option=orjson.OPT_INDENT_2 if indent else 0).decode("utf-8")
+        return orjson.dumps(data, option=orjson.OPT_INDENT_2 if indent else 0).decode("utf-8")
     except orjson.JSONEncodeError:  # e.g. a lone surrogate, which UTF-8 cannot hold: escape it
-        text = json.dumps(data, ensure_ascii=True, indent=2 if indent else None)
-    sys.stdout.write(text + "\n")
+        return json.dumps(data, ensure_ascii=True, indent=2 if indent else None)
 
 
 def tsv_field(value: Any) -> str:

@@ -307,12 +307,9 @@ class Shell:
 
     def emit(self, data: dict[str, Any]) -> None:
         """One compact JSON object on one line (JSON Lines)."""
-        try:
-            text = json.dumps(data, ensure_ascii=False)
-            text.encode("utf-8")
-        except UnicodeEncodeError:  # lone surrogates from undecodable input: escape them
-            text = json.dumps(data, ensure_ascii=True)
-        self.write(text + "\n")
+        from .. import render
+
+        self.write(render.json_text(data) + "\n")
 
     def write(self, text: str) -> None:
         sys.stdout.write(text)
