@@ -38,10 +38,11 @@ def test_neighbors_json_contract(cli, emb, gpt2_dir):
     result = cli("neighbors", "Mike", "banana", "--id", "447", "--top", "5", "--format", "json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
-    assert [d["query"] for d in data] == ["Mike", "banana", "#447"]
+    assert [d["query"] for d in data] == ["Mike", "banana", None]
+    assert [d["query_id"] for d in data] == [None, None, 447]
     for item in data:
-        assert set(item) == {"query", "query_ids", "query_tokens", "model", "vocab_size", "dim",
-                             "neighbors"}
+        assert set(item) == {"query", "query_id", "query_ids", "query_tokens", "model",
+                             "vocab_size", "dim", "neighbors"}
         assert item["model"] == str(gpt2_dir) and item["vocab_size"] == 50257
         assert item["dim"] == 32
         assert [n["rank"] for n in item["neighbors"]] == [1, 2, 3, 4, 5]
@@ -74,7 +75,8 @@ def test_compare_json_contract(cli, emb):
     data = json.loads(result.stdout)
     assert set(data) == {"a", "b", "cosine", "angle_degrees", "pearson", "norm_a", "norm_b",
                          "rank_of_b"}
-    assert data["a"] == {"text": "ban", "ids": emb.tokenize("ban").ids, "tokens": ["ban"]}
+    assert data["a"] == {"text": "ban", "query_id": None, "ids": emb.tokenize("ban").ids,
+                         "tokens": ["ban"]}
     assert data["b"]["tokens"] == ["ana"]
     assert data["cosine"] == pytest.approx(emb.similarity("ban", "ana"))
     assert isinstance(data["rank_of_b"], int) and data["rank_of_b"] >= 1
@@ -84,12 +86,12 @@ def test_tsv_is_plain_with_one_row_per_neighbour(cli):
     result = cli("neighbors", "Mike", " Mike", "-k", "3", "--format", "tsv")
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0] == "query\trank\tid\ttoken\tsimilarity"
+    assert lines[0] == "query\tquery_id\trank\tid\ttoken\tsimilarity"
     assert len(lines) == 1 + 2 * 3
-    assert all(len(line.split("\t")) == 5 for line in lines)
+    assert all(len(line.split("\t")) == 6 for line in lines)
     assert "\x1b" not in result.stdout and "│" not in result.stdout
-    assert lines[1].startswith("Mike\t1\t")
-    assert lines[4].startswith(" Mike\t1\t")
+    assert lines[1].startswith("Mike\t\t1\t")
+    assert lines[4].startswith(" Mike\t\t1\t")
 
 
 def test_table_shows_title_pieces_and_quoted_tokens(cli, emb):

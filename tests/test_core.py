@@ -67,10 +67,19 @@ def test_rank_many_equals_one_query_at_a_time_across_blocks(rng, monkeypatch):
 
 
 def test_rank_of_is_the_position_in_the_full_sort(rng):
-    scores = rng.integers(0, 5, size=60).astype(np.float32)
-    order = full_sort_top(scores, 60)
+    base, _ = core.normalize_rows(rng.normal(size=(20, 8)))
+    unit = base[rng.integers(0, 20, size=60)]  # repeated rows: exact ties, broken by lower id
+    query = core.unit_vector(rng.normal(size=8))
+    exact = unit.astype(np.float64) @ query.astype(np.float64)
+    exact /= np.linalg.norm(unit.astype(np.float64), axis=1) * np.linalg.norm(query)
+    order = sorted(range(60), key=lambda i: (-round(exact[i], 12), i))
+    row = unit @ query
     for index in (0, 7, 33, 59):
-        assert core.rank_of(scores, index) == order.index(index) + 1
+        value = float(core.exact_scores(unit, query, np.asarray([index]))[0])
+        assert core.rank_of(row, unit, query, index, value) == order.index(index) + 1
+    # A vector that is no row stands after every row that scores more.
+    assert core.rank_of(row, unit, query, None, 2.0) == 1
+    assert core.rank_of(row, unit, query, None, -2.0) == 61
 
 
 def test_cosine_pearson_angle_against_numpy(rng):

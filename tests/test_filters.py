@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -151,8 +152,9 @@ def test_variants_key_only_with_dedupe_and_tsv_column(gpt2_dir):
     tsv = cli("neighbors", " End", "--top", "5", "--dedupe", "-f", "tsv", "-m", str(gpt2_dir))
     assert tsv.exit_code == 0, tsv.stderr
     header, first, *_ = tsv.stdout.splitlines()
-    assert header.split("\t") == ["query", "rank", "id", "token", "similarity", "variant_ids"]
-    ids = first.split("\t")[5].split(",")
+    assert header.split("\t") == ["query", "query_id", "rank", "id", "token", "similarity",
+                                  "variant_ids"]
+    ids = first.split("\t")[6].split(",")
     assert ids == [str(v["id"]) for v in folded["neighbors"][0]["variants"]]
     table = cli("neighbors", " End", "--top", "5", "--dedupe", "-m", str(gpt2_dir))
     assert table.exit_code == 0 and "variants" in table.stdout and '" end"' in table.stdout
@@ -241,7 +243,7 @@ def test_api_ranks_every_row_unless_asked(padded_dir, module_cache):
     assert GPT2_VOCAB + 1 in [n.id for n in every.neighbors]
     assert [n.special for n in every.neighbors if n.id == GPT2_VOCAB + 1] == [True]
     assert all(n.variants is None for n in every.neighbors)
-    skipped = emb.neighbors(" Mike", k=3, skip_special=True)
+    skipped = emb.neighbors(" Mike", k=3, filters=tokneigh.Filters(skip_special=True))
     assert GPT2_VOCAB + 1 not in [n.id for n in skipped.neighbors]
     assert [n.rank for n in skipped.neighbors] == [1, 2, 3]
 
@@ -262,7 +264,7 @@ def test_api_refuses_a_nan_threshold(gpt2_dir, module_cache):
 
     emb = tokneigh.load(str(gpt2_dir), cache_dir=module_cache)
     with pytest.raises(UsageError):
-        emb.neighbors("Mike", min_sim=float("nan"))
+        emb.neighbors("Mike", filters=tokneigh.Filters(min_sim=float("nan")))
 
 
 # --- the core: filter the full ranking, efficiently -------------------------------------------
@@ -283,7 +285,7 @@ def test_top_k_selected_equals_filtering_a_full_sort(scores, k, keep_every, excl
     def select(candidates: np.ndarray) -> np.ndarray:
         return candidates[candidates % keep_every == 0]
 
-    got = core.top_k_selected(values, k, select, exclude, min_score)
+    got = core.top_k_selected(values, k, select, exclude, min_score)[0]
     order = sorted(range(len(values)), key=lambda i: (-values[i], i))
     passing = [i for i in order if min_score is None or values[i] >= min_score]
     want = [i for i in passing if i not in exclude and i % keep_every == 0][:k]
@@ -299,7 +301,8 @@ def test_top_k_selected_ranks_a_small_pool_and_widens_only_when_needed():
         pools.append(candidates.size)
         return candidates
 
-    assert core.top_k_selected(scores, 20, everything).tolist() == core.top_k(scores, 20).tolist()
+    got = core.top_k_selected(scores, 20, everything)[0]
+    assert got.tolist() == core.top_k(scores, 20).tolist()
     assert pools == [84]  # max(4k, k + 64): never the whole vocabulary
     pools.clear()
 
@@ -307,7 +310,7 @@ def test_top_k_selected_ranks_a_small_pool_and_widens_only_when_needed():
         pools.append(candidates.size)
         return candidates[candidates % 100 == 0]
 
-    got = core.top_k_selected(scores, 20, rare)
+    got = core.top_k_selected(scores, 20, rare)[0]
     assert len(got) == 20 and all(i % 100 == 0 for i in got.tolist())
     assert pools == sorted(pools) and pools[-1] < scores.size  # widened, not a full sort
 
@@ -323,8 +326,9 @@ def test_rank_many_with_selectors_equals_one_query_at_a_time():
     selectors = [odd, None, odd, None, odd]
     many = core.rank_many(unit, queries, 7, None, selectors, 0.0)
     block = queries @ unit.T  # the same product rank_many makes
-    for row, select, (ids, scores) in zip(block, selectors, many):
-        assert ids.tolist() == core.top_k_selected(row, 7, select, (), 0.0).tolist()
+    for query, row, select, (ids, scores) in zip(queries, block, selectors, many):
+        exact = functools.partial(core.exact_scores, unit, query)
+        assert ids.tolist() == core.top_k_selected(row, 7, select, (), 0.0, exact)[0].tolist()
         assert (scores >= 0).all()
     assert all(i % 2 == 1 for i in many[0][0].tolist())
     assert not all(i % 2 == 1 for i in many[1][0].tolist())
@@ -335,17 +339,22 @@ def test_rank_many_with_selectors_equals_one_query_at_a_time():
     rows=st.lists(st.lists(st.integers(-5, 5), min_size=40, max_size=40), min_size=1, max_size=6),
     k=st.integers(1, 45),
     exclude=st.lists(st.lists(st.integers(0, 39), max_size=45), min_size=6, max_size=6),
-    min_score=st.none() | st.integers(-5, 5),
+    min_score=st.none() | st.sampled_from([-0.5, 0.0, 0.1, 0.3]),
 )
 def test_rank_many_masking_equals_filtering_a_full_sort(rows, k, exclude, min_score):
     """The unfiltered path masks excluded ids in its own score block instead of copying each
     row; with repeated ids, and k near or past what is left, it still equals a full sort."""
-    scores = np.asarray(rows, dtype=np.float32)
+    raw = np.asarray(rows, dtype=np.float64)
+    norms = np.linalg.norm(raw, axis=1, keepdims=True)
+    cosines = np.divide(raw, norms, out=np.zeros_like(raw), where=norms > 0)
+    scores = cosines.astype(np.float32)
     unit = np.eye(40, dtype=np.float32)  # unit @ query gives the query back: scores as given
     ranked = core.rank_many(unit, scores, k, exclude[: len(rows)], None, min_score)
-    for values, skip, (ids, sims) in zip(scores, exclude, ranked):
+    for query, skip, (ids, sims) in zip(scores, exclude, ranked):
+        # The cosine of row i of the identity with the query (scores are rescored in float64).
+        values = query.astype(np.float64) / (np.linalg.norm(query.astype(np.float64)) or 1.0)
         order = sorted(range(len(values)), key=lambda i: (-values[i], i))
         want = [i for i in order if i not in skip]
         want = [i for i in want if min_score is None or values[i] >= min_score][:k]
         assert ids.tolist() == want
-        assert sims.tolist() == [float(values[i]) for i in want]
+        np.testing.assert_allclose(sims, [values[i] for i in want], atol=1e-12)

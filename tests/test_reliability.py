@@ -34,7 +34,7 @@ from tokneigh.errors import ModelNotFoundError, TokneighError
 DRIVER = Path(__file__).with_name("reliability_driver.py")
 SRC = Path(api.__file__).parent
 QUERY = ["neighbors", "Mike", " banana", "--top", "8", "--format", "json"]
-ENTRY_FILES = {cache.MATRIX, cache.NORMS, cache.TOKENIZER, cache.META}
+ENTRY_FILES = {cache.MATRIX, cache.NORMS, cache.TOKENIZER, cache.INDEX, cache.META}
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -212,7 +212,7 @@ def test_concurrent_first_uses_extract_once_and_agree(tiny_dir, cache_dir, tmp_p
     assert not any(warnings(err) for _, _, err in results)
     (entry,) = entries(cache_dir)
     assert leftovers(cache_dir) == []
-    cache.open_entry(entry)  # whole: validates
+    cache.check_entry(entry)  # whole: validates
     assert {p.name for p in entry.iterdir()} >= ENTRY_FILES
 
 
@@ -226,7 +226,7 @@ def test_concurrent_uses_of_a_damaged_entry_rebuild_once(seeded, cache_dir, tmp_
     assert all(len(warnings(err)) <= 1 for _, _, err in results)
     assert sum(len(warnings(err)) for _, _, err in results) >= 1
     assert leftovers(cache_dir) == []
-    cache.open_entry(seeded)
+    cache.check_entry(seeded)
 
 
 # --- 2. crashes -----------------------------------------------------------------------------
@@ -284,7 +284,7 @@ def test_a_build_killed_mid_write_leaves_nothing_a_later_run_uses(
     assert builds(err) == (0 if point.startswith("after-the-renames") else 1)
     assert leftovers(cache_dir) == []  # stale scratch and trash folders are cleaned
     (entry,) = entries(cache_dir)
-    cache.open_entry(entry)
+    cache.check_entry(entry)
 
 
 # --- 3. damage ------------------------------------------------------------------------------

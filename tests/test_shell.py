@@ -188,13 +188,14 @@ def test_special_tokens_are_left_out_as_in_the_other_commands(
     minilm = tokneigh.load(str(minilm_dir), cache_dir=tmp_path)
     for skip in (True, False):
         sh = make_shell(minilm)
-        sh.top, sh.skip_special = 6, skip
+        sh.top, sh.filters = 6, tokneigh.Filters(skip_special=skip)
         sh.run_line(":id 1")
         sh.run_line(":compare king queen")
         shown, compared = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-        want = minilm.neighbors(1, k=6, skip_special=skip).neighbors
+        want = minilm.neighbors(1, k=6, filters=tokneigh.Filters(skip_special=skip)).neighbors
         assert [n["id"] for n in shown["neighbors"]] == [n.id for n in want]
-        assert compared["rank_of_b"] == minilm.rank("king", "queen", skip_special=skip)
+        ranked = minilm.rank("king", "queen", filters=tokneigh.Filters(skip_special=skip))
+        assert compared["rank_of_b"] == ranked
         specials = sum(minilm.codec.is_special(n["id"]) for n in shown["neighbors"])
         # Only the query's own [unused0]; or, included, the other slots crowd the list.
         assert specials == 1 if skip else specials >= 5

@@ -67,7 +67,7 @@ def test_default_query_by_id_and_table(gpt2_dir):
     assert default["query"] == "Mike" and default["top_k_identical"]
     assert len(default["top_k_loop"]) == 10
     by_id = verify_json(gpt2_dir, "--id", "50256", "-k", "5")
-    assert by_id["query"] == "#50256" and by_id["top_k_loop"][0] == 50256
+    assert by_id["query"] is None and by_id["query_id"] == 50256 and by_id["top_k_loop"][0] == 50256
     table = cli("verify", "king", "--model", str(gpt2_dir))
     assert table.exit_code == 0, table.stderr
     text = table.stdout

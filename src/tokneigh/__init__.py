@@ -5,7 +5,8 @@
     >>> emb.neighbors("Mike", k=5)
 
 Importing this package is cheap: numpy and the tokenizer load on first use, and torch or
-transformers only when a model is extracted for the first time.
+transformers only when a model is extracted for the first time. Everything the API returns or
+raises is importable from here.
 """
 
 from __future__ import annotations
@@ -14,30 +15,107 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Comparison",
-    "Embeddings",
-    "Neighbor",
-    "NeighborList",
-    "Tokenization",
-    "TokneighError",
+# Where each public name lives; imported on first use.
+_HOMES = {
+    "load": "api",
+    "load_vocabulary": "api",
+    "Embeddings": "api",
+    "Vocabulary": "api",
+    "Filters": "filters",
+    "CacheBuild": "results",
+    "CacheListing": "results",
+    "CacheRemoval": "results",
+    "CachedModel": "results",
+    "Comparison": "results",
+    "MostSimilar": "results",
+    "Neighbor": "results",
+    "NeighborList": "results",
+    "Query": "results",
+    "Tokenization": "results",
+    "Tokenizations": "results",
+    "TokenMap": "results",
+    "Variant": "results",
+    "Verification": "results",
+    "TokneighError": "errors",
+    "UsageError": "errors",
+    "EmptyQueryError": "errors",
+    "TokenIdError": "errors",
+    "ModelNameError": "errors",
+    "FigureError": "errors",
+    "ModelNotFoundError": "errors",
+    "HubUnavailableError": "errors",
+    "CacheError": "errors",
+}
+
+__all__ = [  # the names of _HOMES, spelled out for tools that read __all__ statically
     "__version__",
     "load",
+    "load_vocabulary",
+    "Embeddings",
+    "Vocabulary",
+    "Filters",
+    "CacheBuild",
+    "CacheListing",
+    "CacheRemoval",
+    "CachedModel",
+    "Comparison",
+    "MostSimilar",
+    "Neighbor",
+    "NeighborList",
+    "Query",
+    "Tokenization",
+    "Tokenizations",
+    "TokenMap",
+    "Variant",
+    "Verification",
+    "TokneighError",
+    "UsageError",
+    "EmptyQueryError",
+    "TokenIdError",
+    "ModelNameError",
+    "FigureError",
+    "ModelNotFoundError",
+    "HubUnavailableError",
+    "CacheError",
 ]
 
 if TYPE_CHECKING:
-    from .api import Comparison, Embeddings, Neighbor, NeighborList, Tokenization, load
-    from .errors import TokneighError
+    from .api import Embeddings, Vocabulary, load, load_vocabulary
+    from .errors import (
+        CacheError,
+        EmptyQueryError,
+        FigureError,
+        HubUnavailableError,
+        ModelNameError,
+        ModelNotFoundError,
+        TokenIdError,
+        TokneighError,
+        UsageError,
+    )
+    from .filters import Filters
+    from .results import (
+        CacheBuild,
+        CachedModel,
+        CacheListing,
+        CacheRemoval,
+        Comparison,
+        MostSimilar,
+        Neighbor,
+        NeighborList,
+        Query,
+        Tokenization,
+        Tokenizations,
+        TokenMap,
+        Variant,
+        Verification,
+    )
 
 
 def __getattr__(name: str) -> Any:
     # Lazy so that `tokneigh --version` and `import tokneigh` do not pay for numpy.
-    if name == "TokneighError":
-        from .errors import TokneighError
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'tokneigh' has no attribute {name!r}")
+    import importlib
 
-        return TokneighError
-    if name in __all__:
-        from . import api
-
-        return getattr(api, name)
-    raise AttributeError(f"module 'tokneigh' has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{home}", __name__), name)

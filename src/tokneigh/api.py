@@ -5,8 +5,9 @@
     emb.tokenize("banana").tokens                        # ['ban', 'ana']
     emb.similarity("ban", "ana")
 
-Results are plain dataclasses. A query is text (tokenized by the model's own tokenizer; several
-tokens mean the mean of their unit vectors) or an ``int`` token id.
+Results are the dataclasses of ``tokneigh.results``. A query is text (tokenized by the model's
+own tokenizer; several tokens mean the mean of their unit vectors) or an ``int`` token id.
+Which tokens a ranking may list is one ``Filters`` value.
 """
 
 from __future__ import annotations
@@ -14,19 +15,32 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__, cache, core
-from .errors import CacheError, UsageError
-from .models import DEFAULT_MODEL, ModelSource, local_fingerprint, resolve
-from .tokens import TokenCodec, detect_style
+from . import cache, core
+from .errors import EmptyQueryError, TokenIdError, UsageError
+from .filters import NO_FILTERS, Filters
+from .models import DEFAULT_MODEL, ModelSource, resolve
+from .results import (
+    Comparison,
+    MostSimilar,
+    Neighbor,
+    NeighborList,
+    Query,
+    Tokenization,
+    Tokenizations,
+    TokenMap,
+    Variant,
+    Verification,
+)
 
-Query = str | int
+if TYPE_CHECKING:
+    from .tokens import TokenCodec
+
+QueryLike = str | int
 
 # Similarities closer than this are a tie: float32 rounding alone can order them either way.
 TIE = 1e-6
@@ -47,112 +61,49 @@ class _Log:
 log = _Log()
 
 
-@dataclass(frozen=True)
-class Tokenization:
-    """A text as the model's tokenizer splits it."""
-
-    text: str
-    ids: list[int]
-    tokens: list[str]  # decoded text of each token, e.g. " banana"
-    labels: list[str]  # as shown to a person: quoted, b"\xNN" for byte fragments
+def _text_in_message(text: str) -> str:
+    # A 100,000-character query must not become a 100,000-character error line.
+    return repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
 
 
-# Neighbour rows are slotted but not frozen: a batch of 1,000 queries builds 20,000 of them, and
-# a frozen dataclass's __init__ (object.__setattr__ per field) costs five times as much.
-@dataclass(slots=True)
-class Variant:
-    """Another spelling of a neighbour that ``dedupe`` folded into its row."""
+class Vocabulary:
+    """A model's tokenizer, and how its tokens are shown."""
 
-    id: int
-    token: str
-    similarity: float
-    label: str
+    def __init__(self, model: str, codec: TokenCodec) -> None:
+        self.model = model
+        self.codec = codec
 
+    def tokenize(self, text: str) -> Tokenization:
+        """Split ``text`` exactly as the model's tokenizer does, without special tokens."""
+        if not isinstance(text, str):
+            raise UsageError(f"expected text, got {type(text).__name__}")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # lone surrogates, e.g. from undecodable argv bytes
+            raise UsageError(
+                f"{text[exc.start]!r} at position {exc.start} is not valid Unicode text"
+            ) from exc
+        return self.tokenization(text, self.codec.encode(text))
 
-@dataclass(slots=True)
-class Neighbor:
-    rank: int  # 1-based
-    id: int
-    token: str
-    similarity: float
-    label: str
-    special: bool = False  # a control token, reserved slot or row the tokenizer does not name
-    variants: list[Variant] | None = None  # only with dedupe: the other spellings, best first
+    def tokenize_all(self, texts: Sequence[str]) -> Tokenizations:
+        """Each text, and how its space-prefixed variant splits (the seed's two sentences)."""
+        if any(not t for t in texts):
+            raise UsageError("a text to tokenize is empty")
+        items = [self.tokenize(t) for t in texts]
+        spaced = [None if t.startswith(" ") else self.tokenize(" " + t) for t in texts]
+        return Tokenizations(items, spaced)
 
-
-@dataclass(frozen=True)
-class NeighborList:
-    """The nearest tokens to one query."""
-
-    query: str  # the text, or "#N" for a token id
-    query_ids: list[int]
-    query_tokens: list[str]
-    query_labels: list[str]
-    model: str
-    vocab_size: int
-    dim: int
-    neighbors: list[Neighbor]
-
-
-@dataclass(frozen=True)
-class Comparison:
-    a: Tokenization
-    b: Tokenization
-    cosine: float
-    angle_degrees: float
-    pearson: float
-    norm_a: float
-    norm_b: float
-    rank_of_b: int  # where b stands among a's neighbours (1 = nearest), as in `neighbors a`
-
-
-@dataclass(frozen=True)
-class MostSimilar:
-    """The tokens nearest to sum(positive) - sum(negative) of the terms' unit vectors."""
-
-    positive: list[Tokenization]
-    negative: list[Tokenization]
-    model: str
-    vocab_size: int
-    dim: int
-    neighbors: list[Neighbor]  # the terms' own tokens left out unless exclude_input=False
-
-
-@dataclass(frozen=True)
-class Verification:
-    """The per-row Python loop against the vectorized product, over the whole vocabulary."""
-
-    query: Tokenization
-    model: str
-    vocab_size: int
-    dim: int
-    k: int
-    pearson: float  # correlation of the two similarity vectors (1.0 when they agree)
-    max_abs_diff: float
-    top_k_identical: bool  # same ids in the same order
-    top_k_agree: bool  # identical, or differing only where two tokens tie (within TIE)
-    top_k_tied_swaps: int  # positions where tied tokens stand in the other order
-    top_k_loop: list[int]
-    top_k_vectorized: list[int]
-    loop_seconds: float
-    vectorized_seconds: float  # best of several runs: one product is too quick to time once
-    speedup: float
-
-
-@dataclass(frozen=True)
-class TokenMap:
-    """A query and its neighbours projected to 2-D (PCA of their unit vectors)."""
-
-    result: NeighborList  # the query's own tokens are left out: the query is its own point
-    query_xy: tuple[float, float]
-    points: list[tuple[float, float]]  # one per neighbour, in result.neighbors order
-    explained: tuple[float, float]  # share of the variance along each axis
+    def tokenization(self, text: str, ids: list[int]) -> Tokenization:
+        shown = [self.codec.shown(i) for i in ids]
+        return Tokenization(
+            text=text, ids=ids, tokens=[t for t, _ in shown], labels=[label for _, label in shown]
+        )
 
 
 class Embeddings:
     """One model's token embeddings, memory-mapped from the cache."""
 
-    def __init__(self, entry: cache.Entry, codec: TokenCodec) -> None:
+    def __init__(self, entry: cache.Entry) -> None:
         self._entry = entry
         self.meta: dict[str, Any] = entry.meta
         self.model: str = entry.meta["model"]
@@ -160,10 +111,12 @@ class Embeddings:
         self.dim: int = entry.meta["dim"]
         self.unit = entry.unit  # L2-row-normalized matrix, read-only
         self.norms = entry.norms  # raw row norms
-        self.codec = codec
-        self._specials: np.ndarray | None = None  # codec.special_among(vocab_size), on first use
+        self.codec = entry.codec
+        self.vocabulary = Vocabulary(self.model, entry.codec)
         # Which matrix this is: "input" (token embeddings) or "output" (an untied LM head).
         self.embeddings: str = entry.meta.get("embeddings", "input")
+        self.built_seconds = entry.built_seconds  # set when this load built the entry
+        self._specials: np.ndarray | None = None  # codec.special_among(vocab_size), on first use
 
     @property
     def path(self) -> Path:
@@ -177,53 +130,38 @@ class Embeddings:
 
     def tokenize(self, text: str) -> Tokenization:
         """Split ``text`` exactly as the model's tokenizer does, without special tokens."""
-        if not isinstance(text, str):
-            raise UsageError(f"expected text, got {type(text).__name__}")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:  # lone surrogates, e.g. from undecodable argv bytes
-            raise UsageError(
-                f"{text[exc.start]!r} at position {exc.start} is not valid Unicode text"
-            ) from exc
-        return self._tokenization(text, self.codec.encode(text))
+        return self.vocabulary.tokenize(text)
 
-    def _tokenization(self, text: str, ids: list[int]) -> Tokenization:
-        shown = [self.codec.shown(i) for i in ids]
-        return Tokenization(
-            text=text, ids=ids, tokens=[t for t, _ in shown], labels=[label for _, label in shown]
-        )
-
-    def query_tokens(self, query: Query) -> Tokenization:
+    def query_tokens(self, query: QueryLike) -> Query:
         """The token ids a query stands for, validated against the embedding matrix."""
         if isinstance(query, (int, np.integer)) and not isinstance(query, bool):
             token_id = int(query)
             if not 0 <= token_id < self.vocab_size:
-                raise UsageError(f"token id {token_id} is outside 0..{self.vocab_size - 1}")
-            return self._tokenization(f"#{token_id}", [token_id])
+                raise TokenIdError(token_id, self.vocab_size)
+            text, label = self.codec.shown(token_id)
+            return Query(None, token_id, [token_id], [text], [label])
         if not isinstance(query, str):
             raise UsageError(f"a query is text or a token id, not {type(query).__name__}")
         if not query.strip():
-            raise UsageError(
-                "the query is empty or only whitespace; to look up a whitespace token, use --id N"
-            )
+            raise EmptyQueryError("the query is empty or only whitespace")
         tokens = self.tokenize(query)
         if not tokens.ids:
-            raise UsageError(f"{query!r} tokenizes to no tokens for {self.model}")
+            raise UsageError(f"{_text_in_message(query)} tokenizes to no tokens for {self.model}")
         beyond = [i for i in tokens.ids if i >= self.vocab_size]
         if beyond:
             raise UsageError(
-                f"{query!r} has token id {beyond[0]}, beyond the embedding matrix "
-                f"({self.vocab_size} rows)"
+                f"{_text_in_message(query)} has token id {beyond[0]}, beyond the embedding "
+                f"matrix ({self.vocab_size} rows)"
             )
-        return tokens
+        return Query(query, None, tokens.ids, tokens.tokens, tokens.labels)
 
     # --- vectors ----------------------------------------------------------------------------
 
-    def vector(self, query: Query) -> np.ndarray:
+    def vector(self, query: QueryLike) -> np.ndarray:
         """The unit vector of a query (the normalized mean of its tokens' unit vectors)."""
         return core.query_vector(self.unit, self.query_tokens(query).ids)
 
-    def raw_vector(self, query: Query) -> np.ndarray:
+    def raw_vector(self, query: QueryLike) -> np.ndarray:
         """The raw embedding of a query (the mean of its tokens' raw rows)."""
         ids = self.query_tokens(query).ids
         return (self.unit[ids] * self.norms[ids, None]).mean(axis=0, dtype=np.float64)
@@ -232,51 +170,33 @@ class Embeddings:
 
     def neighbors(
         self,
-        query: Query,
+        query: QueryLike,
         k: int = 20,
         exclude_query: bool = False,
         *,
-        skip_special: bool = False,
-        words_only: bool = False,
-        dedupe: bool = False,
-        min_sim: float | None = None,
+        filters: Filters = NO_FILTERS,
     ) -> NeighborList:
         """The ``k`` tokens nearest to ``query`` by cosine similarity, best first.
 
-        Filters (all off by default, so the API ranks every row): ``skip_special`` leaves out
-        control tokens, reserved slots and rows the tokenizer does not name (the query's own
-        tokens excepted); ``words_only`` tokens without a letter; ``min_sim`` tokens below that
-        cosine; ``dedupe`` folds tokens that differ only by a leading space or case into the
-        best one, listing the others in ``Neighbor.variants``. Filters are applied to the
-        ranking of the whole vocabulary before taking ``k``, and ranks run 1..k over what
-        remains (fewer than ``k`` only when fewer tokens pass).
+        ``filters`` (none by default, so the API ranks every row) are applied to the ranking
+        of the whole vocabulary before taking ``k``, and ranks run 1..k over what remains
+        (fewer than ``k`` only when fewer tokens pass). ``exclude_query`` leaves the query's
+        own tokens out.
         """
-        return self.neighbors_many(
-            [query],
-            k=k,
-            exclude_query=exclude_query,
-            skip_special=skip_special,
-            words_only=words_only,
-            dedupe=dedupe,
-            min_sim=min_sim,
-        )[0]
+        return self.neighbors_many([query], k=k, exclude_query=exclude_query, filters=filters)[0]
 
     def neighbors_many(
         self,
-        queries: Sequence[Query],
+        queries: Sequence[QueryLike],
         k: int = 20,
         exclude_query: bool = False,
         *,
-        skip_special: bool = False,
-        words_only: bool = False,
-        dedupe: bool = False,
-        min_sim: float | None = None,
+        filters: Filters = NO_FILTERS,
     ) -> list[NeighborList]:
-        """Neighbours of several queries at once (one matrix-matrix product); filters as in
-        ``neighbors``."""
+        """Neighbours of several queries at once (one matrix-matrix product per block), the
+        same rows in the same order as each query asked alone."""
         if k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
-        filters = _Filters.checked(skip_special, words_only, dedupe, min_sim)
         parsed = [self.query_tokens(q) for q in queries]
         if not parsed:
             return []
@@ -287,62 +207,64 @@ class Embeddings:
             for t in parsed
         ]
         select = [self._selector(filters, k)] * len(parsed)
-        ranked = core.rank_many(
-            self.unit, vectors, min(k, self.vocab_size), exclude, select, filters.min_sim
-        )
+        ranked = core.rank_many(self.unit, vectors, k, exclude, select, filters.min_sim)
+        hidden = self._hidden_count(filters, exclude)
         results = []
-        for tokens, vector, (ids, scores) in zip(parsed, vectors, ranked):
+        for tokens, vector, (ids, scores), n_hidden in zip(parsed, vectors, ranked, hidden):
             skip = tokens.ids if exclude_query else ()
-            neighbors = self._neighbor_rows(ids, scores, vector, filters, skip)
             results.append(
                 NeighborList(
                     query=tokens.text,
+                    query_id=tokens.token_id,
                     query_ids=tokens.ids,
                     query_tokens=tokens.tokens,
                     query_labels=tokens.labels,
                     model=self.model,
                     vocab_size=self.vocab_size,
                     dim=self.dim,
-                    neighbors=neighbors,
+                    neighbors=self._neighbor_rows(ids, scores, vector, filters, skip),
+                    dedupe=filters.dedupe,
+                    hidden=n_hidden,
                 )
             )
         return results
 
-    def similarity(self, a: Query, b: Query) -> float:
+    def similarity(self, a: QueryLike, b: QueryLike) -> float:
         """Cosine similarity of two queries."""
         return core.cosine(self.vector(a), self.vector(b))
 
-    def rank(self, a: Query, b: Query, *, skip_special: bool = False) -> int:
-        """Where ``b`` stands among ``a``'s neighbours, 1-based, as
-        ``neighbors(a, skip_special=skip_special)`` lists them."""
-        return self.compare(a, b, skip_special=skip_special).rank_of_b
+    def rank(self, a: QueryLike, b: QueryLike, *, filters: Filters = NO_FILTERS) -> int:
+        """Where ``b`` stands among ``a``'s neighbours, 1-based, as ``neighbors(a)`` with
+        the same ``filters`` lists them (only ``skip_special`` applies)."""
+        return self.compare(a, b, filters=filters).rank_of_b
 
-    def compare(self, a: Query, b: Query, *, skip_special: bool = False) -> Comparison:
+    def compare(self, a: QueryLike, b: QueryLike, *, filters: Filters = NO_FILTERS) -> Comparison:
         """Cosine, angle, Pearson correlation, raw norms and rank of b among a's neighbours.
 
-        ``rank_of_b`` counts what ``neighbors(a, skip_special=skip_special)`` would list before
-        b, plus one: b's own rank, or where it would stand if that list leaves it out (a
-        special token) or it is not one row (a text of several tokens).
+        ``rank_of_b`` counts what ``neighbors(a, filters=filters)`` would list before b, plus
+        one: b's own rank, or where it would stand if that list leaves it out (a special
+        token) or it is not one row (a text of several tokens). Of the filters only
+        ``skip_special`` applies.
         """
         tokens_a, tokens_b = self.query_tokens(a), self.query_tokens(b)
         unit_a = core.query_vector(self.unit, tokens_a.ids)
         unit_b = core.query_vector(self.unit, tokens_b.ids)
         cos = core.cosine(unit_a, unit_b)
-        scores = core.scores_for(self.unit, unit_a)  # a fresh array: ours to mask
-        hidden = self._left_out(_Filters(skip_special=skip_special), spared=tokens_a.ids)
+        row = core.scores_for(self.unit, unit_a)  # a fresh array: ours to mask
+        row[self._left_out(filters, spared=tokens_a.ids)] = -np.inf
         if len(tokens_b.ids) == 1:
+            # b's score as `neighbors a` reports it, the same number to the last bit; b
+            # competes even when the list would leave it out (a special token).
             b_id = tokens_b.ids[0]
-            own = scores[b_id]
-            scores[hidden] = -np.inf
-            scores[b_id] = own  # b competes even when the list would leave it out
-            rank = core.rank_of(scores, b_id)
+            cos = float(core.exact_scores(self.unit, unit_a, np.asarray([b_id]))[0])
+            rank = core.rank_of(row, self.unit, unit_a, b_id, cos)
         else:
-            scores[hidden] = -np.inf
-            rank = core.rank_of_score(scores, cos)
+            rank = core.rank_of(row, self.unit, unit_a, None, cos)
         raw_a, raw_b = self.raw_vector(a), self.raw_vector(b)
         return Comparison(
             a=tokens_a,
             b=tokens_b,
+            model=self.model,
             cosine=cos,
             angle_degrees=core.angle_degrees(cos),
             pearson=core.pearson(raw_a, raw_b),
@@ -355,29 +277,52 @@ class Embeddings:
 
     def most_similar(
         self,
-        positive: Query | Sequence[Query] = (),
-        negative: Query | Sequence[Query] = (),
+        positive: QueryLike | Sequence[QueryLike] = (),
+        negative: QueryLike | Sequence[QueryLike] = (),
         k: int = 10,
         *,
         exclude_input: bool = True,
-        skip_special: bool = False,
-        words_only: bool = False,
-        dedupe: bool = False,
-        min_sim: float | None = None,
+        filters: Filters = NO_FILTERS,
     ) -> MostSimilar:
         """The tokens nearest to sum(positive) - sum(negative), as gensim's ``most_similar``.
 
         Each term is a query (text or id) represented by its unit vector (a multi-token word:
         the normalized mean of its tokens' unit vectors); the sum is normalized before ranking.
         ``most_similar(positive=["king", "woman"], negative=["man"])`` is king - man + woman.
-        The terms' own tokens are left out unless ``exclude_input=False``; filters as in
-        ``neighbors``.
+        The terms' own tokens are left out unless ``exclude_input=False``.
         """
+        return self._expression(_terms(positive), _terms(negative), k, exclude_input, filters)
+
+    def analogy(
+        self,
+        a: QueryLike,
+        b: QueryLike,
+        c: QueryLike,
+        k: int = 10,
+        *,
+        exclude_input: bool = True,
+        filters: Filters = NO_FILTERS,
+    ) -> MostSimilar:
+        """The analogy "a is to b as c is to ?": the tokens nearest to b - a + c.
+
+        ``analogy("man", "king", "woman")`` is ``most_similar(positive=["king", "woman"],
+        negative=["man"])``.
+        """
+        return self._expression([b, c], [a], k, exclude_input, filters, analogy=True)
+
+    def _expression(
+        self,
+        positive: list[QueryLike],
+        negative: list[QueryLike],
+        k: int,
+        exclude_input: bool,
+        filters: Filters,
+        analogy: bool = False,
+    ) -> MostSimilar:
         if k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
-        filters = _Filters.checked(skip_special, words_only, dedupe, min_sim)
-        pos = [self.query_tokens(q) for q in _terms(positive)]
-        neg = [self.query_tokens(q) for q in _terms(negative)]
+        pos = [self.query_tokens(q) for q in positive]
+        neg = [self.query_tokens(q) for q in negative]
         if not pos and not neg:
             raise UsageError("give at least one positive or negative term")
         vector = core.expression_vector(
@@ -387,14 +332,16 @@ class Embeddings:
         if not vector.any():
             raise UsageError("the terms cancel out: their sum is the zero vector, nothing to rank")
         inputs = sorted({i for t in pos + neg for i in t.ids}) if exclude_input else []
+        left_out = self._left_out(filters, extra=inputs)
         [(ids, scores)] = core.rank_many(
             self.unit,
             vector[None, :],
-            min(k, self.vocab_size),
-            [self._left_out(filters, extra=inputs)],
+            k,
+            [left_out],
             [self._selector(filters, k)],
             filters.min_sim,
         )
+        [hidden] = self._hidden_count(filters, [left_out])
         return MostSimilar(
             positive=pos,
             negative=neg,
@@ -402,40 +349,14 @@ class Embeddings:
             vocab_size=self.vocab_size,
             dim=self.dim,
             neighbors=self._neighbor_rows(ids, scores, vector, filters, inputs),
-        )
-
-    def analogy(
-        self,
-        a: Query,
-        b: Query,
-        c: Query,
-        k: int = 10,
-        *,
-        exclude_input: bool = True,
-        skip_special: bool = False,
-        words_only: bool = False,
-        dedupe: bool = False,
-        min_sim: float | None = None,
-    ) -> MostSimilar:
-        """The analogy "a is to b as c is to ?": the tokens nearest to b - a + c.
-
-        ``analogy("man", "king", "woman")`` is ``most_similar(positive=["king", "woman"],
-        negative=["man"])``.
-        """
-        return self.most_similar(
-            positive=[b, c],
-            negative=[a],
-            k=k,
-            exclude_input=exclude_input,
-            skip_special=skip_special,
-            words_only=words_only,
-            dedupe=dedupe,
-            min_sim=min_sim,
+            dedupe=filters.dedupe,
+            hidden=hidden,
+            analogy=analogy,
         )
 
     # --- the seed's lesson: loop against vectorized ------------------------------------------
 
-    def verify(self, query: Query, k: int = 10, repeats: int = 5) -> Verification:
+    def verify(self, query: QueryLike, k: int = 10, repeats: int = 5) -> Verification:
         """Score ``query`` against every raw row twice: one row at a time in a Python loop
         (``core.scores_loop``) and with one matrix-vector product over the normalized matrix,
         and report how far the two agree and how long each took.
@@ -449,7 +370,7 @@ class Embeddings:
         vector = core.query_vector(self.unit, tokens.ids)
         if not vector.any():
             raise UsageError(
-                f"{tokens.text!r} has an all-zero embedding: its cosine with anything is undefined"
+                f"{tokens.shown} has an all-zero embedding: its cosine with anything is undefined"
             )
         k = min(k, self.vocab_size)
         started = time.perf_counter()
@@ -461,10 +382,12 @@ class Embeddings:
             scores = core.scores_for(self.unit, vector)
             vectorized_seconds = min(vectorized_seconds, time.perf_counter() - started)
         vectorized = np.asarray(scores, dtype=np.float64)
-        # The loop's ranking by a full stable sort, independently of core.top_k.
+        # The loop's ranking by a full stable sort, independently of the core's ranking.
         top_loop = [int(i) for i in np.argsort(-looped, kind="stable")[:k]]
-        top_vec = [int(i) for i in core.top_k(scores, k)]
-        # Tokens that tie in exact arithmetic ("ban" and "ana" against their own mean) are
+        # The vectorized ranking as `neighbors` lists it (no filter).
+        [(ids, _)] = core.rank_many(self.unit, vector[None, :], k)
+        top_vec = [int(i) for i in ids]
+        # Tokens that tie in exact arithmetic ("ban" and "ana" against their own mean) may be
         # ordered by rounding, which differs between the two methods: count, don't fail.
         differing = [(a, b) for a, b in zip(top_loop, top_vec) if a != b]
         swaps = sum(1 for a, b in differing if abs(float(looped[a] - looped[b])) <= TIE)
@@ -497,27 +420,10 @@ class Embeddings:
 
     # --- pictures ----------------------------------------------------------------------------
 
-    def map(
-        self,
-        query: Query,
-        k: int = 30,
-        *,
-        skip_special: bool = False,
-        words_only: bool = False,
-        dedupe: bool = False,
-        min_sim: float | None = None,
-    ) -> TokenMap:
+    def map(self, query: QueryLike, k: int = 30, *, filters: Filters = NO_FILTERS) -> TokenMap:
         """``query`` and its ``k`` nearest tokens projected to 2-D by PCA of their unit vectors
         (``core.pca_2d``); the query's own tokens are left out of the neighbours."""
-        result = self.neighbors(
-            query,
-            k=k,
-            exclude_query=True,
-            skip_special=skip_special,
-            words_only=words_only,
-            dedupe=dedupe,
-            min_sim=min_sim,
-        )
+        result = self.neighbors(query, k=k, exclude_query=True, filters=filters)
         if not result.neighbors:
             raise UsageError("no token passes the filters: nothing to map")
         query_vector = core.query_vector(self.unit, result.query_ids)
@@ -533,7 +439,7 @@ class Embeddings:
     # --- filters -----------------------------------------------------------------------------
 
     def _left_out(
-        self, filters: _Filters, spared: Sequence[int] = (), extra: Sequence[int] = ()
+        self, filters: Filters, spared: Sequence[int] = (), extra: Sequence[int] = ()
     ) -> np.ndarray:
         """The ids left out of one ranking: special tokens (with ``skip_special``) other than
         ``spared``, and ``extra``. Masked out of the scores before the top k is taken."""
@@ -544,12 +450,19 @@ class Embeddings:
             out = np.concatenate([out, np.asarray(extra, dtype=np.int64)])
         return out
 
+    def _hidden_count(self, filters: Filters, left_out: Sequence[np.ndarray]) -> list[int]:
+        """How many special tokens each ranking left out (what a shortfall note names)."""
+        if not filters.skip_special:
+            return [0] * len(left_out)
+        specials = self._special_ids()
+        return [int(np.isin(np.unique(out), specials).sum()) for out in left_out]
+
     def _special_ids(self) -> np.ndarray:
         if self._specials is None:
             self._specials = np.asarray(self.codec.special_among(self.vocab_size), dtype=np.int64)
         return self._specials
 
-    def _selector(self, filters: _Filters, k: int) -> core.Selector | None:
+    def _selector(self, filters: Filters, k: int) -> core.Selector | None:
         """The candidate filter for ``words_only`` and ``dedupe`` (special tokens are left out
         before, by ``_left_out``). Candidates come best first, so it stops once ``k`` are kept:
         later ones would be cut anyway."""
@@ -581,7 +494,7 @@ class Embeddings:
         ids: np.ndarray,
         scores: np.ndarray,
         vector: np.ndarray,
-        filters: _Filters,
+        filters: Filters,
         excluded: Sequence[int],
     ) -> list[Neighbor]:
         codec = self.codec
@@ -593,43 +506,29 @@ class Embeddings:
             if filters.dedupe:
                 key = codec.fold_key(i)
                 others = [v for v in groups.get(key, []) if v != i and v not in skip] if key else []
-                sims = (self.unit[others] @ vector).tolist() if others else []
+                others = [v for v in others if v < self.vocab_size]
+                sims = (
+                    core.exact_scores(self.unit, vector, np.asarray(others)).tolist()
+                    if others
+                    else []
+                )
                 variants = []
                 for sim, v in sorted(zip(sims, others), key=lambda p: (-p[0], p[1])):
                     if filters.min_sim is None or sim >= filters.min_sim:
                         v_text, v_label = codec.shown(v)
-                        variants.append(Variant(v, v_text, float(sim), v_label))
+                        variants.append(Variant(v, v_text, sim, v_label))
             text, label = codec.shown(i)
             rows.append(Neighbor(rank, i, text, s, label, codec.is_special(i), variants))
         return rows
 
 
-@dataclass(frozen=True)
-class _Filters:
-    skip_special: bool = False
-    words_only: bool = False
-    dedupe: bool = False
-    min_sim: float | None = None
-
-    @classmethod
-    def checked(
-        cls, skip_special: bool, words_only: bool, dedupe: bool, min_sim: float | None
-    ) -> _Filters:
-        if min_sim is not None:
-            # `not (a <= x <= b)` also refuses NaN, which every comparison lets through.
-            if not -1.0 <= float(min_sim) <= 1.0:
-                raise UsageError(f"the minimum similarity must be between -1 and 1, got {min_sim}")
-            min_sim = float(min_sim)
-        return cls(bool(skip_special), bool(words_only), bool(dedupe), min_sim)
-
-
 _NO_IDS = np.empty(0, dtype=np.int64)
 
 
-def _terms(terms: Query | Sequence[Query]) -> list[Query]:
+def _terms(terms: QueryLike | Sequence[QueryLike]) -> list[QueryLike]:
     # A lone string is one term, not a sequence of one-letter terms.
     if isinstance(terms, (str, int, np.integer)):
-        return [terms]
+        return [terms]  # type: ignore[list-item]
     return list(terms)
 
 
@@ -637,14 +536,14 @@ def _terms(terms: Query | Sequence[Query]) -> list[Query]:
 
 
 def _log_report(message: str) -> None:
-    log.info(message)
-
-
-def _warn(report: Report | None, message: str) -> None:
-    if report is None:
-        log.warning(message)
+    if message.startswith("warning: "):
+        log.warning(message[len("warning: ") :])
     else:
-        report(f"warning: {message}")
+        log.info(message)
+
+
+def _source(model: str | None) -> ModelSource:
+    return resolve(model or os.environ.get("TOKNEIGH_MODEL") or DEFAULT_MODEL)
 
 
 def load(
@@ -663,162 +562,47 @@ def load(
     LM head) when the model has one of its own, cached separately; for a tied model it says so
     and serves the input matrix, which is the same.
     """
-    if embeddings != "input":
-        return _load_output(model, cache_dir, rebuild, report, embeddings)
-    source = resolve(model or os.environ.get("TOKNEIGH_MODEL") or DEFAULT_MODEL)
-    root = cache.resolve_root(cache_dir)
-    folder = root / cache.entry_name(source.identity, source.name)
-    if not rebuild:
-        try:
-            embeddings_ = _open_fresh(folder, source)
-            cache.sweep_scratch(root, source.identity)  # leftovers of a killed build, if any
-            return embeddings_
-        except cache.MissingEntry:
-            pass
-        except cache.InvalidEntry as exc:
-            _warn(report, f"cache entry for {source.name} is unusable ({exc}); rebuilding it")
-    with cache.build_lock(root, source.identity):
-        if not rebuild:
-            # Another process may have built it while we waited for the lock.
-            try:
-                return _open_fresh(folder, source)
-            except cache.InvalidEntry:
-                pass
-        _build(source, root, folder.name, report or _log_report)
-        try:
-            return _open_fresh(folder, source)
-        except cache.InvalidEntry as exc:  # e.g. the checkpoint was rewritten during the build
-            raise CacheError(
-                f"the cache entry just built for {source.name} does not validate ({exc}); "
-                "run the command again"
-            ) from exc
+    from .extract import TiedEmbeddings
 
-
-EMBEDDINGS_KINDS = ("input", "output")
-
-
-def entry_identity(source: ModelSource, embeddings: str = "input") -> str:
-    """The cache identity of one of a model's matrices. The input matrix keeps the model's plain
-    identity, so entries built before output matrices existed keep their names."""
-    return source.identity if embeddings == "input" else f"{source.identity}#{embeddings}"
-
-
-def entry_folder_name(source: ModelSource, embeddings: str = "input") -> str:
-    """The cache folder name of one of a model's matrices (``<slug>-output--<key>``)."""
-    if embeddings == "input":
-        return cache.entry_name(source.identity, source.name)
-    return cache.entry_name(entry_identity(source, embeddings), f"{source.name}-{embeddings}")
-
-
-def _load_output(
-    model: str | None,
-    cache_dir: str | os.PathLike[str] | None,
-    rebuild: bool,
-    report: Report | None,
-    embeddings: str,
-) -> Embeddings:
-    """``load`` for the output matrix: its own cache entry, or the input one when tied."""
-    from .errors import CacheError
-    from .extract import TiedEmbeddings, output_tensor
-
-    if embeddings not in EMBEDDINGS_KINDS:
+    if embeddings not in cache.EMBEDDINGS_KINDS:
         raise UsageError(f"embeddings must be 'input' or 'output', not {embeddings!r}")
-    source = resolve(model or os.environ.get("TOKNEIGH_MODEL") or DEFAULT_MODEL)
+    source = _source(model)
     root = cache.resolve_root(cache_dir)
-    folder = root / entry_folder_name(source, embeddings)
-    if not rebuild:
-        try:
-            return _open_fresh(folder, source)
-        except cache.MissingEntry:
-            pass
-        except cache.InvalidEntry as exc:
-            _warn(report, f"cache entry for {source.name} (output) is unusable ({exc}); rebuilding")
+    say = report or _log_report
     try:
-        # Tied or not is read from config.json and the tensor names, before any "building" line.
-        output_tensor(source, report or _log_report)
-        with cache.build_lock(root, entry_identity(source, embeddings)):
-            if not rebuild:
-                try:
-                    return _open_fresh(folder, source)
-                except cache.InvalidEntry:
-                    pass
-            _build(source, root, folder.name, report or _log_report, embeddings)
-            try:
-                return _open_fresh(folder, source)
-            except cache.InvalidEntry as exc:
-                raise CacheError(
-                    f"the cache entry just built for {source.name} (output) does not validate "
-                    f"({exc}); run the command again"
-                ) from exc
+        entry = cache.get(source, root, embeddings, rebuild=rebuild, report=say)
     except TiedEmbeddings as exc:
-        # Nothing cached for a tied model: the check reads only config.json and tensor names.
-        (report or log.warning)(
+        say(
             f"note: {source.name} has no separate output embeddings ({exc}): input and output "
             "are the same matrix; serving the input embeddings"
         )
-    return load(model, cache_dir=cache_dir, rebuild=rebuild, report=report)
+        entry = cache.get(source, root, "input", rebuild=rebuild, report=say)
+    return Embeddings(entry)
 
 
-def _open_fresh(folder: Path, source: ModelSource) -> Embeddings:
-    """The cached embeddings, if whole and still matching the source; else InvalidEntry."""
-    entry = cache.open_entry(folder)
-    if source.is_local:
-        try:
-            current = local_fingerprint(Path(source.location))
-        except OSError as exc:
-            raise cache.InvalidEntry(f"the checkpoint cannot be read ({exc.strerror})") from exc
-        if entry.meta["fingerprint"].get("files") != current:
-            raise cache.InvalidEntry("the checkpoint changed since it was cached")
-    try:
-        codec = TokenCodec(
-            entry.tokenizer_path, entry.meta["token_style"], entry.meta["special_ids"]
-        )
-    except Exception as exc:  # tokenizers raises a bare Exception on malformed JSON
-        raise cache.InvalidEntry("tokenizer.json is damaged") from exc
-    if codec.size != entry.meta["tokenizer_size"]:
-        raise cache.InvalidEntry("tokenizer.json does not match the cached matrix")
-    return Embeddings(entry, codec)
-
-
-def _build(
-    source: ModelSource, root: Path, name: str, report: Report, embeddings: str = "input"
-) -> None:
+def load_vocabulary(
+    model: str | None = None,
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    report: Report | None = None,
+) -> Vocabulary:
+    """A model's tokenizer alone: from its cache entry when there is one, else read from the
+    checkpoint (no embedding matrix is extracted, nothing is cached)."""
     import json
+    import tempfile
 
-    from .extract import extract
+    from .display import detect_style
+    from .extract import read_tokenizer
+    from .tokens import TokenCodec
 
-    started = time.perf_counter()
-    what = source.name if embeddings == "input" else f"{source.name} ({embeddings} embeddings)"
-    report(f"building the cache for {what} (first use only)")
-    extracted = extract(source, report, embeddings)
-    unit, norms = core.normalize_rows(extracted.matrix)
-    tokenizer_json = extracted.tokenizer_json
-    codec_probe = json.loads(tokenizer_json)
-    meta = {
-        "format_version": cache.FORMAT_VERSION,
-        "tokneigh_version": __version__,
-        "model": source.name,
-        "source": source.kind,
-        "resolved": extracted.resolved,
-        "tensor": extracted.tensor,
-        "embeddings": embeddings,
-        "fingerprint": extracted.fingerprint,
-        "vocab_size": int(unit.shape[0]),
-        "dim": int(unit.shape[1]),
-        "tokenizer_size": _tokenizer_size(tokenizer_json),
-        "token_style": detect_style(codec_probe),
-        "special_ids": extracted.special_ids,
-        "zero_rows": int(np.count_nonzero(norms == 0)),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    }
-    cache.write_entry(root, name, unit, norms, tokenizer_json, meta)
-    report(
-        f"cached {what}: {meta['vocab_size']} x {meta['dim']} in "
-        f"{time.perf_counter() - started:.1f} s at {root / name}"
-    )
-
-
-def _tokenizer_size(tokenizer_json: str) -> int:
-    from tokenizers import Tokenizer
-
-    return Tokenizer.from_str(tokenizer_json).get_vocab_size(with_added_tokens=True)
+    source = _source(model)
+    codec = cache.open_tokenizer(source, cache.resolve_root(cache_dir))
+    if codec is None:
+        tokenizer_json, special_ids = read_tokenizer(source, report or _log_report)
+        style = detect_style(json.loads(tokenizer_json))
+        # The codec reads its file once, when it is made: a scratch folder is enough.
+        with tempfile.TemporaryDirectory(prefix="tokneigh-") as scratch:
+            path = Path(scratch) / cache.TOKENIZER
+            path.write_text(tokenizer_json, encoding="utf-8", errors="surrogatepass")
+            codec = TokenCodec(path, style, special_ids)
+    return Vocabulary(source.name, codec)

@@ -1,17 +1,21 @@
-"""The on-disk cache: one folder per model, written atomically, validated on every load.
+"""The cache store: the one owner of cache entries, end to end.
 
-Layout under the cache root::
+An entry is one folder per (model, matrix) under the cache root::
 
-    <slug>--<key>/matrix.npy      L2-row-normalized float32 matrix (memory-mapped on load)
-                  norms.npy       raw row norms, float32
-                  tokenizer.json  the model's tokenizer, padding and truncation removed
-                  meta.json       format version, model, fingerprint, vocab size, dim, ...
-    .locks/<key>.lock             held while an entry is built (one builder per model)
-    .tmp-<key>-*/                 an entry being written; renamed into place when complete
-    .trash-<key>-*/               an old entry moved aside by a rebuild, then deleted
+    <slug>--<key>/matrix.npy       L2-row-normalized float32 matrix (memory-mapped on load)
+                  norms.npy        raw row norms, float32
+                  tokenizer.json   the model's tokenizer, padding and truncation removed
+                  tokenizer.index  derived from tokenizer.json, for a fast start (tokindex.py)
+                  meta.json        format version, model, fingerprint, vocab size, dim, ...
+    .locks/<key>.lock              held while an entry is built or cleared (one at a time)
+    .tmp-<key>-*/                  an entry being written; renamed into place when complete
+    .trash-<key>-*/                an old entry moved aside by a rebuild or a clear, then deleted
 
-Leftovers of a killed process (``.tmp-``/``.trash-``) are deleted by the next load or build of
-that model; a user's own files in the root are never touched (see ``is_entry_folder``).
+``get`` is the whole life of an entry for a query: its name, freshness against the source,
+validation, the build under the per-model lock (everything, the tokenizer index included, is
+written in the scratch folder before the rename), and the re-check after it. Leftovers of a
+killed process (``.tmp-``/``.trash-``) are deleted by the next load or build of that model; a
+user's own files in the root are never touched (see ``is_entry_folder``).
 
 An entry becomes visible only by ``rename`` of a complete folder, so a reader sees a whole
 entry or none. Anything that fails validation is reported and rebuilt, never used.
@@ -25,21 +29,31 @@ import json
 import os
 import re
 import shutil
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import __version__
 from .errors import CacheError
+from .models import ModelSource, local_fingerprint
+from .results import CachedModel
+
+if TYPE_CHECKING:
+    from .tokens import TokenCodec
+
+Report = Callable[[str], None]
 
 try:  # CPython's own SHA-256, hashlib's digest without loading OpenSSL (~5 ms per query)
-    from _sha256 import sha256 as _sha256  # Python <= 3.11
+    from _sha256 import sha256 as _sha256  # type: ignore[import-not-found]  # Python <= 3.11
 except ImportError:  # pragma: no cover - depends on the Python version
     try:
-        from _sha2 import sha256 as _sha256  # Python >= 3.12
+        from _sha2 import sha256 as _sha256  # type: ignore[import-not-found]  # Python >= 3.12
     except ImportError:
         from hashlib import sha256 as _sha256
 
@@ -47,11 +61,13 @@ FORMAT_VERSION = 1
 MATRIX = "matrix.npy"
 NORMS = "norms.npy"
 TOKENIZER = "tokenizer.json"
+INDEX = "tokenizer.index"
 META = "meta.json"
+EMBEDDINGS_KINDS = ("input", "output")
 _ENTRY_NAME = re.compile(r"^[A-Za-z0-9._-]+--([0-9a-f]{16})$")
-# What an entry folder may hold: its own files, plus files derived from them later (the
-# tokenizer index of tokens._tokindex, and that module's hidden scratch file while it writes).
-_ENTRY_FILES = frozenset({MATRIX, NORMS, TOKENIZER, META, "tokenizer.index"})
+# What an entry folder may hold: its own files, and the hidden scratch file of a tokenizer index
+# being refreshed (after an upgrade of the tokenizers library, say).
+_ENTRY_FILES = frozenset({MATRIX, NORMS, TOKENIZER, META, INDEX})
 _ENTRY_SCRATCH_FILE = re.compile(r"^\.[A-Za-z0-9._-]+\.[0-9a-f]{32}\.tmp$")
 _SCRATCH_NAME = re.compile(r"^\.(tmp|trash)-([0-9a-f]{16})-[0-9a-f-]+$")
 _REQUIRED_META = {
@@ -101,14 +117,29 @@ def entry_name(identity: str, display: str) -> str:
     return f"{slug}--{entry_key(identity)}"
 
 
+def entry_identity(source: ModelSource, embeddings: str = "input") -> str:
+    """The cache identity of one of a model's matrices. The input matrix keeps the model's plain
+    identity, so entries built before output matrices existed keep their names."""
+    return source.identity if embeddings == "input" else f"{source.identity}#{embeddings}"
+
+
+def entry_folder_name(source: ModelSource, embeddings: str = "input") -> str:
+    """The cache folder name of one of a model's matrices (``<slug>-output--<key>``)."""
+    if embeddings == "input":
+        return entry_name(source.identity, source.name)
+    return entry_name(entry_identity(source, embeddings), f"{source.name}-{embeddings}")
+
+
 @dataclass
 class Entry:
-    """A validated cache entry, ready for queries."""
+    """A validated, fresh cache entry, ready for queries."""
 
     path: Path
     meta: dict[str, Any]
     unit: np.ndarray  # memory-mapped, read-only
     norms: np.ndarray
+    codec: TokenCodec
+    built_seconds: float | None = None  # set when this call built the entry
 
     @property
     def tokenizer_path(self) -> Path:
@@ -135,17 +166,168 @@ def read_meta(folder: Path) -> dict[str, Any]:
     return meta
 
 
-def open_entry(folder: Path) -> Entry:
-    """Open and validate an entry; raises MissingEntry or InvalidEntry, never returns a bad one."""
+def _open_files(folder: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """An entry's checked meta and arrays; raises MissingEntry or InvalidEntry."""
     if not folder.is_dir():
         raise MissingEntry(str(folder))
     meta = read_meta(folder)
     rows, dim = meta["vocab_size"], meta["dim"]
     unit = _load_array(folder / MATRIX, (rows, dim), mmap=True)
     norms = _load_array(folder / NORMS, (rows,), mmap=False)
-    if not (folder / TOKENIZER).is_file():
-        raise InvalidEntry("tokenizer.json is missing")
-    return Entry(folder, meta, unit, norms)
+    return meta, unit, norms
+
+
+def check_entry(folder: Path) -> dict[str, Any]:
+    """Validate an entry's files and tokenizer (not its freshness); its meta, or InvalidEntry."""
+    from .tokens import TokenCodec
+
+    meta, _, _ = _open_files(folder)
+    try:
+        codec = TokenCodec(folder / TOKENIZER, meta["token_style"], meta["special_ids"])
+    except Exception as exc:
+        raise InvalidEntry(
+            f"tokenizer.json is missing or damaged ({exc.__class__.__name__})"
+        ) from exc
+    if codec.size != meta["tokenizer_size"]:
+        raise InvalidEntry("tokenizer.json does not match the cached matrix")
+    return meta
+
+
+def open_tokenizer(source: ModelSource, root: Path) -> TokenCodec | None:
+    """The tokenizer of a fresh input entry for ``source``, or None when there is none (a
+    command that needs only the tokenizer must not extract the matrix for it)."""
+    try:
+        return _open_fresh(root / entry_folder_name(source), source).codec
+    except InvalidEntry:
+        return None
+
+
+# --- the life of an entry ----------------------------------------------------------------------
+
+
+def get(
+    source: ModelSource,
+    root: Path,
+    embeddings: str = "input",
+    *,
+    rebuild: bool = False,
+    report: Report,
+) -> Entry:
+    """The fresh entry for one of ``source``'s matrices, built (under the per-model lock) when
+    it is missing, stale or damaged, or when ``rebuild`` asks for it.
+
+    For ``embeddings="output"`` of a tied model this raises ``extract.TiedEmbeddings``
+    before anything is built: the caller serves the input entry instead.
+    """
+    folder = root / entry_folder_name(source, embeddings)
+    what = source.name if embeddings == "input" else f"{source.name} ({embeddings} embeddings)"
+    if not rebuild:
+        try:
+            entry = _open_fresh(folder, source)
+            sweep_scratch(root, entry_identity(source, embeddings))  # a killed build's leftovers
+            return entry
+        except MissingEntry:
+            pass
+        except InvalidEntry as exc:
+            report(f"warning: the cache entry for {what} is unusable ({exc}); rebuilding it")
+    if embeddings != "input":
+        from .extract import output_tensor
+
+        # Tied or not is read from config.json and the tensor names, before any "building".
+        output_tensor(source, report)
+    with build_lock(root, entry_identity(source, embeddings)):
+        if not rebuild:
+            try:  # another process may have built it while we waited for the lock
+                return _open_fresh(folder, source)
+            except InvalidEntry:
+                pass
+        started = time.perf_counter()
+        report(f"building the cache for {what}" + ("" if rebuild else " (first use)"))
+        _build(source, root, folder.name, report, embeddings)
+        try:
+            entry = _open_fresh(folder, source)
+        except InvalidEntry as exc:  # e.g. the checkpoint was rewritten during the build
+            raise CacheError(
+                f"the cache entry just built for {what} does not validate: {exc}; "
+                "the checkpoint may have changed while it was read"
+            ) from exc
+    entry.built_seconds = time.perf_counter() - started
+    return entry
+
+
+def _open_fresh(folder: Path, source: ModelSource) -> Entry:
+    """The entry in ``folder`` if whole and still matching the source; else InvalidEntry."""
+    from .tokens import TokenCodec
+
+    meta, unit, norms = _open_files(folder)
+    if source.is_local:
+        try:
+            current = local_fingerprint(Path(source.location))
+        except OSError as exc:
+            raise InvalidEntry(f"the checkpoint cannot be read ({exc.strerror})") from exc
+        if meta["fingerprint"].get("files") != current:
+            raise InvalidEntry("the checkpoint changed since it was cached")
+    try:
+        codec = TokenCodec(folder / TOKENIZER, meta["token_style"], meta["special_ids"])
+    except FileNotFoundError as exc:
+        raise InvalidEntry("tokenizer.json is missing") from exc
+    except Exception as exc:  # tokenizers raises a bare Exception on malformed JSON
+        raise InvalidEntry("tokenizer.json is damaged") from exc
+    if codec.size != meta["tokenizer_size"]:
+        raise InvalidEntry("tokenizer.json does not match the cached matrix")
+    if not codec.has_index:
+        _refresh_index(folder, meta)
+    return Entry(folder, meta, unit, norms, codec)
+
+
+def _refresh_index(folder: Path, meta: dict[str, Any]) -> None:
+    """Rewrite a missing or outdated tokenizer index (an entry from an older tokneigh, or a
+    new ``tokenizers`` library) in place. The index is derived data and only speeds up later
+    queries: in a read-only cache, or on any failure, the entry serves without it."""
+    from .tokens import write_index
+
+    if not os.access(folder, os.W_OK):
+        return
+    with contextlib.suppress(Exception):
+        write_index(folder / TOKENIZER, meta["token_style"], meta["special_ids"])
+
+
+def build_meta(
+    source: ModelSource, extracted: Any, unit: np.ndarray, norms: np.ndarray, embeddings: str
+) -> dict[str, Any]:
+    """meta.json of a new entry: the schema that ``read_meta`` checks."""
+    from tokenizers import Tokenizer
+
+    from .display import detect_style
+
+    tokenizer_json = extracted.tokenizer_json
+    return {
+        "format_version": FORMAT_VERSION,
+        "tokneigh_version": __version__,
+        "model": source.name,
+        "source": source.kind,
+        "resolved": extracted.resolved,
+        "tensor": extracted.tensor,
+        "embeddings": embeddings,
+        "fingerprint": extracted.fingerprint,
+        "vocab_size": int(unit.shape[0]),
+        "dim": int(unit.shape[1]),
+        "tokenizer_size": Tokenizer.from_str(tokenizer_json).get_vocab_size(with_added_tokens=True),
+        "token_style": detect_style(json.loads(tokenizer_json)),
+        "special_ids": extracted.special_ids,
+        "zero_rows": int(np.count_nonzero(norms == 0)),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _build(source: ModelSource, root: Path, name: str, report: Report, embeddings: str) -> None:
+    from .core import normalize_rows
+    from .extract import extract
+
+    extracted = extract(source, report, embeddings)
+    unit, norms = normalize_rows(extracted.matrix)
+    meta = build_meta(source, extracted, unit, norms, embeddings)
+    write_entry(root, name, unit, norms, extracted.tokenizer_json, meta)
 
 
 def _load_array(path: Path, shape: tuple[int, ...], mmap: bool) -> np.ndarray:
@@ -176,8 +358,7 @@ def _ensure_writable_root(root: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise CacheError(
-            f"cannot write to the cache folder {root} ({exc.strerror or exc}); choose another "
-            "with --cache-dir or TOKNEIGH_CACHE_DIR"
+            f"cannot write to the cache folder {root} ({exc.strerror or exc})"
         ) from exc
 
 
@@ -191,10 +372,7 @@ def build_lock(root: Path, identity: str) -> Iterator[None]:
     try:
         lock.acquire()
     except OSError as exc:
-        raise CacheError(
-            f"cannot lock the cache folder {root} ({exc.strerror or exc}); choose another with "
-            "--cache-dir or TOKNEIGH_CACHE_DIR"
-        ) from exc
+        raise CacheError(f"cannot lock the cache folder {root} ({exc.strerror or exc})") from exc
     try:
         _remove_scratch(root, entry_key(identity))
         yield
@@ -286,6 +464,7 @@ def write_entry(
         _fsync_write(scratch / MATRIX, array=np.ascontiguousarray(unit, dtype=np.float32))
         _fsync_write(scratch / NORMS, array=np.ascontiguousarray(norms, dtype=np.float32))
         _fsync_write(scratch / TOKENIZER, tokenizer_json.encode("utf-8", "surrogatepass"))
+        _write_index(scratch, meta)
         # meta.json last: an entry is only ever complete with it.
         _fsync_write(scratch / META, json.dumps(meta, indent=2).encode("utf-8"))
         if os.path.lexists(final):
@@ -302,13 +481,21 @@ def write_entry(
         if not isinstance(exc, OSError):
             raise
         reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-        raise CacheError(
-            f"cannot write the cache entry in {root}: {reason}; free space or choose another "
-            "folder with --cache-dir or TOKNEIGH_CACHE_DIR"
-        ) from exc
+        raise CacheError(f"cannot write the cache entry in {root}: {reason}") from exc
     if trash is not None:
         _remove_tree(trash)
     return final
+
+
+def _write_index(folder: Path, meta: dict[str, Any]) -> None:
+    from .tokens import write_index
+
+    try:
+        write_index(folder / TOKENIZER, meta["token_style"], meta["special_ids"])
+    except OSError:
+        raise  # a full disk is the entry's failure, not the index's
+    except Exception:  # the index only speeds queries up: an entry without one still serves
+        pass
 
 
 def _fsync_dir(path: Path) -> None:
@@ -320,8 +507,8 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def list_entries(root: Path) -> list[tuple[Path, dict[str, Any] | None, int]]:
-    """(folder, meta or None when invalid, bytes on disk) for each tokneigh entry in the root."""
+def list_entries(root: Path) -> list[CachedModel]:
+    """Each tokneigh entry in the root (``model`` None for a damaged one)."""
     if not root.is_dir():
         return []
     found = []
@@ -335,8 +522,58 @@ def list_entries(root: Path) -> list[tuple[Path, dict[str, Any] | None, int]]:
                 size = sum(f.stat().st_size for f in child.iterdir() if f.is_file())
             except OSError:  # removed by another process while we looked
                 continue
-            found.append((child, meta, size))
+            found.append(_described(child, meta, size))
     return found
+
+
+def _described(folder: Path, meta: dict[str, Any] | None, size: int) -> CachedModel:
+    if meta is None:
+        return CachedModel(None, None, None, None, None, size, str(folder))
+    return CachedModel(
+        model=meta["model"],
+        source=meta["source"],
+        embeddings=meta.get("embeddings", "input"),
+        vocab_size=meta["vocab_size"],
+        dim=meta["dim"],
+        size_bytes=size,
+        folder=str(folder),
+    )
+
+
+def matching_entries(root: Path, name: str, source: ModelSource | None) -> list[CachedModel]:
+    """The entries a model name names: its hub id or full path as stored, the short label
+    ``cache list`` shows (when no other model shares it), or the entries of ``source``."""
+    entries = [e for e in list_entries(root) if e.model is not None]
+    folders = set()
+    if source is not None:
+        folders = {str(root / entry_folder_name(source, kind)) for kind in EMBEDDINGS_KINDS}
+    exact = [e for e in entries if e.model == name or e.folder in folders]
+    if exact:
+        return exact
+    by_label = [e for e in entries if e.label == name]
+    if len({e.model for e in by_label}) > 1:
+        names = ", ".join(sorted({str(e.model) for e in by_label}))
+        raise AmbiguousName(f"{name!r} names several cached models ({names}); give the full path")
+    return by_label
+
+
+class AmbiguousName(CacheError):
+    """A short model label that several cached models share."""
+
+
+def remove_entries(root: Path, entries: list[CachedModel]) -> list[CachedModel]:
+    """Delete these entries (only folders named and filled like tokneigh entries), each under
+    its model's lock so that a build in progress is never broken; those removed."""
+    removed = []
+    for entry in entries:
+        folder = Path(entry.folder)
+        match = _ENTRY_NAME.match(folder.name)
+        if match is None or folder.parent != root:
+            continue
+        with _key_lock(root, match.group(1)):
+            if remove_entry(root, folder.name):
+                removed.append(entry)
+    return removed
 
 
 def remove_entry(root: Path, name: str) -> bool:
@@ -353,20 +590,38 @@ def remove_entry(root: Path, name: str) -> bool:
     except OSError as exc:
         raise CacheError(
             f"cannot remove {target} ({exc.strerror or exc}); check the permissions of the "
-            "cache folder (--cache-dir or TOKNEIGH_CACHE_DIR)"
+            "cache folder"
         ) from exc
     _remove_tree(trash)
     return True
 
 
-def clear_all(root: Path) -> int:
-    """Remove every tokneigh entry and scratch folder; leave anything else in the root alone."""
-    removed = 0
+def clear_all(root: Path) -> list[CachedModel]:
+    """Remove every tokneigh entry, and the scratch folders of builds no longer running; leave
+    anything else in the root alone."""
     if not root.is_dir():
-        return removed
+        return []
+    removed = remove_entries(root, list_entries(root))
+    keys = set()
     for child in root.iterdir():
-        if is_entry_folder(child):
-            removed += remove_entry(root, child.name)
-        elif _SCRATCH_NAME.match(child.name) and child.is_dir():
-            _remove_tree(child)
+        match = _SCRATCH_NAME.match(child.name)
+        if match and child.is_dir() and not child.is_symlink():
+            keys.add(match.group(2))
+    for key in keys:
+        from filelock import Timeout
+
+        try:
+            with _key_lock(root, key, timeout=0):
+                _remove_scratch(root, key)
+        except (Timeout, OSError):
+            pass  # a build holds the lock: its scratch folder is in use
     return removed
+
+
+@contextlib.contextmanager
+def _key_lock(root: Path, key: str, timeout: float = -1) -> Iterator[None]:
+    from filelock import FileLock
+
+    _ensure_writable_root(root)
+    with FileLock(str(root / ".locks" / f"{key}.lock"), timeout=timeout):
+        yield

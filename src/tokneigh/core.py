@@ -6,6 +6,7 @@ L2-row-normalized matrix ``unit`` (zero rows stay zero, so they score 0 against 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -103,18 +104,73 @@ def scores_for(unit: np.ndarray, query: np.ndarray) -> np.ndarray:
     return unit @ query
 
 
+# Float32 products round differently in a matrix-vector and a matrix-matrix product (and in
+# blocks of other sizes), so two tokens that tie in exact arithmetic can swap places from one
+# path to another. Rankings therefore take a shortlist from the float32 scores with this
+# margin (far above float32's rounding of a cosine, about 1e-7) and order it by scores
+# recomputed in float64 with a fixed summation order, ties broken by lower index: the same
+# tokens in the same order on every path.
+MARGIN = 1e-5
+_EXACT_BLOCK = 4096
+
+
+def exact_scores(unit: np.ndarray, query: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Cosine of ``query`` with the rows ``ids`` in float64, clipped to [-1, 1] (0 for a zero
+    row): the similarity every ranking reports, a token against itself exactly 1.
+
+    Elementwise products and numpy's pairwise sums along each row: the result for a row does
+    not depend on which other rows are scored with it (a BLAS product's blocking could)."""
+    q = np.asarray(query, dtype=np.float64)
+    q_norm = float(np.sqrt((q * q).sum()))
+    out = np.zeros(len(ids), dtype=np.float64)
+    for start in range(0, len(ids), _EXACT_BLOCK):
+        rows = unit[ids[start : start + _EXACT_BLOCK]].astype(np.float64)
+        dots = (rows * q).sum(axis=1)
+        norms = np.sqrt((rows * rows).sum(axis=1)) * q_norm
+        np.divide(dots, norms, out=out[start : start + len(rows)], where=norms > 0)
+    return np.clip(out, -1.0, 1.0, out=out)
+
+
+# Scores a few chosen rows again, exactly: ids -> float64 scores.
+Rescore = Callable[[np.ndarray], np.ndarray]
+
+
+def exact_prefix(
+    row: np.ndarray, n: int, rescore: Rescore | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """(ids, float64 scores) of at least ``n`` best rows (all of them if fewer), in exact
+    order: a true prefix of the ranking by ``rescore`` (default: the float32 scores
+    themselves), ties broken by lower index. ``row`` holds -inf where a row is left out."""
+    idx = top_k(row, n)
+    idx = idx[np.isfinite(row[idx])]
+    if idx.size == 0:
+        return idx, np.empty(0, dtype=np.float64)
+    if rescore is None:
+        return idx, row[idx].astype(np.float64)
+    threshold = float(row[idx[-1]])
+    pool = np.flatnonzero(row >= threshold - MARGIN)
+    exact = rescore(pool)
+    # A row outside the pool scores below threshold - MARGIN in float32, so its exact score
+    # is below threshold - MARGIN/2: keeping what scores above that keeps a true prefix.
+    keep = exact >= threshold - MARGIN / 2
+    pool, exact = pool[keep], exact[keep]
+    order = np.lexsort((pool, -exact))
+    return pool[order], exact[order]
+
+
 def rank_many(
     unit: np.ndarray,
     queries: np.ndarray,
     k: int,
-    exclude: Sequence[Sequence[int]] | None = None,
+    exclude: Sequence[Sequence[int] | np.ndarray] | None = None,
     select: Sequence[Selector | None] | None = None,
     min_score: float | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Top-k (indices, scores) for each unit query row, by blocked matrix-matrix products.
+    """Top-k (indices, float64 scores) for each unit query row, by blocked matrix products.
 
-    ``select`` (one selector per query) and ``min_score`` filter the ranking: see
-    ``top_k_selected``.
+    ``exclude`` (ids per query) are left out; ``select`` (one selector per query) and
+    ``min_score`` filter the ranking: see ``top_k_selected``. Every path orders the same way
+    (see ``MARGIN``).
     """
     queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
     results: list[tuple[np.ndarray, np.ndarray]] = []
@@ -122,58 +178,46 @@ def rank_many(
     for start in range(0, queries.shape[0], QUERY_BLOCK):
         chunk = queries[start : start + QUERY_BLOCK]
         if chunk.shape[0] == 1:
-            # One query: a matrix-vector product, the same numbers as the 1-row matrix product
-            # but sturdier when other threads compete for the cores.
+            # One query: a matrix-vector product, sturdier when other threads compete.
             block = (unit @ chunk[0])[None, :]
         else:
             if scratch is None:
                 scratch = np.empty((chunk.shape[0], unit.shape[0]), dtype=np.float32)
             block = np.matmul(chunk, unit.T, out=scratch[: chunk.shape[0]])  # rows contiguous
         for offset, row in enumerate(block):
+            query = chunk[offset]
             skip = exclude[start + offset] if exclude else ()
             chooser = select[start + offset] if select else None
-            if chooser is not None:
-                idx = top_k_selected(row, k, chooser, skip, min_score)
-            else:
-                idx = _top_k_masking(row, k, skip)
-                if min_score is not None:  # idx is sorted: cut at the first score below
-                    idx = idx[row[idx] >= min_score]
-            results.append((idx, row[idx].astype(np.float64)))
+            rescore = functools.partial(exact_scores, unit, query)
+            results.append(top_k_selected(row, k, chooser, skip, min_score, rescore, owned=True))
     return results
 
 
-def _top_k_masking(row: np.ndarray, k: int, exclude: Sequence[int]) -> np.ndarray:
-    """``top_k(row, k, exclude)`` that overwrites ``row[exclude]`` with -inf instead of copying
-    the row (``row`` is a scratch score block, owned by the caller)."""
-    if len(exclude):
-        exclude = np.asarray(exclude, dtype=np.int64)
-        row[exclude] = -np.inf
-        if k + exclude.size > row.shape[0]:  # asking for nearly everything: count what is left
-            k = min(k, row.shape[0] - np.unique(exclude).size)
-    if k <= 0:
-        return np.empty(0, dtype=np.int64)
-    return top_k(row, k)
+def rank_of(
+    row: np.ndarray, unit: np.ndarray, query: np.ndarray, index: int | None, value: float
+) -> int:
+    """1-based position in the exact ranking (see ``MARGIN``) of a vector scoring ``value``
+    (float64) against ``query``: row ``index`` itself (ties: lower index first), or, with
+    ``index`` None, a vector that is no row (after every row that scores more).
 
-
-def rank_of(scores: np.ndarray, index: int) -> int:
-    """1-based position of row ``index`` in the ranking of ``scores`` (ties: lower index first)."""
-    value = scores[index]
-    better = np.count_nonzero(scores > value)
-    tied_before = np.count_nonzero(scores[:index] == value)
-    return int(better + tied_before + 1)
-
-
-def rank_of_score(scores: np.ndarray, value: float) -> int:
-    """1-based position a vector scoring ``value`` would take among ``scores``."""
-    return int(np.count_nonzero(scores > value) + 1)
+    ``row`` holds the float32 scores, -inf where a row is left out."""
+    better = int(np.count_nonzero(row > value + MARGIN))
+    near = np.flatnonzero((row >= value - MARGIN) & (row <= value + MARGIN))
+    if index is not None:
+        near = near[near != index]
+    exact = exact_scores(unit, query, near)
+    ahead = exact > value
+    if index is not None:
+        ahead |= (exact == value) & (near < index)
+    return better + int(np.count_nonzero(ahead)) + 1
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity of two vectors; 0 when either is the zero vector."""
+    """Cosine similarity of two vectors, in [-1, 1]; 0 when either is the zero vector."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     denom = np.linalg.norm(a) * np.linalg.norm(b)
-    return float(a @ b / denom) if denom > 0 else 0.0
+    return float(np.clip(a @ b / denom, -1.0, 1.0)) if denom > 0 else 0.0
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -198,31 +242,49 @@ def top_k_selected(
     scores: np.ndarray,
     k: int,
     select: Selector | None = None,
-    exclude: Sequence[int] = (),
+    exclude: Sequence[int] | np.ndarray = (),
     min_score: float | None = None,
-) -> np.ndarray:
-    """The first ``k`` indices that ``select`` keeps (and score >= ``min_score``), best first.
+    rescore: Rescore | None = None,
+    owned: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``k`` ids of the ranking that ``select`` keeps and that score at least
+    ``min_score``, ``exclude`` left out, best first, with their (float64) scores.
 
-    Ranks a candidate pool a few times larger than ``k`` instead of the whole vocabulary, and
-    widens it (x4) only when the filters leave fewer than ``k``: the usual case costs one
-    ``argpartition``, and the result is the same as filtering a full sort. The pool is always a
-    prefix of the full ranking (``top_k`` breaks ties by index), so a stateful ``select``
-    (e.g. folding variants into the first one seen) decides the same way at any pool size.
+    The ranking is that of ``rescore`` over a float32 shortlist (see ``MARGIN``), or of the
+    scores themselves. It ranks a candidate pool a few times larger than ``k`` instead of the
+    whole vocabulary, and widens it (x4) only when the filters leave fewer than ``k``: the
+    usual case costs one top-k. The pool is always a prefix of the ranking, so a stateful
+    ``select`` (folding variants into the first one seen) decides the same way at any pool
+    size. ``owned``: ``scores`` is the caller's scratch, masked in place instead of copied.
     """
-    scores = np.asarray(scores)
-    available = scores.shape[0] - len(set(exclude))
-    pool = min(available, max(4 * k, k + 64))
+    row = np.asarray(scores)
+    available = row.shape[0]
+    if len(exclude):
+        row = row if owned else row.copy()
+        exclude = np.asarray(exclude, dtype=np.int64)
+        row[exclude] = -np.inf
+        available -= np.unique(exclude).size
+    k = min(k, available)
+    if k <= 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+    filtered = select is not None or min_score is not None
+    pool = min(available, max(4 * k, k + 64) if filtered else k)
     while True:
-        candidates = top_k(scores, pool, exclude)
+        ids, values = exact_prefix(row, pool, rescore)
         exhausted = pool >= available
         if min_score is not None:
-            passing = candidates[scores[candidates] >= min_score]
-            # Candidates are sorted: once one falls below min_score, widening finds no more.
-            exhausted = exhausted or passing.size < candidates.size
-            candidates = passing
-        chosen = select(candidates) if select is not None else candidates
-        if len(chosen) >= k or exhausted:
-            return np.asarray(chosen[:k], dtype=np.int64)
+            passing = values >= min_score
+            # The prefix is sorted: once one falls below min_score, widening finds no more.
+            exhausted = exhausted or not passing.all()
+            ids, values = ids[passing], values[passing]
+        if select is None:
+            if len(ids) >= k or exhausted:
+                return ids[:k], values[:k]
+        else:
+            chosen = np.asarray(select(ids), dtype=np.int64)[:k]
+            if chosen.size >= k or exhausted:
+                by_id = dict(zip(ids.tolist(), values.tolist()))
+                return chosen, np.asarray([by_id[i] for i in chosen.tolist()], dtype=np.float64)
         pool = min(available, pool * 4)
 
 

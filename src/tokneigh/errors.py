@@ -1,18 +1,37 @@
-"""Errors that tokneigh reports to its users as one line, with an exit code."""
+"""The errors tokneigh raises. Messages state facts about the request, the model or the cache;
+they never name a command-line flag. The CLI turns each class into an exit code and a hint
+(``cli/errors.py``)."""
 
 from __future__ import annotations
 
 
 class TokneighError(Exception):
-    """A problem the user can act on; the CLI prints it as one line, no traceback."""
-
-    exit_code = 1
+    """A problem the caller can act on (a bad request, a missing model, an unusable cache)."""
 
 
 class UsageError(TokneighError):
-    """The request itself is malformed: empty query, id out of range, bad model name."""
+    """The request itself is malformed: an empty query, an id outside the matrix, a bad value."""
 
-    exit_code = 2
+
+class EmptyQueryError(UsageError):
+    """A text query that is empty or only whitespace (a whitespace token needs its id)."""
+
+
+class TokenIdError(UsageError):
+    """A token id outside the embedding matrix."""
+
+    def __init__(self, token_id: int, vocab_size: int, what: str = "token id") -> None:
+        self.token_id = token_id
+        self.vocab_size = vocab_size
+        super().__init__(f"{what} {token_id} is outside 0..{vocab_size - 1}")
+
+
+class ModelNameError(UsageError):
+    """A model name that is neither an existing folder nor a valid hub id."""
+
+
+class FigureError(UsageError):
+    """A figure cannot be written where it was asked for."""
 
 
 class ModelNotFoundError(TokneighError):

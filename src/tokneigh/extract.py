@@ -116,8 +116,7 @@ class _HubFiles:
             except LocalEntryNotFoundError as exc:
                 raise HubUnavailableError(
                     f"model {self.repo_id!r} is not cached and the Hugging Face hub cannot be "
-                    "reached; connect once to download it, or use --model PATH with a local "
-                    "checkpoint folder"
+                    "reached"
                 ) from exc
             except EntryNotFoundError:
                 return None
@@ -128,14 +127,13 @@ class _HubFiles:
                 ) from exc
             except OSError as exc:
                 raise HubUnavailableError(
-                    f"model {self.repo_id!r}: download failed ({exc}); connect and retry, or "
-                    "use --model PATH"
+                    f"model {self.repo_id!r}: download failed ({exc})"
                 ) from exc
-        path = Path(path)
+        found = Path(path)
         # hf_hub_download returns .../snapshots/<commit>/<name>
-        commit = path.parent.name if "/" not in name else path.parents[name.count("/")].name
+        commit = found.parent.name if "/" not in name else found.parents[name.count("/")].name
         self.revision = self.revision or commit
-        return path
+        return found
 
     def _check_reachable(self, name: str) -> None:
         """One HEAD request, no retries: fail fast when the hub cannot be reached.
@@ -157,9 +155,8 @@ class _HubFiles:
         except Exception as exc:  # timeout, refused, DNS, proxy: no answer from the hub
             raise HubUnavailableError(
                 f"model {self.repo_id!r} is not cached and the Hugging Face hub at "
-                f"{constants.ENDPOINT} cannot be reached ({_first_line(exc)}); connect and "
-                "retry, set HF_ENDPOINT to a reachable mirror, or use --model PATH with a local "
-                "checkpoint folder"
+                f"{constants.ENDPOINT} cannot be reached ({_first_line(exc)}); HF_ENDPOINT "
+                "may name a reachable mirror"
             ) from exc
         self.reachable = True
 
@@ -173,8 +170,7 @@ class _HubFiles:
         if self.missed_offline:
             return HubUnavailableError(
                 f"model {self.repo_id!r} is not fully in the Hugging Face cache and "
-                "HF_HUB_OFFLINE=1 forbids downloading it; unset HF_HUB_OFFLINE and connect once, "
-                "or use --model PATH with a local checkpoint folder"
+                "HF_HUB_OFFLINE=1 forbids downloading it (unset HF_HUB_OFFLINE to allow it)"
             )
         return ModelNotFoundError(f"model {self.repo_id!r}: {what}")
 
@@ -216,10 +212,10 @@ def extract(source: ModelSource, report: Report, embeddings: str = "input") -> E
         if isinstance(files, _HubFiles):
             raise HubUnavailableError(
                 f"model {files.repo_id!r}: fetching or reading its files failed "
-                f"({_first_line(exc)}); connect and retry, or use --model PATH"
+                f"({_first_line(exc)})"
             ) from exc
         raise ModelNotFoundError(
-            f"--model {files.describe()}: the checkpoint cannot be read ({_first_line(exc)})"
+            f"{files.describe()}: the checkpoint cannot be read ({_first_line(exc)})"
         ) from exc
     if not source.is_local:
         fingerprint = files.fingerprint()  # the hub revision is known once a file is fetched
@@ -237,7 +233,19 @@ def extract(source: ModelSource, report: Report, embeddings: str = "input") -> E
 def _missing(files: _LocalFiles | _HubFiles, what: str) -> TokneighError:
     if isinstance(files, _HubFiles):
         return files.not_found(what)
-    return ModelNotFoundError(f"--model {files.describe()}: {what}")
+    return ModelNotFoundError(f"{files.describe()}: {what}")
+
+
+def read_tokenizer(source: ModelSource, report: Report) -> tuple[str, list[int]]:
+    """A checkpoint's tokenizer alone (its cleaned tokenizer.json and special ids), without
+    reading any weights: what a command that only tokenizes needs."""
+    files, config_path = _open_checkpoint(source, report)
+    try:
+        return _clean_tokenizer(_read_tokenizer(files, config_path.parent))
+    except TokneighError:
+        raise
+    except Exception as exc:  # a truncated or malformed file
+        raise _missing(files, f"its tokenizer cannot be read ({_first_line(exc)})") from exc
 
 
 def _read_tokenizer(files: _LocalFiles | _HubFiles, folder: Path) -> str:
@@ -353,8 +361,7 @@ def _name_from_transformers(folder: Path, names: list[str]) -> str:
         param = next(n for n, p in model.named_parameters() if p is weight)
     except Exception as exc:  # transformers raises many kinds; all mean "unknown architecture"
         raise ModelNotFoundError(
-            f"cannot tell which tensor of {folder} is the input embedding: "
-            f"{_first_line(exc)}"
+            f"cannot tell which tensor of {folder} is the input embedding: {_first_line(exc)}"
         ) from exc
     for name in names:
         if name == param or name.endswith("." + param):

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ModelNotFoundError, UsageError
+from .errors import ModelNameError, ModelNotFoundError
 
 DEFAULT_MODEL = "gpt2"
 
@@ -43,22 +43,21 @@ def resolve(spec: str) -> ModelSource:
     """Turn a ``--model`` value into a source, validating it without touching the network."""
     spec = spec.strip()
     if not spec:
-        raise UsageError("--model is empty: give a hub id such as 'gpt2' or a checkpoint folder")
+        raise ModelNameError("the model name is empty")
     shown = _shown(spec)
     if _is_folder_candidate(spec):
         path = _expand(spec)
         if not path.is_dir():
             raise ModelNotFoundError(
-                f"--model {shown}: is a file; give the folder that holds config.json and the "
-                "weights"
+                f"model {shown}: is a file, not the folder that holds config.json and the weights"
             )
         real = path.resolve()
         return ModelSource("local", str(real), str(real))
     if spec.startswith(("/", "./", "../", "~")) or spec.count("/") > 1 or ".." in spec:
-        raise ModelNotFoundError(f"--model {shown}: no such folder")
+        raise ModelNotFoundError(f"model {shown}: no such folder")
     if not _HUB_ID.match(spec) or "--" in spec:
-        raise UsageError(
-            f"--model {_shown(spec, quoted=True)} is neither an existing folder nor a valid hub "
+        raise ModelNameError(
+            f"model {_shown(spec, quoted=True)} is neither an existing folder nor a valid hub "
             "id (like 'gpt2' or 'openai-community/gpt2')"
         )
     return ModelSource("hub", spec, spec)
@@ -90,7 +89,7 @@ def _is_folder_candidate(spec: str) -> bool:
         if exc.errno in (errno.ENAMETOOLONG, errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
             return False
         raise ModelNotFoundError(
-            f"--model {_shown(spec)}: cannot be read ({exc.strerror or exc})"
+            f"model {_shown(spec)}: cannot be read ({exc.strerror or exc})"
         ) from exc
 
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .api import Comparison, Neighbor, NeighborList, TokenMap
-from .errors import UsageError
+from .errors import FigureError
+from .results import Comparison, Neighbor, NeighborList, TokenMap, model_label
 
 _FORMATS = (".png", ".svg", ".pdf")
 
@@ -19,12 +18,12 @@ _FORMATS = (".png", ".svg", ".pdf")
 def check_destination(path: Path) -> None:
     """Refuse a plot path that cannot be written, before any work is done."""
     if path.suffix.lower() not in _FORMATS:
-        raise UsageError(f"--plot {path}: use a file name ending in {', '.join(_FORMATS)}")
+        raise FigureError(f"figure {path}: the file name must end in {', '.join(_FORMATS)}")
     parent = path.expanduser().resolve().parent
     if not parent.is_dir():
-        raise UsageError(f"--plot {path}: folder {parent} does not exist")
+        raise FigureError(f"figure {path}: folder {parent} does not exist")
     if path.is_dir():
-        raise UsageError(f"--plot {path}: is a folder")
+        raise FigureError(f"figure {path}: is a folder")
 
 
 def compare_scatter(raw_a: np.ndarray, raw_b: np.ndarray, result: Comparison, path: Path) -> None:
@@ -45,7 +44,7 @@ def compare_scatter(raw_a: np.ndarray, raw_b: np.ndarray, result: Comparison, pa
     try:
         fig.savefig(path)
     except OSError as exc:
-        raise UsageError(f"--plot {path}: cannot write ({exc.strerror or exc})") from exc
+        raise FigureError(f"figure {path}: cannot be written ({exc.strerror or exc})") from exc
     finally:
         plt.close(fig)
 
@@ -76,14 +75,9 @@ def _save(fig, path: Path) -> None:
     try:
         fig.savefig(path)
     except OSError as exc:
-        raise UsageError(f"--plot {path}: cannot write ({exc.strerror or exc})") from exc
+        raise FigureError(f"figure {path}: cannot be written ({exc.strerror or exc})") from exc
     finally:
         plt.close(fig)
-
-
-def _short(model: str, width: int = 40) -> str:
-    # A local checkpoint's full path would crowd the title; its tail says enough.
-    return model if len(model) <= width else "…" + model[-(width - 1) :]
 
 
 def _bar_label(n: Neighbor) -> str:
@@ -132,7 +126,7 @@ def _draw_bars(results: Sequence[NeighborList], path: Path) -> None:
         ax.axvline(0, color="grey", linewidth=0.8)
         ax.set_xlabel("cosine similarity")
         ax.set_title(
-            f"{query_heading(result)} · {_short(result.model)}", fontsize=10, parse_math=False
+            f"{query_heading(result)} · {model_label(result.model)}", fontsize=10, parse_math=False
         )
         ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
@@ -140,10 +134,7 @@ def _draw_bars(results: Sequence[NeighborList], path: Path) -> None:
 
 
 def query_heading(result: NeighborList) -> str:
-    query = _query_label(result)
-    if len(result.query_ids) > 1:
-        query += f" = {' + '.join(result.query_labels)}"
-    return f"Neighbours of {query}"
+    return f"Neighbours of {result.asked.described()}"
 
 
 def token_map(m: TokenMap, path: Path) -> None:
@@ -187,7 +178,7 @@ def _draw_map(m: TokenMap, path: Path) -> None:
     ax.set_ylabel(f"principal component 2 ({m.explained[1]:.0%} of the variance)")
     ax.set_title(
         f"{_query_label(result)} and its {len(result.neighbors)} nearest tokens · "
-        f"{_short(result.model)}",
+        f"{model_label(result.model)}",
         fontsize=11,
         parse_math=False,
     )
@@ -198,6 +189,4 @@ def _draw_map(m: TokenMap, path: Path) -> None:
 
 
 def _query_label(result: NeighborList) -> str:
-    if result.query.startswith("#"):
-        return result.query_labels[0]
-    return json.dumps(result.query, ensure_ascii=False)
+    return result.asked.shown

@@ -11,7 +11,6 @@ import sys
 from typing import Any
 
 import typer
-from typer.core import TyperGroup
 
 from .. import __version__
 from ..errors import TokneighError
@@ -21,6 +20,8 @@ from . import map as map_commands
 from . import shell as shell_commands
 from ._fastparams import install as _install_fast_params
 from .common import error_line, help_text
+from .errors import describe, missing_arguments
+from .help import HelpGroup
 
 try:  # Typer >= 0.20 ships its own copy of click
     from typer._click import exceptions as click_exceptions
@@ -31,26 +32,27 @@ except ImportError:  # pragma: no cover - older Typer uses click itself
 _install_fast_params()  # keeps pydantic (Typer's value coercion) off the hot path
 
 
-class _OneLineErrors(TyperGroup):
-    """Runs the app non-standalone so that every error becomes one line on stderr."""
+class _OneLineErrors(HelpGroup):
+    """Runs the app non-standalone so that every error becomes one line on stderr, worded
+    and given its exit code by ``cli/errors.py`` (2 for usage errors, 1 for the rest)."""
 
     def main(self, args: Any = None, prog_name: str | None = None, *a: Any, **kw: Any) -> Any:
         kw["standalone_mode"] = False
         try:
             result = super().main(args, prog_name or "tokneigh", *a, **kw)
         except click_exceptions.NoArgsIsHelpError as exc:
-            typer.echo(exc.ctx.get_help())
-            sys.exit(0)
-        except click_exceptions.ClickException as exc:
-            hint = ""
-            ctx = getattr(exc, "ctx", None)
-            if ctx is not None and isinstance(exc, click_exceptions.UsageError):
-                hint = f" (see '{ctx.command_path} --help')"
-            error_line(exc.format_message() + hint)
-            sys.exit(exc.exit_code)
-        except TokneighError as exc:
-            error_line(str(exc))
-            sys.exit(exc.exit_code)
+            if hasattr(exc.ctx.command, "commands"):
+                # A group without a command (bare `tokneigh`, `tokneigh cache`): its help.
+                typer.echo(exc.ctx.get_help())
+                sys.exit(0)
+            # A command without its arguments is an error, not a help page (HelpCommand
+            # ignores no_args_is_help; this covers a command declared without it).
+            error_line(missing_arguments(exc.ctx))
+            sys.exit(2)
+        except (click_exceptions.ClickException, TokneighError) as exc:
+            message, code = describe(exc)
+            error_line(message)
+            sys.exit(code)
         except (KeyboardInterrupt, getattr(click_exceptions, "Abort", typer.Abort), typer.Abort):
             error_line("interrupted")
             sys.exit(130)
@@ -61,11 +63,9 @@ class _OneLineErrors(TyperGroup):
         except Exception as exc:
             if os.environ.get("TOKNEIGH_DEBUG"):
                 raise
-            error_line(
-                f"internal error: {exc.__class__.__name__}: {exc} "
-                "(set TOKNEIGH_DEBUG=1 for the traceback, and please report it)"
-            )
-            sys.exit(1)
+            message, code = describe(exc)
+            error_line(f"{message} (set TOKNEIGH_DEBUG=1 for the traceback, and please report it)")
+            sys.exit(code)
         sys.exit(result if isinstance(result, int) else 0)
 
 
@@ -86,6 +86,7 @@ app = typer.Typer(
         "  tokneigh compare ban ana"
     ),
     no_args_is_help=True,
+    rich_markup_mode=None,  # plain help (cli/help.py), "[CLS]" shown as typed
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -108,7 +109,7 @@ analogy.register(app)
 verify.register(app)
 map_commands.register(app)
 shell_commands.register(app)
-app.add_typer(cache_commands.app, name="cache")
+app.add_typer(cache_commands.app, name="cache", cls=HelpGroup)
 
 
 def main(argv: list[str] | None = None) -> None:

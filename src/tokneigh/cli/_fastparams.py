@@ -1,29 +1,156 @@
-"""Keep pydantic off the hot path of Typer >= 0.2x.
+"""Keep pydantic off the hot path of Typer >= 0.2x, and word bad values plainly.
 
 Recent Typer coerces every command-line value through a pydantic ``TypeAdapter``: importing
 pydantic and building the adapters costs more than the whole of a cached query. This module
 gives each Typer parameter a coercer for the plain cases our commands use (str, int and float
-with min/max, Enum choices, Path, bool, and lists of those), done with Typer's own helper
-functions exactly as Typer does them, and hands every other value (anything unusual, and every
-value Typer would reject) to Typer's own pydantic coercer, built only then. Results and error
-messages are therefore Typer's own; tests/test_hot_path.py checks both paths agree.
+with min/max, Enum choices, Path, bool, and lists of those), done as Typer does them, and hands
+every other value to Typer's own pydantic coercer, built only then. Accepted values are
+therefore exactly Typer's; tests/test_hot_path.py checks both paths agree.
 
-Installed by ``install()``; on a Typer without these internals it does nothing.
+Rejected values are worded here, in plain words, instead of pydantic's ("Input should be
+greater than or equal to 1"): ``must be at least 1, got 0``, ``'abc' is not a whole number``,
+``'xml' is not one of table, json, tsv``. They are raised as click's BadParameter, so click
+names the parameter, and ``cli/errors.py`` prints ``--top: must be at least 1, got 0``.
+
+It relies on Typer's private internals, so it fails safe: ``install()`` patches nothing (and
+returns False) unless a smoke test passes, and any exception from this code or from the Typer
+helpers it calls, other than a deliberate rejection, falls back to Typer's own coercion.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
-_DIGITS = re.compile(r"[0-9]{1,18}")
+# The plain forms, decided here without pydantic.
+_INTEGER = re.compile(r"-?[0-9]{1,18}")
 _DECIMAL = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,18})?")
+# Everything pydantic might accept besides (signs, spaces, "1_000", "20.0", "1e3", "inf"):
+# such values go to Typer's own coercion; whatever matches neither is rejected here.
+_INTEGER_LIKE = re.compile(r"[+-]?[0-9][0-9_]*(\.[0-9_]*)?", re.ASCII)
+_NUMBER_LIKE = re.compile(
+    r"[+-]?(inf(inity)?|nan|([0-9][0-9_]*(\.[0-9_]*)?|\.[0-9][0-9_]*)(e[+-]?[0-9_]+)?)",
+    re.ASCII | re.IGNORECASE,
+)
+_VERDICT = "_tokneigh_verdict"  # marks a BadParameter raised here on purpose
 
 
 class _Unhandled(Exception):
     """The value is not a plain case: let Typer's own (pydantic) coercion decide."""
+
+
+# --- wording --------------------------------------------------------------------------------
+
+
+def _bad_parameter_class() -> type[Exception]:
+    try:
+        from typer._click.exceptions import BadParameter
+    except ImportError:  # pragma: no cover - older Typer uses click itself
+        from click.exceptions import BadParameter  # type: ignore[assignment, no-redef]
+    return BadParameter
+
+
+def _rejection(message: str, param: Any, ctx: Any) -> Exception:
+    exc = _bad_parameter_class()(message, ctx=ctx, param=param)  # type: ignore[call-arg]
+    setattr(exc, _VERDICT, True)
+    return exc
+
+
+def is_rejection(exc: BaseException) -> bool:
+    """True for a value this module rejected on purpose (its message is already plain)."""
+    return bool(getattr(exc, _VERDICT, False))
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    return repr(str(value))
+
+
+def _bound(number: float) -> str:
+    return f"{number:g}" if isinstance(number, float) else str(number)
+
+
+def _out_of_range(info: Any, number: float) -> str | None:
+    """The range message if ``number`` is outside [min, max] (NaN is outside any range)."""
+    low, high = info.min, info.max
+    below = low is not None and not number >= low
+    above = high is not None and not number <= high
+    if not (below or above):
+        return None
+    if low is not None and high is not None:
+        return f"must be from {_bound(low)} to {_bound(high)}"
+    if low is not None:
+        return f"must be at least {_bound(low)}"
+    return f"must be at most {_bound(high)}"
+
+
+def _number_problem(whole: bool, info: Any, value: Any) -> str:
+    """Why Typer rejected ``value`` for an int (whole) or float option, in words."""
+    text = value.strip() if isinstance(value, str) else str(value)
+    number: float | None = None
+    if text.isascii() and text.isprintable():
+        try:
+            number = float(text)
+        except ValueError:
+            number = None
+    if number is not None and (not whole or (math.isfinite(number) and number.is_integer())):
+        problem = _out_of_range(info, number)
+        if problem is not None:
+            return f"{problem}, got {text}"
+    return f"{_shown(value)} is not {'a whole number' if whole else 'a number'}"
+
+
+def _choice_problem(choices: Any, value: Any) -> str:
+    names = ", ".join(str(c.value) if isinstance(c, Enum) else str(c) for c in choices)
+    return f"{_shown(value)} is not one of {names}"
+
+
+def _leaf_problem(annotation: Any, info: Any, value: Any, typer_says: str) -> str | None:
+    """Plain words for a value Typer rejected, or None to keep Typer's own message (a path
+    that does not exist, say: Typer words those plainly)."""
+    if annotation is int and not info.clamp:
+        return _number_problem(True, info, value)
+    if annotation is float and not info.clamp:
+        return _number_problem(False, info, value)
+    if isinstance(annotation, type) and issubclass(annotation, Enum):
+        return _choice_problem(tuple(annotation), value)
+    if annotation is bool:
+        return f"{_shown(value)} is not true or false"
+    if typer_says.startswith("Input "):  # pydantic's voice ("Input is not a valid path ...")
+        if isinstance(annotation, type) and issubclass(annotation, Path):
+            return f"{_shown(value)} is not a path"
+        return f"{_shown(value)} is not a valid value"
+    return None
+
+
+# --- the plain cases ------------------------------------------------------------------------
+
+
+def _number(annotation: Any, info: Any, value: Any, param: Any, ctx: Any) -> Any:
+    whole = annotation is int
+    if info.clamp:
+        raise _Unhandled
+    if isinstance(value, str):
+        plain = _INTEGER if whole else _DECIMAL
+        if plain.fullmatch(value):
+            number: Any = int(value) if whole else float(value)  # float(): correctly rounded
+        elif (_INTEGER_LIKE if whole else _NUMBER_LIKE).fullmatch(value.strip()):
+            raise _Unhandled  # an unusual spelling: Typer decides
+        else:
+            raise _rejection(_number_problem(whole, info, value), param, ctx)
+    elif type(value) is annotation:
+        number = value
+    else:
+        raise _Unhandled
+    problem = _out_of_range(info, number)
+    if problem is not None:
+        got = value if isinstance(value, str) else _bound(number)
+        raise _rejection(f"{problem}, got {got}", param, ctx)
+    return number
 
 
 def _leaf(annotation: Any, info: Any, value: Any, param: Any, ctx: Any) -> Any:
@@ -39,41 +166,16 @@ def _leaf(annotation: Any, info: Any, value: Any, param: Any, ctx: Any) -> Any:
         if isinstance(value, bool):
             return value
         raise _Unhandled
-    if annotation is int:
-        if info.clamp:
-            raise _Unhandled
-        if isinstance(value, str) and _DIGITS.fullmatch(value):
-            number = int(value)
-        elif type(value) is int:
-            number = value
-        else:
-            raise _Unhandled
-        if (info.min is not None and number < info.min) or (
-            info.max is not None and number > info.max
-        ):
-            raise _Unhandled  # Typer words the error
-        return number
-    if annotation is float:
-        if info.clamp:
-            raise _Unhandled
-        if isinstance(value, str) and _DECIMAL.fullmatch(value):
-            number = float(value)  # correctly rounded, as pydantic's parser
-        elif type(value) is float:
-            number = value
-        else:
-            raise _Unhandled
-        if (info.min is not None and number < info.min) or (
-            info.max is not None and number > info.max
-        ):
-            raise _Unhandled
-        return number
+    if annotation is int or annotation is float:
+        return _number(annotation, info, value, param, ctx)
     if isinstance(annotation, type) and issubclass(annotation, Enum):
+        choices = tuple(annotation)
         try:
             return pt.coerce_cli_choice(
-                value, choices=tuple(annotation), case_sensitive=info.case_sensitive, ctx=ctx
+                value, choices=choices, case_sensitive=info.case_sensitive, ctx=ctx
             )
-        except ValueError:
-            raise _Unhandled from None
+        except ValueError:  # Typer's own way of saying "not one of them"
+            raise _rejection(_choice_problem(choices, value), param, ctx) from None
     if (
         isinstance(annotation, type)
         and issubclass(annotation, Path)
@@ -91,8 +193,6 @@ def _leaf(annotation: Any, info: Any, value: Any, param: Any, ctx: Any) -> Any:
 
 
 def _coerce(annotation: Any, info: Any, value: Any, param: Any, ctx: Any) -> Any:
-    from typer._typing import get_args, get_origin
-
     if get_origin(annotation) is list:
         args = get_args(annotation)
         if len(args) != 1 or not isinstance(value, (list, tuple)):
@@ -101,22 +201,10 @@ def _coerce(annotation: Any, info: Any, value: Any, param: Any, ctx: Any) -> Any
     return _leaf(annotation, info, value, param, ctx)
 
 
-def install() -> bool:
-    """Route Typer's value coercion through the plain-case coercer; False if not applicable."""
-    try:
-        from typer import _coercion, _param_types  # noqa: F401
-        from typer.core import _TyperParameter
-    except ImportError:
-        return False
-    original_build = getattr(_coercion, "build_runtime_param", None)
-    base = getattr(_coercion, "RuntimeParam", None)
-    if original_build is None or base is None:
-        return False
-    if not hasattr(_TyperParameter, "get_runtime_param"):
-        return False
-    if getattr(_TyperParameter, "_tokneigh_fast", False):
-        return True
+# --- installing -----------------------------------------------------------------------------
 
+
+def _make_runtime_class(base: type, original_build: Any) -> type:
     class PlainRuntimeParam(base):  # type: ignore[misc, valid-type]
         """Typer's RuntimeParam contract; pydantic only for values it must judge."""
 
@@ -127,24 +215,111 @@ def install() -> bool:
             object.__setattr__(self, "_descriptor", descriptor)
             object.__setattr__(self, "_typer", None)
 
+        def _typer_own(self) -> Any:
+            if self._typer is None:
+                object.__setattr__(self, "_typer", original_build(self._descriptor))
+            return self._typer
+
         def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
             try:
                 return _coerce(self.annotation, self.parameter_info, value, param, ctx)
-            except _Unhandled:
-                pass
-            if self._typer is None:
-                object.__setattr__(self, "_typer", original_build(self._descriptor))
-            return self._typer._coerce_value(value, param=param, ctx=ctx)
+            except Exception as exc:  # _Unhandled, or a broken helper: Typer decides
+                if is_rejection(exc):
+                    raise
+            try:
+                return self._typer_own()._coerce_value(value, param=param, ctx=ctx)
+            except Exception as exc:
+                plain = self._plain_rejection(value, param, ctx, exc)
+                if plain is None:
+                    raise
+                raise plain from exc
+
+        def _plain_rejection(
+            self, value: Any, param: Any, ctx: Any, exc: Exception
+        ) -> Exception | None:
+            """Typer's rejection of ``value`` in plain words, when this module has them."""
+            try:
+                if not isinstance(exc, _bad_parameter_class()):
+                    return None
+                annotation, culprit = self.annotation, value
+                if get_origin(annotation) is list:
+                    (annotation,) = get_args(annotation)
+                    items = value if isinstance(value, (list, tuple)) else [value]
+                    culprit = _first_rejected(self._typer_own(), items, param, ctx)
+                    if culprit is _NONE:
+                        return None
+                says = str(getattr(exc, "message", exc))
+                problem = _leaf_problem(annotation, self.parameter_info, culprit, says)
+                return None if problem is None else _rejection(problem, param, ctx)
+            except Exception:  # no plain words today: Typer's own message stands
+                return None
+
+    return PlainRuntimeParam
+
+
+_NONE = object()
+
+
+def _first_rejected(typer_own: Any, items: Any, param: Any, ctx: Any) -> Any:
+    for item in items:
+        try:
+            typer_own._coerce_value([item], param=param, ctx=ctx)
+        except Exception:
+            return item
+    return _NONE
+
+
+def install() -> bool:
+    """Route Typer's value coercion through the plain-case coercer; False if not applicable
+    (an older or newer Typer whose internals differ), in which case nothing is changed."""
+    try:
+        return _install()
+    except Exception:
+        return False
+
+
+def _install() -> bool:
+    try:
+        from typer import _coercion, _param_types  # noqa: F401
+        from typer.core import _TyperParameter
+        from typer.models import OptionInfo
+    except ImportError:
+        return False
+    if getattr(_TyperParameter, "_tokneigh_fast", False):
+        return True
+    original_build: Any = getattr(_coercion, "build_runtime_param", None)
+    base: Any = getattr(_coercion, "RuntimeParam", None)
+    resolve: Any = getattr(_coercion, "resolve_type_descriptor", None)
+    original_get: Any = getattr(_TyperParameter, "get_runtime_param", None)
+    if None in (original_build, base, resolve, original_get) or not isinstance(base, type):
+        return False
+    runtime_class = _make_runtime_class(base, original_build)
+
+    # Smoke test before touching anything: a plain value, and a plain rejection.
+    probe = runtime_class(resolve(int, OptionInfo(min=1)))
+    if probe._coerce_value("5", param=None, ctx=None) != 5:
+        return False
+    try:
+        probe._coerce_value("0", param=None, ctx=None)
+    except Exception as exc:
+        if not is_rejection(exc):
+            return False
+    else:
+        return False
 
     def get_runtime_param(self: Any) -> Any:
-        if self._runtime_param is None:
-            descriptor = self.type_descriptor
-            if descriptor.file_annotation is not None:
-                self._runtime_param = original_build(descriptor)
-            else:
-                self._runtime_param = PlainRuntimeParam(descriptor)
-        return self._runtime_param
+        try:
+            runtime = self.__dict__.get("_tokneigh_runtime")
+            if runtime is None:
+                descriptor = self.type_descriptor
+                if descriptor.file_annotation is not None:  # opened files: Typer's own
+                    return original_get(self)
+                runtime = runtime_class(descriptor)
+                self.__dict__["_tokneigh_runtime"] = runtime
+            return runtime
+        except Exception:
+            return original_get(self)
 
-    _TyperParameter.get_runtime_param = get_runtime_param
-    _TyperParameter._tokneigh_fast = True
+    setattr(_TyperParameter, "get_runtime_param", get_runtime_param)  # noqa: B010
+    setattr(_TyperParameter, "_tokneigh_fast", True)  # noqa: B010
     return True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -15,18 +14,16 @@ from .common import (
     EmbeddingsOption,
     FormatOption,
     ModelOption,
-    OutputFormat,
     help_text,
-    load,
 )
 from .filters import (
     DedupeOption,
     IncludeSpecialOption,
     MinSimOption,
     WordsOnlyOption,
-    filter_args,
-    report_shortfall,
 )
+from .help import HelpCommand
+from .output import clamp_top, emit, load, make_filters, note_shortfall
 
 HELP = """Solve "A is to B as C is to ?": rank every token by cosine similarity to B − A + C.
 
@@ -56,7 +53,7 @@ def analogy(
     words: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[A B C]", help="A is to B as C is to ?: ranks B − A + C.", show_default=False
+            metavar="A B C", help="A is to B as C is to ?: ranks B − A + C.", show_default=False
         ),
     ] = None,
     positive: Annotated[
@@ -79,7 +76,9 @@ def analogy(
             show_default=False,
         ),
     ] = None,
-    top: Annotated[int, typer.Option("--top", "-k", min=1, help="How many tokens.")] = 10,
+    top: Annotated[
+        int, typer.Option("--top", "-k", min=1, metavar="N", help="How many tokens.")
+    ] = 10,
     dedupe: DedupeOption = False,
     min_sim: MinSimOption = None,
     words_only: WordsOnlyOption = False,
@@ -89,7 +88,6 @@ def analogy(
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from .. import render
     from ..errors import UsageError
 
     words = words or []
@@ -98,29 +96,24 @@ def analogy(
             f"give exactly three words A B C (A is to B as C is to ?), got {len(words)}; "
             "for other expressions use --positive/--negative"
         )
-    plus = [*words[1:], *(positive or [])]
-    minus = [*words[:1], *(negative or [])]
-    if not plus and not minus:
+    if not words and not positive and not negative:
         raise UsageError("give A B C, or at least one --positive/--negative word")
+    filters = make_filters(dedupe, min_sim, words_only, include_special)
     emb = load(model, cache_dir, embeddings)
-    result = emb.most_similar(
-        positive=plus,
-        negative=minus,
-        k=min(top, emb.vocab_size),
-        **filter_args(dedupe, min_sim, words_only, include_special),
-    )
-    report_shortfall(len(result.neighbors), top, "this expression", emb.vocab_size)
-    if output is OutputFormat.json:
-        render.write_json(render.most_similar_json(result))
-    elif output is OutputFormat.tsv:
-        render.most_similar_tsv(result)
+    top = clamp_top(top, emb.vocab_size)
+    if words and not positive and not negative:
+        a, b, c = words
+        result = emb.analogy(a, b, c, k=top, filters=filters)
     else:
-        heading = None
-        if words and not positive and not negative:
-            a, b, c = (json.dumps(w, ensure_ascii=False) for w in words)
-            heading = f"{a} is to {b} as {c} is to ?  ({b} − {a} + {c})"
-        render.most_similar_table(result, heading)
+        result = emb.most_similar(
+            positive=[*words[1:], *(positive or [])],
+            negative=[*words[:1], *(negative or [])],
+            k=top,
+            filters=filters,
+        )
+    note_shortfall([result], top, filters, "this expression")
+    emit(result, output)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("analogy", help=help_text(HELP), no_args_is_help=True)(analogy)
+    app.command("analogy", cls=HelpCommand, help=help_text(HELP))(analogy)

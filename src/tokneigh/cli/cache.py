@@ -9,14 +9,18 @@ import typer
 from .common import (
     DEFAULT,
     DEFAULT_EMBEDDINGS,
+    DEFAULT_FORMAT,
     CacheDirOption,
     EmbeddingsOption,
+    FormatOption,
     ModelOption,
     help_text,
-    load,
 )
+from .help import HelpCommand, HelpGroup
+from .output import emit, report
 
 app = typer.Typer(
+    cls=HelpGroup,
     help=help_text(
         "Manage the cache of extracted embedding matrices.\n\n"
         "Examples:\n\n"
@@ -34,56 +38,39 @@ def _root(cache_dir):  # -> Path
     return resolve_root(cache_dir)
 
 
-@app.command("path", help=help_text("Print the cache root.\n\nExample:\n\n  tokneigh cache path"))
+@app.command(
+    "path",
+    cls=HelpCommand,
+    help=help_text("Print the cache root.\n\nExample:\n\n  tokneigh cache path"),
+)
 def path(cache_dir: CacheDirOption = None) -> None:
     typer.echo(str(_root(cache_dir)))
 
 
 @app.command(
     "list",
+    cls=HelpCommand,
     help=help_text(
-        "List cached models: name, source, vocabulary, dims, size on disk.\n\n"
-        "Example:\n\n  tokneigh cache list"
+        "List cached models: name, full path or hub, vocabulary, dims, size on disk, entry "
+        "folder. The name is what `cache clear --model` takes.\n\n"
+        "Examples:\n\n  tokneigh cache list\n\n  tokneigh cache list --format json"
     ),
 )
-def list_(cache_dir: CacheDirOption = None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
+def list_(output: FormatOption = DEFAULT_FORMAT, cache_dir: CacheDirOption = None) -> None:
     from ..cache import list_entries
+    from ..results import CacheListing
 
     root = _root(cache_dir)
-    entries = list_entries(root)
-    if not entries:
-        typer.echo(f"no cached models in {root}", err=True)
+    listing = CacheListing(str(root), list_entries(root))
+    if not listing.entries and output.value == "table":
+        report(f"no cached models in {root}")
         return
-    table = Table(title=Text(f"tokneigh cache · {root}"), title_justify="left")
-    for column in ("model", "source", "vocab", "dims", "size", "entry"):
-        table.add_column(column, justify="right" if column in ("vocab", "dims", "size") else "left")
-    for folder, meta, size in entries:
-        if meta is None:
-            table.add_row(
-                Text("(damaged: rebuilt on next use)"), "", "", "", _mb(size), folder.name
-            )
-        else:
-            table.add_row(
-                Text(meta["model"] + (" (output)" if meta.get("embeddings") == "output" else "")),
-                meta["source"],
-                f"{meta['vocab_size']:,}",
-                str(meta["dim"]),
-                _mb(size),
-                folder.name,
-            )
-    Console(highlight=False).print(table)
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1e6:,.1f} MB"
+    emit(listing, output)
 
 
 @app.command(
     "build",
+    cls=HelpCommand,
     help=help_text(
         "Extract and cache a model now, so that the first query is fast.\n\n"
         "Examples:\n\n  tokneigh cache build --model gpt2\n\n"
@@ -96,54 +83,55 @@ def build(
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from ..api import load as api_load
-    from .common import report
+    from ..api import load
+    from ..results import CacheBuild
 
-    emb = (
-        api_load(
-            model, cache_dir=cache_dir, rebuild=force, report=report, embeddings=embeddings.value
-        )
-        if force
-        else load(model, cache_dir, embeddings)
+    emb = load(
+        model, cache_dir=cache_dir, rebuild=force, report=report, embeddings=embeddings.value
     )
-    kind = " (output embeddings)" if emb.embeddings == "output" else ""
-    typer.echo(f"{emb.model}{kind}: {emb.vocab_size:,} x {emb.dim} at {emb.path}")
+    done = CacheBuild(
+        emb.model, emb.embeddings, emb.vocab_size, emb.dim, str(emb.path), emb.built_seconds
+    )
+    emit(done, "table")
 
 
 @app.command(
     "clear",
+    cls=HelpCommand,
     help=help_text(
-        "Remove one model's entry (--model) or every tokneigh entry (--all). Other files in "
-        "the cache root are left alone.\n\nExamples:\n\n  tokneigh cache clear --model gpt2\n\n"
-        "  tokneigh cache clear --all"
+        "Remove one model's entries (--model, as `cache list` names it, or its hub id or "
+        "folder) or every tokneigh entry (--all). Other files in the cache root are left "
+        "alone, and a build in progress is never broken.\n\nExamples:\n\n"
+        "  tokneigh cache clear --model gpt2\n\n  tokneigh cache clear --all"
     ),
 )
 def clear(
     all_: Annotated[bool, typer.Option("--all", help="Remove every cached model.")] = False,
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="The model whose entry to remove.")
+        str | None,
+        typer.Option("--model", "-m", metavar="NAME", help="The model whose entries to remove."),
     ] = None,
     cache_dir: CacheDirOption = None,
 ) -> None:
     from .. import cache
-    from ..errors import UsageError
+    from ..errors import TokneighError, UsageError
     from ..models import resolve
+    from ..results import CacheRemoval
 
     root = _root(cache_dir)
     if all_ == (model is not None):
         raise UsageError("say which: --model NAME or --all")
     if all_:
-        count = cache.clear_all(root)
-        typer.echo(f"removed {count} cached model(s) from {root}")
+        emit(CacheRemoval(str(root), cache.clear_all(root)), "table")
         return
-    source = resolve(model)
-    from ..api import EMBEDDINGS_KINDS, entry_folder_name
-
-    # Every matrix cached for the model goes: input, and output if it was built.
-    folders = {kind: entry_folder_name(source, kind) for kind in EMBEDDINGS_KINDS}
-    removed = [kind for kind, name in folders.items() if cache.remove_entry(root, name)]
-    if removed:
-        what = " and ".join(removed)
-        typer.echo(f"removed {source.name} ({what} embeddings) from {root}")
-    else:
-        typer.echo(f"{source.name} is not cached in {root}", err=True)
+    assert model is not None
+    try:
+        source = resolve(model)
+    except TokneighError:  # a folder that no longer exists can still be named as listed
+        source = None
+    found = cache.matching_entries(root, model, source)
+    removed = cache.remove_entries(root, found)
+    if not removed:
+        report(f"{model} is not cached in {root} (see 'tokneigh cache list')")
+        return
+    emit(CacheRemoval(str(root), removed), "table")

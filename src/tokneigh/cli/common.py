@@ -24,6 +24,7 @@ ModelOption = Annotated[
         "--model",
         "-m",
         envvar="TOKNEIGH_MODEL",
+        metavar="NAME",
         help="Hugging Face hub id or local checkpoint folder.",
     ),
 ]
@@ -32,6 +33,7 @@ CacheDirOption = Annotated[
     typer.Option(
         "--cache-dir",
         envvar="TOKNEIGH_CACHE_DIR",
+        metavar="PATH",
         help="Cache root (default: ~/.cache/tokneigh).",
         show_default=False,
     ),
@@ -39,7 +41,11 @@ CacheDirOption = Annotated[
 FormatOption = Annotated[
     OutputFormat,
     typer.Option(
-        "--format", "-f", case_sensitive=False, help="table for people; json, tsv for scripts."
+        "--format",
+        "-f",
+        case_sensitive=False,
+        metavar="table|json|tsv",
+        help="table for people; json, tsv for scripts.",
     ),
 ]
 DEFAULT_FORMAT = OutputFormat.table
@@ -55,6 +61,7 @@ EmbeddingsOption = Annotated[
     typer.Option(
         "--embeddings",
         case_sensitive=False,
+        metavar="input|output",
         help="Which matrix: input (token embeddings) or output (the LM head, cached apart; "
         "tied models have one matrix for both).",
     ),
@@ -64,9 +71,9 @@ DEFAULT = DEFAULT_MODEL
 
 
 def help_text(text: str) -> str:
-    """Command help for Typer's Rich mode: paragraphs reflowed (the source wraps at 100
-    columns, a terminal may be narrower), indented example lines kept as they are, and "["
-    escaped so that Rich does not take [CLS] or [unused12] for markup."""
+    """Command help as cli/help.py shows it: each paragraph on one line (the help page
+    reflows it to the terminal; the source wraps at 100 columns), and indented example lines
+    marked with "$ " and kept one per line. Text is plain: "[CLS]" shows as typed."""
     blocks = []
     for block in text.strip().split("\n\n"):
         lines = block.split("\n")
@@ -77,7 +84,7 @@ def help_text(text: str) -> str:
         else:
             block = " ".join(line.strip() for line in lines)
         blocks.append(block)
-    return "\n\n".join(blocks).replace("[", "\\[")
+    return "\n\n".join(blocks)
 
 
 def error_line(message: str) -> None:

@@ -15,12 +15,11 @@ from .common import (
     EmbeddingsOption,
     FormatOption,
     ModelOption,
-    OutputFormat,
     help_text,
-    load,
-    report,
 )
 from .filters import IncludeSpecialOption
+from .help import HelpCommand
+from .output import emit, load, make_filters, report
 
 HELP = """Compare A and B: cosine similarity, angle, Pearson correlation of the raw vectors,
 both raw norms, and B's rank among A's neighbours.
@@ -37,12 +36,13 @@ Examples:
 
 
 def compare(
-    a: Annotated[str, typer.Argument(help="First text.", show_default=False)],
-    b: Annotated[str, typer.Argument(help="Second text.", show_default=False)],
+    a: Annotated[str, typer.Argument(metavar="A", help="First text.", show_default=False)],
+    b: Annotated[str, typer.Argument(metavar="B", help="Second text.", show_default=False)],
     plot: Annotated[
         Path | None,
         typer.Option(
             "--plot",
+            metavar="FILE",
             help="Write a scatter of A's raw vector against B's (PNG).",
             show_default=False,
         ),
@@ -53,25 +53,19 @@ def compare(
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from .. import render
     from ..plot import check_destination
 
     if plot is not None:
         check_destination(plot)  # fail before the (possibly slow) load
     emb = load(model, cache_dir, embeddings)
-    result = emb.compare(a, b, skip_special=not include_special)
+    result = emb.compare(a, b, filters=make_filters(include_special=include_special))
     if plot is not None:
         from ..plot import compare_scatter
 
         compare_scatter(emb.raw_vector(a), emb.raw_vector(b), result, plot)
         report(f"wrote {plot}")
-    if output is OutputFormat.json:
-        render.write_json(render.comparison_json(result))
-    elif output is OutputFormat.tsv:
-        render.comparison_tsv(result)
-    else:
-        render.comparison_table(result, emb.model)
+    emit(result, output)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("compare", help=help_text(HELP), no_args_is_help=True)(compare)
+    app.command("compare", cls=HelpCommand, help=help_text(HELP))(compare)

@@ -15,19 +15,16 @@ from .common import (
     EmbeddingsOption,
     FormatOption,
     ModelOption,
-    OutputFormat,
     help_text,
-    load,
-    report,
 )
 from .filters import (
     DedupeOption,
     IncludeSpecialOption,
     MinSimOption,
     WordsOnlyOption,
-    filter_args,
-    report_shortfall,
 )
+from .help import HelpCommand
+from .output import clamp_top, emit, load, make_filters, note_shortfall, report
 
 # Past this many labelled points the picture is ink, not information.
 MAX_POINTS = 200
@@ -59,10 +56,15 @@ def map_command(
             show_default=False,
         ),
     ],
-    query: Annotated[str | None, typer.Argument(help="Text to map.", show_default=False)] = None,
-    top: Annotated[int, typer.Option("--top", "-k", min=1, help="How many neighbours.")] = 30,
+    query: Annotated[
+        str | None, typer.Argument(metavar="QUERY", help="Text to map.", show_default=False)
+    ] = None,
+    top: Annotated[
+        int, typer.Option("--top", "-k", min=1, metavar="N", help="How many neighbours.")
+    ] = 30,
     token_id: Annotated[
-        int | None, typer.Option("--id", help="Map a token id instead.", show_default=False)
+        int | None,
+        typer.Option("--id", metavar="N", help="Map a token id instead.", show_default=False),
     ] = None,
     dedupe: DedupeOption = False,
     min_sim: MinSimOption = None,
@@ -73,7 +75,6 @@ def map_command(
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from .. import render
     from ..errors import UsageError
     from ..plot import check_destination, token_map
 
@@ -81,23 +82,16 @@ def map_command(
         raise UsageError("give a QUERY or --id N (one of them)")
     if top > MAX_POINTS:
         raise UsageError(f"--top {top}: a map shows at most {MAX_POINTS} neighbours")
+    filters = make_filters(dedupe, min_sim, words_only, include_special)
     check_destination(plot)  # fail before the (possibly slow) load
     emb = load(model, cache_dir, embeddings)
-    result = emb.map(
-        token_id if token_id is not None else query,  # type: ignore[arg-type]
-        k=min(top, emb.vocab_size - 1),
-        **filter_args(dedupe, min_sim, words_only, include_special),
-    )
-    report_shortfall(len(result.result.neighbors), top, "this query", emb.vocab_size - 1)
+    top = clamp_top(top, emb.vocab_size - 1)
+    result = emb.map(token_id if token_id is not None else query, k=top, filters=filters)  # type: ignore[arg-type]
+    note_shortfall([result.result], top, filters, "this query")
     token_map(result, plot)
     report(f"wrote {plot}")
-    if output is OutputFormat.json:
-        render.write_json(render.token_map_json(result))
-    elif output is OutputFormat.tsv:
-        render.token_map_tsv(result)
-    else:
-        render.token_map_table(result)
+    emit(result, output)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("map", help=help_text(HELP), no_args_is_help=True)(map_command)
+    app.command("map", cls=HelpCommand, help=help_text(HELP))(map_command)

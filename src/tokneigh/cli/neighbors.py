@@ -14,10 +14,7 @@ from .common import (
     EmbeddingsOption,
     FormatOption,
     ModelOption,
-    OutputFormat,
     help_text,
-    load,
-    report,
 )
 from .filters import (
     DedupeOption,
@@ -25,9 +22,9 @@ from .filters import (
     MinSimOption,
     PlotOption,
     WordsOnlyOption,
-    filter_args,
-    report_shortfall,
 )
+from .help import HelpCommand
+from .output import clamp_top, emit, load, make_filters, note_shortfall, report
 
 HELP = """Rank every token by cosine similarity to each QUERY.
 
@@ -55,11 +52,15 @@ Examples:
 
 def neighbors(
     queries: Annotated[
-        list[str] | None, typer.Argument(help="Text to look up.", show_default=False)
+        list[str] | None,
+        typer.Argument(metavar="QUERY", help="Text to look up.", show_default=False),
     ] = None,
-    top: Annotated[int, typer.Option("--top", "-k", min=1, help="How many neighbours.")] = 20,
+    top: Annotated[
+        int, typer.Option("--top", "-k", min=1, metavar="N", help="How many neighbours.")
+    ] = 20,
     ids: Annotated[
-        list[int] | None, typer.Option("--id", help="Query a token id directly (repeatable).")
+        list[int] | None,
+        typer.Option("--id", metavar="N", help="Query a token id directly (repeatable)."),
     ] = None,
     exclude_query: Annotated[
         bool, typer.Option("--exclude-query", help="Leave the query's own tokens out.")
@@ -74,28 +75,21 @@ def neighbors(
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from .. import render
     from ..errors import UsageError
+    from ..results import NeighborLists
 
     wanted: list[str | int] = [*(queries or []), *(ids or [])]
     if not wanted:
         raise UsageError("give a QUERY or --id N (see 'tokneigh neighbors --help')")
+    filters = make_filters(dedupe, min_sim, words_only, include_special)
     if plot is not None:
         from ..plot import check_destination
 
         check_destination(plot)  # fail before the (possibly slow) load
     emb = load(model, cache_dir, embeddings)
-    if top > emb.vocab_size:
-        report(f"warning: --top {top} exceeds the vocabulary; showing all {emb.vocab_size}")
-        top = emb.vocab_size
-    results = emb.neighbors_many(
-        wanted,
-        k=top,
-        exclude_query=exclude_query,
-        **filter_args(dedupe, min_sim, words_only, include_special),
-    )
-    for r in results:
-        report_shortfall(len(r.neighbors), top, f"{r.query!r}", emb.vocab_size)
+    top = clamp_top(top, emb.vocab_size)
+    results = emb.neighbors_many(wanted, k=top, exclude_query=exclude_query, filters=filters)
+    note_shortfall(results, top, filters)
     if plot is not None:
         from ..plot import MAX_BARS, neighbors_bars
 
@@ -103,13 +97,8 @@ def neighbors(
             report(f"warning: the plot shows the first {MAX_BARS} neighbours of each query")
         neighbors_bars(results, plot)
         report(f"wrote {plot}")
-    if output is OutputFormat.json:
-        render.write_json([render.neighbors_json(r) for r in results])
-    elif output is OutputFormat.tsv:
-        render.neighbors_tsv(results)
-    else:
-        render.neighbors_tables(results)
+    emit(NeighborLists(results), output)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("neighbors", help=help_text(HELP), no_args_is_help=True)(neighbors)
+    app.command("neighbors", cls=HelpCommand, help=help_text(HELP))(neighbors)

@@ -12,10 +12,11 @@ A bad line prints one error line on stderr and the loop goes on; end of input ex
 
 from __future__ import annotations
 
-import json
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,9 +30,10 @@ from .common import (
     ModelOption,
     error_line,
     help_text,
-    load,
 )
 from .filters import IncludeSpecialOption
+from .help import HelpCommand
+from .output import load
 
 HELP = """Load a model once and answer many queries, one per line.
 
@@ -80,6 +82,11 @@ class ShellError(Exception):
     """A bad shell line (unknown command, wrong arguments): reported, and the loop goes on."""
 
 
+# Lines already waiting in a pipe are answered together, at most this many at a time: one
+# matrix-matrix product for a run of neighbour queries instead of one product per line.
+BATCH_LINES = 256
+
+
 class Shell:
     """The query loop's state and one-line dispatcher; ``run_line`` is what each line does."""
 
@@ -94,8 +101,10 @@ class Shell:
         embeddings: str = "input",
         skip_special: bool = True,
     ) -> None:
+        from ..filters import Filters
+
         self.emb = emb
-        self.skip_special = skip_special  # as the other commands: --include-special turns it off
+        self.filters = Filters(skip_special=skip_special)  # as `neighbors`: specials hidden
         self.top = top
         self.output = output
         self.interactive = interactive
@@ -123,35 +132,133 @@ class Shell:
 
     # --- the loop ---------------------------------------------------------------------------
 
-    def run_line(self, line: str) -> bool:
-        """Handle one input line; False when the shell should stop (:quit)."""
-        from ..errors import TokneighError
+    def run_line(self, line: str | None) -> bool:
+        """Handle one input line (None: a line that was not UTF-8); False when the shell should
+        stop (:quit)."""
+        return self.run_lines([line])
 
+    def run_lines(self, lines: list[str | None]) -> bool:
+        """Handle lines in order, answering each run of neighbour queries with one batch;
+        False when a line said :quit (the lines after it are not run)."""
+        queries: list[Any] = []  # the pending run: a query (text or id) per line
+        for line in lines:
+            parsed = self._parse(line)
+            if parsed is None:  # :quit
+                self._flush(queries)
+                return False
+            command, rest = parsed
+            if command == "" and rest is None:
+                continue  # a blank line in table mode asks nothing
+            query = self._neighbors_query(command, rest)
+            if query is not None:
+                queries.append(query)
+                continue
+            self._flush(queries)
+            queries = []
+            self._guarded(command, partial(self._dispatch, command, rest))
+        self._flush(queries)
+        return True
+
+    def _parse(self, line: str | None) -> tuple[str, Any] | None:
+        """(command, its argument text) of a line; ("", error) for a line with no query."""
+        if line is None:
+            return "", ShellError("the line is not valid UTF-8 text")
         line = line.rstrip("\r\n")
         if not line.strip():
-            return True  # a blank line asks nothing
-        command = "neighbors"
-        try:
-            if line.startswith(":"):
-                name, _, rest = line[1:].partition(" ")
-                command = name.strip().lower()
-                if command in ("quit", "q", "exit"):
-                    return False
-                handler = self._commands.get(command)
-                if handler is None:
-                    raise ShellError(f"unknown command :{name.strip()} (type :help for the list)")
-                handler(rest)
+            if self.output is not ShellFormat.json:
+                return "", None
+            return "", ShellError("the line is empty: nothing to look up")
+        if not line.startswith(":"):
+            return "neighbors", line
+        name, _, rest = line[1:].partition(" ")
+        command = name.strip().lower()
+        if command in ("quit", "q", "exit"):
+            return None
+        return command, rest
+
+    def _neighbors_query(self, command: str, rest: Any) -> Any:
+        """The query of a neighbours line (text, or a ShellError for it), else None."""
+        if command in ("neighbors", "n"):
+            return rest if rest.strip() else ShellError("give the text to look up: :neighbors TEXT")
+        if command == "id":
+            try:
+                return _int_arg(rest, ":id N")
+            except ShellError as exc:
+                return exc
+        return None
+
+    def _flush(self, queries: list[Any]) -> None:
+        """Answer a run of neighbour queries with one batch, each line's result or error in
+        input order."""
+        if not queries:
+            return
+        from ..errors import TokneighError
+
+        valid: list[Any] = []
+        for q in queries:
+            if isinstance(q, ShellError):
+                continue
+            try:
+                self.emb.query_tokens(q)
+                valid.append(q)
+            except TokneighError:
+                pass
+        answers = iter(
+            self._guarded(
+                "neighbors",
+                lambda: self.emb.neighbors_many(valid, k=self.top, filters=self.filters),
+                quiet=True,
+            )
+            or []
+        )
+        for q in queries:
+            if isinstance(q, ShellError):
+                self.error("neighbors", q)
+            elif q in valid:
+                result = next(answers, None)
+                if result is None:  # the batch itself failed: answer this line alone
+                    self._guarded("neighbors", partial(self._show_one, q))
+                else:
+                    self.show("neighbors", result)
             else:
-                self.cmd_neighbors(line)
+                self._guarded("neighbors", partial(self._show_one, q))  # reports its error
+
+    def _show_one(self, query: Any) -> None:
+        self.show("neighbors", self.emb.neighbors(query, k=self.top, filters=self.filters))
+
+    def _dispatch(self, command: str, rest: Any) -> None:
+        if isinstance(rest, ShellError):
+            raise rest
+        handler = self._commands.get(command)
+        if handler is None:
+            raise ShellError(f"unknown command :{command} (type :help for the list)")
+        handler(rest)
+
+    def _guarded(self, command: str, action: Callable[[], Any], quiet: bool = False) -> Any:
+        """Run one line's action; a bad line is reported and the loop goes on."""
+        from ..errors import TokneighError
+
+        try:
+            return action()
         except (TokneighError, ShellError) as exc:
-            self.error(command, str(exc))
+            if not quiet:
+                self.error(command or "neighbors", exc)
         except BrokenPipeError:  # `tokneigh shell | head`: the reader left, so must we
             raise
         except Exception as exc:  # never let one line end the session
-            self.error(command, f"internal error: {exc.__class__.__name__}: {exc}")
-        return True
+            if not quiet:
+                self.error(command or "neighbors", exc, internal=True)
+        return None
 
-    def error(self, command: str, message: str) -> None:
+    def error(self, command: str, exc: BaseException, internal: bool = False) -> None:
+        from .errors import describe
+
+        if internal:
+            message = f"internal error: {exc.__class__.__name__}: {exc}"
+        elif isinstance(exc, ShellError):
+            message = str(exc)
+        else:
+            message = describe(exc)[0]  # type: ignore[arg-type]
         error_line(message)
         if self.output is ShellFormat.json:
             # Scripts read one object per line: keep the outputs in step with the inputs.
@@ -160,93 +267,22 @@ class Shell:
     # --- commands ---------------------------------------------------------------------------
 
     def cmd_neighbors(self, text: str) -> None:
-        if not text.strip():
-            raise ShellError("give the text to look up: :neighbors TEXT")
-        self._show_neighbors(
-            self.emb.neighbors(text, k=self.top, skip_special=self.skip_special)
-        )
+        self._flush([self._neighbors_query("neighbors", text)])
 
     def cmd_id(self, rest: str) -> None:
-        token_id = _int_arg(rest, ":id N")
-        self._show_neighbors(
-            self.emb.neighbors(token_id, k=self.top, skip_special=self.skip_special)
-        )
-
-    def _show_neighbors(self, result: Any) -> None:
-        from .. import render
-
-        if self.output is ShellFormat.json:
-            self.emit({"command": "neighbors", **render.neighbors_json(result)})
-            return
-        table = self._neighbor_table(render.query_title(result) + self._kind(), result.neighbors)
-        self.console.print(table)
+        self._flush([self._neighbors_query("id", rest)])
 
     def cmd_compare(self, rest: str) -> None:
-        from .. import render
-
         a, b = _args(rest, 2, ":compare A B")
-        c = self.emb.compare(a, b, skip_special=self.skip_special)
-        if self.output is ShellFormat.json:
-            self.emit({"command": "compare", **render.comparison_json(c)})
-            return
-        from rich.table import Table
-        from rich.text import Text
-
-        title = f"{json.dumps(a, ensure_ascii=False)} vs {json.dumps(b, ensure_ascii=False)}"
-        title = f"{title} · {self.emb.model}{self._kind()}"
-        table = Table(title=Text(_safe(title)), title_justify="left")
-        table.add_column("measure")
-        table.add_column("value", justify="right")
-        for name, value in (
-            ("pieces of A", render.pieces(c.a)),
-            ("pieces of B", render.pieces(c.b)),
-            ("cosine similarity", f"{c.cosine:.3f}"),
-            ("angle", f"{c.angle_degrees:.1f}°"),
-            ("Pearson correlation (raw)", f"{c.pearson:.3f}"),
-            ("norm of A (raw)", f"{c.norm_a:.3f}"),
-            ("norm of B (raw)", f"{c.norm_b:.3f}"),
-            ("rank of B among A's neighbours", f"{c.rank_of_b:,}"),
-        ):
-            table.add_row(name, Text(_safe(value)))
-        self.console.print(table)
+        self.show("compare", self.emb.compare(a, b, filters=self.filters))
 
     def cmd_tokenize(self, rest: str) -> None:
-        from .. import render
-
         texts = _args(rest, None, ":tokenize TEXT")
-        if any(not t for t in texts):
-            raise ShellError("a TEXT is empty")
-        items = [self.emb.tokenize(t) for t in texts]
-        if self.output is ShellFormat.json:
-            data = [render.tokenization_json(t) for t in items]
-            self.emit({"command": "tokenize", "items": data})
-            return
-        emb = self.emb
-        spaced = [None if t.text.startswith(" ") else emb.tokenize(" " + t.text) for t in items]
-        render.tokenize_lines(list(zip(items, spaced)))
+        self.show("tokenize", self.emb.vocabulary.tokenize_all(texts))
 
     def cmd_analogy(self, rest: str) -> None:
         a, b, c = _args(rest, 3, ":analogy A B C")
-        neighbors = self.emb.analogy(a, b, c, k=self.top, skip_special=self.skip_special).neighbors
-        if self.output is ShellFormat.json:
-            self.emit(
-                {
-                    "command": "analogy",
-                    "a": a,
-                    "b": b,
-                    "c": c,
-                    "model": self.emb.model,
-                    "neighbors": [
-                        {"rank": n.rank, "id": n.id, "token": n.token, "similarity": n.similarity}
-                        for n in neighbors
-                    ],
-                }
-            )
-            return
-        q = [json.dumps(t, ensure_ascii=False) for t in (a, b, c)]
-        title = f"{q[0]} is to {q[1]} as {q[2]} is to ? ({q[1]} - {q[0]} + {q[2]})"
-        title = f"{title} · {self.emb.model}{self._kind()}"
-        self.console.print(self._neighbor_table(title, neighbors))
+        self.show("analogy", self.emb.analogy(a, b, c, k=self.top, filters=self.filters))
 
     def cmd_top(self, rest: str) -> None:
         if rest.strip():
@@ -277,10 +313,16 @@ class Shell:
 
     # --- output -----------------------------------------------------------------------------
 
-    def _kind(self) -> str:
-        """A title suffix naming the matrix when it is not the usual input one."""
-        kind = getattr(self.emb, "embeddings", "input")
-        return "" if kind == "input" else f" · {kind} embeddings"
+    def show(self, command: str, result: Any) -> None:
+        """One result, as every command renders it (``render.emit``): in JSON mode the
+        command's own object plus ``"command"``, on one line."""
+        from ..render import emit
+
+        if self.output is ShellFormat.json:
+            emit(result, "json", command=command)
+            sys.stdout.flush()
+        else:
+            emit(result, "table", console=self.console)
 
     def _describe(self) -> dict[str, Any]:
         return {
@@ -291,10 +333,12 @@ class Shell:
         }
 
     def _banner(self) -> str:
+        from ..results import model_label
+
         kind = getattr(self.emb, "embeddings", "input")
         return (
-            f"{self.emb.model} ({kind} embeddings) · {self.emb.vocab_size:,} tokens × "
-            f"{self.emb.dim} dims · top {self.top}"
+            f"{model_label(self.emb.model)} ({kind} embeddings) · {self.emb.vocab_size:,} "
+            f"tokens × {self.emb.dim} dims · top {self.top}"
         )
 
     def notice(self, command: str, data: dict[str, Any], text: str) -> None:
@@ -307,9 +351,9 @@ class Shell:
 
     def emit(self, data: dict[str, Any]) -> None:
         """One compact JSON object on one line (JSON Lines)."""
-        from .. import render
+        from ..render import json_text
 
-        self.write(render.json_text(data) + "\n")
+        self.write(json_text(data) + "\n")
 
     def write(self, text: str) -> None:
         sys.stdout.write(text)
@@ -330,19 +374,6 @@ class Shell:
             kwargs: dict[str, Any] = {} if self.interactive else {"color_system": None}
             self._console = _Console(highlight=False, soft_wrap=False, **kwargs)
         return self._console
-
-    def _neighbor_table(self, title: str, neighbors: list[Any]) -> Any:
-        from rich.table import Table
-        from rich.text import Text
-
-        table = Table(title=Text(_safe(title)), title_justify="left")
-        table.add_column("rank", justify="right")
-        table.add_column("token")
-        table.add_column("id", justify="right")
-        table.add_column("cosine", justify="right")
-        for n in neighbors:
-            table.add_row(str(n.rank), Text(_safe(n.label)), str(n.id), f"{n.similarity:.3f}")
-        return table
 
 
 def _args(rest: str, count: int | None, usage: str) -> list[str]:
@@ -368,29 +399,49 @@ def _int_arg(rest: str, usage: str, minimum: int | None = None) -> int:
     return value
 
 
-def _safe(text: str) -> str:
-    # Rich writes UTF-8; undecodable input arrives as lone surrogates.
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 # --- input ------------------------------------------------------------------------------------
 
 
-def _pipe_lines() -> Any:
-    """Lines from a non-terminal stdin, read one at a time (a coprocess sees each answer before
-    it sends the next line); a line that is not UTF-8 is reported and skipped."""
-    stream = sys.stdin.buffer
-    number = 0
+def _pipe_batches(fd: int) -> Iterator[list[str | None]]:
+    """Lines from a non-terminal stdin, in batches of those already waiting (so a coprocess
+    that writes one line and waits still gets each answer before it sends the next). Each line
+    is decoded, or None when it is not UTF-8."""
+    import select
+
+    pending = bytearray()
+    ended = False
+
+    def waiting() -> bool:
+        return bool(select.select([fd], [], [], 0)[0])
+
     while True:
-        raw = stream.readline()
-        if not raw:
-            return
-        number += 1
-        try:
-            yield raw.decode("utf-8")
-        except UnicodeDecodeError:
-            error_line(f"input line {number} is not valid UTF-8; skipped")
-            yield ""
+        # Block for the first line; then take more only while more is already there.
+        while not ended and (
+            b"\n" not in pending or (pending.count(b"\n") < BATCH_LINES and waiting())
+        ):
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                ended = True
+            pending += chunk
+        lines = pending.split(b"\n")
+        complete, rest = lines[:-1], lines[-1]
+        if ended and rest:
+            complete.append(rest)
+            rest = bytearray()
+        batch, leftover = complete[:BATCH_LINES], complete[BATCH_LINES:]
+        pending = bytearray(b"\n".join([*leftover, rest])) if leftover else bytearray(rest)
+        if not batch:
+            if ended:
+                return
+            continue
+        yield [_decode(bytes(raw)) for raw in batch]
+
+
+def _decode(raw: bytes) -> str | None:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _history(cache_dir: Path | None) -> Path | None:
@@ -446,13 +497,14 @@ def _interactive_loop(sh: Shell, cache_dir: Path | None) -> None:
 
 def shell(
     top: Annotated[
-        int, typer.Option("--top", "-k", min=1, help="How many neighbours per query.")
+        int, typer.Option("--top", "-k", min=1, metavar="N", help="How many neighbours per query.")
     ] = 10,
     output: Annotated[
         ShellFormat,
         typer.Option(
             "--format",
             "-f",
+            metavar="table|json",
             case_sensitive=False,
             help="table for people; json for scripts (one JSON object per input line).",
         ),
@@ -478,8 +530,8 @@ def shell(
         if interactive:
             _interactive_loop(sh, cache_dir)
             return
-        for line in _pipe_lines():
-            if not sh.run_line(line):
+        for batch in _pipe_batches(sys.stdin.fileno()):
+            if not sh.run_lines(batch):
                 break
     except BrokenPipeError:
         # `tokneigh shell | head`: the reader left. Stop quietly, and point stdout at /dev/null
@@ -490,4 +542,4 @@ def shell(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("shell", help=help_text(HELP))(shell)
+    app.command("shell", cls=HelpCommand, help=help_text(HELP))(shell)

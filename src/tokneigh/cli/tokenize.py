@@ -14,12 +14,14 @@ from .common import (
     EmbeddingsOption,
     FormatOption,
     ModelOption,
-    OutputFormat,
     help_text,
-    load,
 )
+from .help import HelpCommand
+from .output import emit, report
 
 HELP = """Show the tokens and ids of each TEXT, and how its space-prefixed variant splits.
+
+Reads only the model's tokenizer: no embedding matrix is extracted for it.
 
 Examples:
 
@@ -30,27 +32,20 @@ Examples:
 
 
 def tokenize(
-    texts: Annotated[list[str], typer.Argument(help="Text to tokenize.", show_default=False)],
+    texts: Annotated[
+        list[str], typer.Argument(metavar="TEXT", help="Text to tokenize.", show_default=False)
+    ],
     output: FormatOption = DEFAULT_FORMAT,
     embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from .. import render
-    from ..errors import UsageError
+    from ..api import load_vocabulary
 
-    if any(not text for text in texts):
-        raise UsageError("a TEXT is empty")
-    emb = load(model, cache_dir, embeddings)
-    items = [emb.tokenize(text) for text in texts]
-    if output is OutputFormat.json:
-        render.write_json([render.tokenization_json(t) for t in items])
-    elif output is OutputFormat.tsv:
-        render.tokenize_tsv(items)
-    else:
-        spaced = [None if t.text.startswith(" ") else emb.tokenize(" " + t.text) for t in items]
-        render.tokenize_lines(list(zip(items, spaced)))
+    del embeddings  # both matrices share the tokenizer: only the tokenizer is read
+    vocabulary = load_vocabulary(model, cache_dir=cache_dir, report=report)
+    emit(vocabulary.tokenize_all(texts), output)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("tokenize", help=help_text(HELP), no_args_is_help=True)(tokenize)
+    app.command("tokenize", cls=HelpCommand, help=help_text(HELP))(tokenize)

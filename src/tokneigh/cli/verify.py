@@ -14,10 +14,10 @@ from .common import (
     EmbeddingsOption,
     FormatOption,
     ModelOption,
-    OutputFormat,
     help_text,
-    load,
 )
+from .help import HelpCommand
+from .output import emit, load
 
 HELP = """Check the fast path against the obvious one, and time both.
 
@@ -42,33 +42,29 @@ Examples:
 
 def verify(
     query: Annotated[
-        str | None, typer.Argument(help="Text to score (default: Mike).", show_default=False)
+        str | None,
+        typer.Argument(metavar="QUERY", help="Text to score (default: Mike).", show_default=False),
     ] = None,
     token_id: Annotated[
-        int | None, typer.Option("--id", help="Query a token id instead.", show_default=False)
+        int | None,
+        typer.Option("--id", metavar="N", help="Query a token id instead.", show_default=False),
     ] = None,
     top: Annotated[
-        int, typer.Option("--top", "-k", min=1, help="How many top tokens to compare.")
+        int,
+        typer.Option("--top", "-k", min=1, metavar="N", help="How many top tokens to compare."),
     ] = 10,
     output: FormatOption = DEFAULT_FORMAT,
     embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from .. import render
     from ..errors import UsageError
 
     if query is not None and token_id is not None:
         raise UsageError("give a QUERY or --id N, not both")
     emb = load(model, cache_dir, embeddings)
-    result = emb.verify(token_id if token_id is not None else (query or "Mike"), k=top)
-    if output is OutputFormat.json:
-        render.write_json(render.verification_json(result))
-    elif output is OutputFormat.tsv:
-        render.verification_tsv(result)
-    else:
-        render.verification_table(result)
+    emit(emb.verify(token_id if token_id is not None else (query or "Mike"), k=top), output)
 
 
 def register(app: typer.Typer) -> None:
-    app.command("verify", help=help_text(HELP))(verify)
+    app.command("verify", cls=HelpCommand, help=help_text(HELP))(verify)

@@ -1,0 +1,88 @@
+"""What every command does around the API: load with progress on stderr, filters from the
+options, notes that explain a short list, and one call that writes the result."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..api import Embeddings
+    from ..filters import Filters
+    from ..render import Renderable
+
+
+def report(message: str) -> None:
+    """Progress and warnings: stderr, so stdout stays clean for results."""
+    print(f"tokneigh: {message}", file=sys.stderr, flush=True)
+
+
+def _value(option: Any) -> str:
+    return option.value if isinstance(option, Enum) else str(option)
+
+
+def load(model: str, cache_dir: Path | None, embeddings: Any = "input") -> Embeddings:
+    """The model's embeddings, with progress on stderr (and a line when this run built them)."""
+    from ..api import load as api_load
+
+    emb = api_load(model, cache_dir=cache_dir, report=report, embeddings=_value(embeddings))
+    if emb.built_seconds is not None:
+        kind = "" if emb.embeddings == "input" else f" ({emb.embeddings} embeddings)"
+        report(
+            f"cached {emb.model}{kind}: {emb.vocab_size:,} x {emb.dim} in "
+            f"{emb.built_seconds:.1f} s at {emb.path}"
+        )
+    return emb
+
+
+def make_filters(
+    dedupe: bool = False,
+    min_sim: float | None = None,
+    words_only: bool = False,
+    include_special: bool = False,
+) -> Filters:
+    """The API's filters for these options (the CLI hides special tokens by default; the API
+    ranks every row unless asked)."""
+    from ..filters import Filters
+
+    return Filters(
+        skip_special=not include_special, words_only=words_only, dedupe=dedupe, min_sim=min_sim
+    )
+
+
+def clamp_top(top: int, vocab_size: int) -> int:
+    if top > vocab_size:
+        report(f"warning: --top {top} is more than the model's {vocab_size} tokens")
+        return vocab_size
+    return top
+
+
+def note_shortfall(results: Sequence[Any], top: int, filters: Filters, what: str = "") -> None:
+    """A note on stderr for each list shorter than --top, naming why: the filters, and the
+    special tokens hidden (``results`` are NeighborList or MostSimilar)."""
+    for r in results:
+        found = len(r.neighbors)
+        if found >= top:
+            continue
+        subject = what or (f"token #{r.query_id}" if r.query_id is not None else repr(r.query))
+        hidden = ""
+        if r.hidden:
+            noun = "token is" if r.hidden == 1 else "tokens are"
+            hidden = f"{r.hidden:,} special {noun} hidden (--include-special lists them)"
+        if filters.narrowing:
+            passes = "token passes" if found == 1 else "tokens pass"
+            report(
+                f"note: only {found:,} {passes} the filters for {subject}"
+                + (f"; {hidden}" if hidden else "")
+            )
+        elif hidden:
+            report(f"note: {found:,} tokens listed for {subject}: {hidden}")
+
+
+def emit(result: Renderable, output: Any) -> None:
+    from ..render import emit as render_emit
+
+    render_emit(result, _value(output))

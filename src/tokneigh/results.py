@@ -1,0 +1,686 @@
+"""What the API returns. Each result is a plain dataclass that knows its JSON contract
+(``to_json``), its TSV rows (``tsv``) and what a person reads (``human``: tables and lines).
+``render.emit`` turns any of them into output; nothing here imports Rich or writes anything.
+
+Neighbour rows (``Neighbor``, ``Variant``) are slotted and not frozen: a batch of 1,000 queries
+builds 20,000 of them, and a frozen dataclass's ``__init__`` costs five times as much.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# --- what a person reads ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    numeric: bool = False  # right-aligned and never wrapped
+
+
+@dataclass(frozen=True)
+class Table:
+    """A titled table of display strings, in a form any renderer can draw."""
+
+    title: str
+    columns: list[Column]
+    rows: list[list[str]]
+    subtitle: list[str] = field(default_factory=list)  # lines under the title
+
+
+Human = list["Table | str"]  # tables, and lines of plain text
+
+
+def model_label(model: str) -> str:
+    """A model as titles show it: a hub id as is, a folder as its last two path parts."""
+    if not model.startswith("/"):
+        return model
+    parts = [p for p in model.split("/") if p]
+    return "/".join(parts[-2:]) if parts else model
+
+
+def quoted(text: str) -> str:
+    """A query text as a person reads it: in double quotes, control characters escaped."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+# Titles stay readable for any query: a 15,000-token text must not become a page-long title.
+_TITLE_TEXT = 80
+_TITLE_PIECES = 8
+
+
+def _short(text: str) -> str:
+    shown = quoted(text)
+    return shown if len(shown) <= _TITLE_TEXT else shown[: _TITLE_TEXT - 2] + '…"'
+
+
+def _pieces(labels: Sequence[str]) -> str:
+    if len(labels) <= _TITLE_PIECES:
+        return " + ".join(labels)
+    return " + ".join(labels[:_TITLE_PIECES]) + f" + … ({len(labels) - _TITLE_PIECES} more)"
+
+
+def _sim(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def _dims(vocab_size: int, dim: int) -> str:
+    return f"{vocab_size:,} tokens × {dim} dims"
+
+
+# --- tokens and queries -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tokenization:
+    """A text as the model's tokenizer splits it."""
+
+    text: str
+    ids: list[int]
+    tokens: list[str]  # decoded text of each token, e.g. " banana"
+    labels: list[str]  # as shown to a person: quoted, b"\xNN" for byte fragments
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "ids": self.ids, "tokens": self.tokens}
+
+    def sentence(self) -> str:
+        """The seed's sentence: `"banana" comprises 2 tokens: ["ban", "ana"]  ids [...]`."""
+        n = len(self.ids)
+        noun = "token" if n == 1 else "tokens"
+        return (
+            f"{quoted(self.text)} comprises {n} {noun}: [{', '.join(self.labels)}]  ids {self.ids}"
+        )
+
+
+@dataclass(frozen=True)
+class Tokenizations:
+    """Several texts tokenized, each with how its space-prefixed variant splits (None when the
+    text already starts with a space)."""
+
+    items: list[Tokenization]
+    spaced: list[Tokenization | None]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [t.to_json() for t in self.items]
+
+    def tsv(self) -> tuple[list[str], list[list[Any]]]:
+        # One row per token, keyed by the TEXT argument's 1-based index: repeating the text on
+        # every row would grow as length x tokens (gigabytes for a 100,000-character text).
+        rows = [
+            [number, pos, i, tok]
+            for number, t in enumerate(self.items, start=1)
+            for pos, (i, tok) in enumerate(zip(t.ids, t.tokens))
+        ]
+        return ["text_index", "position", "id", "token"], rows
+
+    def human(self) -> Human:
+        lines: Human = []
+        for t, spaced in zip(self.items, self.spaced):
+            lines.append(t.sentence())
+            if spaced is not None:
+                same = "  (same tokens)" if spaced.ids == t.ids else ""
+                lines.append("  " + spaced.sentence() + same)
+        return lines
+
+
+@dataclass(frozen=True)
+class Query:
+    """What a query stands for: a text (``token_id`` None) or one token id (``text`` None)."""
+
+    text: str | None
+    token_id: int | None
+    ids: list[int]
+    tokens: list[str]
+    labels: list[str]
+
+    @property
+    def shown(self) -> str:
+        """`"banana"`, or `token #5` for an id query."""
+        return f"token #{self.token_id}" if self.text is None else _short(self.text)
+
+    def described(self) -> str:
+        """The query with its pieces: `"banana" = "ban" + "ana" (mean of 2 tokens)`,
+        `token #5 ("&")`."""
+        if self.text is None:
+            return f"{self.shown} ({self.labels[0]})"
+        if len(self.ids) > 1:
+            return f"{self.shown} = {_pieces(self.labels)} (mean of {len(self.ids):,} tokens)"
+        return self.shown
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "query_id": self.token_id,
+            "ids": self.ids,
+            "tokens": self.tokens,
+        }
+
+    def term(self) -> str | int:
+        """The query in a JSON list of terms: its text, or its token id."""
+        return self.token_id if self.text is None else self.text  # type: ignore[return-value]
+
+
+# --- neighbour lists --------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Variant:
+    """Another spelling of a neighbour that ``dedupe`` folded into its row."""
+
+    id: int
+    token: str
+    similarity: float
+    label: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "token": self.token, "similarity": self.similarity}
+
+
+@dataclass(slots=True)
+class Neighbor:
+    rank: int  # 1-based
+    id: int
+    token: str
+    similarity: float  # cosine, in [-1, 1]
+    label: str
+    special: bool = False  # a control token, reserved slot or row the tokenizer does not name
+    variants: list[Variant] | None = None  # only with dedupe: the other spellings, best first
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "rank": self.rank,
+            "id": self.id,
+            "token": self.token,
+            "similarity": self.similarity,
+        }
+        if self.variants is not None:
+            data["variants"] = [v.to_json() for v in self.variants]
+        return data
+
+
+def _neighbor_table(
+    title: str, neighbors: Sequence[Neighbor], deduped: bool, **extra: Any
+) -> Table:
+    columns = [Column("rank", True), Column("token"), Column("id", True), Column("cosine", True)]
+    if deduped:
+        columns.append(Column("variants"))
+    rows = []
+    for n in neighbors:
+        row = [
+            str(n.rank),
+            n.label + ("  (special)" if n.special else ""),
+            str(n.id),
+            _sim(n.similarity),
+        ]
+        if deduped:
+            row.append(", ".join(v.label for v in n.variants or ()))
+        rows.append(row)
+    return Table(title, columns, rows, **extra)
+
+
+@dataclass(frozen=True)
+class NeighborList:
+    """The nearest tokens to one query."""
+
+    query: str | None  # the text, or None for a token-id query
+    query_id: int | None  # the token id asked for, or None for a text query
+    query_ids: list[int]
+    query_tokens: list[str]
+    query_labels: list[str]
+    model: str
+    vocab_size: int
+    dim: int
+    neighbors: list[Neighbor]
+    dedupe: bool = False  # variants were folded (each neighbour has ``variants``)
+    hidden: int = 0  # special tokens left out of the ranking
+
+    @property
+    def asked(self) -> Query:
+        return Query(
+            self.query, self.query_id, self.query_ids, self.query_tokens, self.query_labels
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "query": self.query,
+            "query_id": self.query_id,
+            "query_ids": self.query_ids,
+            "query_tokens": self.query_tokens,
+            "model": self.model,
+            "vocab_size": self.vocab_size,
+            "dim": self.dim,
+            "neighbors": [n.to_json() for n in self.neighbors],
+        }
+
+    def tsv(self) -> tuple[list[str], list[list[Any]]]:
+        header = ["query", "query_id", "rank", "id", "token", "similarity"]
+        text = "" if self.query is None else self.query
+        qid = "" if self.query_id is None else self.query_id
+        if self.dedupe:
+            # The folded variants' ids, comma-separated (ids never need escaping).
+            rows = [
+                [text, qid, n.rank, n.id, n.token, n.similarity, _variant_ids(n)]
+                for n in self.neighbors
+            ]
+            return [*header, "variant_ids"], rows
+        return header, [[text, qid, n.rank, n.id, n.token, n.similarity] for n in self.neighbors]
+
+    def title(self, what: str = "Neighbours of") -> str:
+        return (
+            f"{what} {self.asked.described()} · {model_label(self.model)} · "
+            f"{_dims(self.vocab_size, self.dim)}"
+        )
+
+    def human(self) -> Human:
+        return [_neighbor_table(self.title(), self.neighbors, self.dedupe)]
+
+
+def _variant_ids(n: Neighbor) -> str:
+    return ",".join(str(v.id) for v in n.variants or ())
+
+
+@dataclass(frozen=True)
+class NeighborLists:
+    """The neighbour lists of several queries, answered together."""
+
+    lists: list[NeighborList]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [r.to_json() for r in self.lists]
+
+    def tsv(self) -> tuple[list[str], list[list[Any]]]:
+        header: list[str] = []
+        rows: list[list[Any]] = []
+        for r in self.lists:
+            header, part = r.tsv()
+            rows.extend(part)
+        return header or NeighborList(None, None, [], [], [], "", 0, 0, []).tsv()[0], rows
+
+    def human(self) -> Human:
+        return [block for r in self.lists for block in r.human()]
+
+
+# --- comparisons and expressions ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Comparison:
+    a: Query
+    b: Query
+    model: str
+    cosine: float
+    angle_degrees: float
+    pearson: float
+    norm_a: float
+    norm_b: float
+    rank_of_b: int  # where b stands among a's neighbours (1 = nearest), as in `neighbors a`
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "a": self.a.to_json(),
+            "b": self.b.to_json(),
+            "cosine": self.cosine,
+            "angle_degrees": self.angle_degrees,
+            "pearson": self.pearson,
+            "norm_a": self.norm_a,
+            "norm_b": self.norm_b,
+            "rank_of_b": self.rank_of_b,
+        }
+
+    def tsv(self) -> tuple[list[str], list[list[Any]]]:
+        header = ["a", "b", "cosine", "angle_degrees", "pearson", "norm_a", "norm_b", "rank_of_b"]
+        row = [
+            self.a.term(),
+            self.b.term(),
+            self.cosine,
+            self.angle_degrees,
+            self.pearson,
+            self.norm_a,
+            self.norm_b,
+            self.rank_of_b,
+        ]
+        return header, [row]
+
+    def human(self) -> Human:
+        rows = [
+            ["pieces of A", " + ".join(self.a.labels)],
+            ["pieces of B", " + ".join(self.b.labels)],
+            ["cosine similarity", _sim(self.cosine)],
+            ["angle", f"{self.angle_degrees:.1f}°"],
+            ["Pearson correlation (raw)", _sim(self.pearson)],
+            ["norm of A (raw)", f"{self.norm_a:.3f}"],
+            ["norm of B (raw)", f"{self.norm_b:.3f}"],
+            ["rank of B among A's neighbours", f"{self.rank_of_b:,}"],
+        ]
+        title = f"{self.a.shown} vs {self.b.shown} · {model_label(self.model)}"
+        return [Table(title, [Column("measure"), Column("value", True)], rows)]
+
+
+@dataclass(frozen=True)
+class MostSimilar:
+    """The tokens nearest to sum(positive) - sum(negative) of the terms' unit vectors."""
+
+    positive: list[Query]
+    negative: list[Query]
+    model: str
+    vocab_size: int
+    dim: int
+    neighbors: list[Neighbor]  # the terms' own tokens left out unless exclude_input=False
+    dedupe: bool = False
+    hidden: int = 0
+    analogy: bool = False  # asked as "a is to b as c is to ?" (negative [a], positive [b, c])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "positive": [t.term() for t in self.positive],
+            "negative": [t.term() for t in self.negative],
+            "neighbors": [n.to_json() for n in self.neighbors],
+        }
+
+    def tsv(self) -> tuple[list[str], list[list[Any]]]:
+        header = ["rank", "id", "token", "similarity"]
+        if self.dedupe:
+            rows = [[n.rank, n.id, n.token, n.similarity, _variant_ids(n)] for n in self.neighbors]
+            return [*header, "variant_ids"], rows
+        return header, [[n.rank, n.id, n.token, n.similarity] for n in self.neighbors]
+
+    def expression(self) -> str:
+        """`"king" + "woman" − "man"`: the positives added, the negatives subtracted."""
+        text = " + ".join(t.shown for t in self.positive)
+        for t in self.negative:
+            text += f" − {t.shown}" if text else f"− {t.shown}"
+        return text
+
+    def human(self) -> Human:
+        if self.analogy:
+            (a,), (b, c) = self.negative, self.positive
+            heading = (
+                f"{a.shown} is to {b.shown} as {c.shown} is to ?  "
+                f"({b.shown} − {a.shown} + {c.shown})"
+            )
+        else:
+            heading = f"Nearest to {self.expression()}"
+        title = f"{heading} · {model_label(self.model)} · {_dims(self.vocab_size, self.dim)}"
+        pieces = [
+            f"{t.shown} = {_pieces(t.labels)}"
+            for t in self.positive + self.negative
+            if len(t.ids) > 1 or t.text is None
+        ]
+        return [_neighbor_table(title, self.neighbors, self.dedupe, subtitle=pieces)]
+
+
+# --- verify -------------------------------------------------------------------------------------
+
+
+def _finite(value: float) -> float | None:
+    # JSON has no Infinity: a speed-up over a product too quick to time is null.
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f} ms" if seconds < 10 else f"{seconds:,.1f} s"
+
+
+@dataclass(frozen=True)
+class Verification:
+    """The per-row Python loop against the vectorized product, over the whole vocabulary."""
+
+    query: Query
+    model: str
+    vocab_size: int
+    dim: int
+    k: int
+    pearson: float  # correlation of the two similarity vectors (1.0 when they agree)
+    max_abs_diff: float
+    top_k_identical: bool  # same ids in the same order
+    top_k_agree: bool  # identical, or differing only where two tokens tie
+    top_k_tied_swaps: int  # positions where tied tokens stand in the other order
+    top_k_loop: list[int]
+    top_k_vectorized: list[int]
+    loop_seconds: float
+    vectorized_seconds: float  # best of several runs: one product is too quick to time once
+    speedup: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "query": self.query.text,
+            "query_id": self.query.token_id,
+            "query_ids": self.query.ids,
+            "query_tokens": self.query.tokens,
+            "model": self.model,
+            "vocab_size": self.vocab_size,
+            "dim": self.dim,
+            "k": self.k,
+            "pearson": self.pearson,
+            "max_abs_diff": self.max_abs_diff,
+            "top_k_identical": self.top_k_identical,
+            "top_k_agree": self.top_k_agree,
+            "top_k_tied_swaps": self.top_k_tied_swaps,
+            "top_k_loop": self.top_k_loop,
+            "top_k_vectorized": self.top_k_vectorized,
+            "loop_seconds": self.loop_seconds,
+            "vectorized_seconds": self.vectorized_seconds,
+            "speedup": _finite(self.speedup),
+        }
+
+    def tsv(self) -> tuple[list[str], list[list[Any]]]:
+        data = self.to_json()
+        keys = [k for k in data if k not in ("query_ids", "query_tokens")]
+        cells = [
+            ",".join(map(str, data[k])) if isinstance(data[k], list) else data[k] for k in keys
+        ]
+        return keys, [["" if c is None else c for c in cells]]
+
+    def human(self) -> Human:
+        if self.top_k_identical:
+            same = "yes"
+        elif self.top_k_agree:
+            same = f"yes, up to {self.top_k_tied_swaps} tied tokens swapped"
+        else:
+            same = "NO"
+        speedup = f"{self.speedup:,.0f}×" if _finite(self.speedup) else "too quick to time"
+        rows = [
+            ["query", " + ".join(self.query.labels)],
+            ["rows compared", f"{self.vocab_size:,} × {self.dim}"],
+            ["Pearson correlation", f"{self.pearson:.6f}"],
+            ["largest |difference|", f"{self.max_abs_diff:.2e}"],
+            [f"same top {self.k} (ids and order)", same],
+            ["Python loop, row by row", _duration(self.loop_seconds)],
+            ["vectorized (best of 5)", _duration(self.vectorized_seconds)],
+            ["speed-up", speedup],
+        ]
+        title = f"Loop vs vectorized for {self.query.shown} · {model_label(self.model)}"
+        blocks: Human = [Table(title, [Column("measure"), Column("value", True)], rows)]
+        if not self.top_k_identical:
+            # Show both rankings: which tokens moved is the first thing a user will ask.
+            blocks.append(f"loop top {self.k}:       {self.top_k_loop}")
+            blocks.append(f"vectorized top {self.k}: {self.top_k_vectorized}")
+        return blocks
+
+
+# --- map ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenMap:
+    """A query and its neighbours projected to 2-D (PCA of their unit vectors)."""
+
+    result: NeighborList  # the query's own tokens are left out: the query is its own point
+    query_xy: tuple[float, float]
+    points: list[tuple[float, float]]  # one per neighbour, in result.neighbors order
+    explained: tuple[float, float]  # share of the variance along each axis
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.result
+        return {
+            "query": r.query,
+            "query_id": r.query_id,
+            "query_ids": r.query_ids,
+            "query_tokens": r.query_tokens,
+            "model": r.model,
+            "explained_variance": list(self.explained),
+            "query_xy": list(self.query_xy),
+            "neighbors": [
+                {**n.to_json(), "x": x, "y": y} for n, (x, y) in zip(r.neighbors, self.points)
+            ],
+        }
+
+    def tsv(self) -> tuple[list[str], list[list[Any]]]:
+        r = self.result
+        query = r.query if r.query is not None else f"#{r.query_id}"
+        rows: list[list[Any]] = [[0, "", query, 1.0, self.query_xy[0], self.query_xy[1]]]
+        rows += [
+            [n.rank, n.id, n.token, n.similarity, x, y]
+            for n, (x, y) in zip(r.neighbors, self.points)
+        ]
+        return ["rank", "id", "token", "similarity", "x", "y"], rows
+
+    def human(self) -> Human:
+        r = self.result
+        title = (
+            f"{r.title('Map of')} · PCA axes explain {self.explained[0]:.0%} and "
+            f"{self.explained[1]:.0%} of the variance"
+        )
+        columns = [Column("rank", True), Column("token"), Column("id", True)]
+        columns += [Column("cosine", True), Column("x", True), Column("y", True)]
+        rows = [["", f"{r.asked.shown} (query)", "", "", *_xy(self.query_xy)]]
+        rows += [
+            [str(n.rank), n.label, str(n.id), _sim(n.similarity), *_xy(xy)]
+            for n, xy in zip(r.neighbors, self.points)
+        ]
+        return [Table(title, columns, rows)]
+
+
+def _xy(xy: tuple[float, float]) -> list[str]:
+    return [f"{xy[0]:+.3f}", f"{xy[1]:+.3f}"]
+
+
+# --- the cache ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CachedModel:
+    """One cache entry as ``cache list`` shows it (``model`` None: a damaged entry)."""
+
+    model: str | None  # the hub id or the full checkpoint path
+    source: str | None  # "hub" or "local"
+    embeddings: str | None  # "input" or "output"
+    vocab_size: int | None
+    dim: int | None
+    size_bytes: int
+    folder: str  # the entry's folder
+
+    @property
+    def label(self) -> str | None:
+        return None if self.model is None else model_label(self.model)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.label,
+            "path": self.model,
+            "source": self.source,
+            "embeddings": self.embeddings,
+            "vocab_size": self.vocab_size,
+            "dim": self.dim,
+            "size_bytes": self.size_bytes,
+            "entry": self.folder,
+        }
+
+
+@dataclass(frozen=True)
+class CacheListing:
+    root: str
+    entries: list[CachedModel]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [e.to_json() for e in self.entries]
+
+    def tsv(self) -> tuple[list[str], list[list[Any]]]:
+        header = [
+            "model",
+            "path",
+            "source",
+            "embeddings",
+            "vocab_size",
+            "dim",
+            "size_bytes",
+            "entry",
+        ]
+        rows = [[("" if v is None else v) for v in e.to_json().values()] for e in self.entries]
+        return header, rows
+
+    def human(self) -> Human:
+        if not self.entries:
+            return [f"no cached models in {self.root}"]
+        rows = []
+        for e in self.entries:
+            size = f"{e.size_bytes / 1e6:,.1f} MB"
+            if e.model is None:
+                rows.append(["(damaged: rebuilt on next use)", "", "", "", "", size, e.folder])
+                continue
+            name = model_label(e.model) + (" (output)" if e.embeddings == "output" else "")
+            where = e.model if e.source == "local" else "hub"
+            rows.append([name, where, f"{e.vocab_size:,}", str(e.dim), size, Path(e.folder).name])
+        columns = [Column("model"), Column("source"), Column("vocab", True), Column("dims", True)]
+        columns += [Column("size", True), Column("entry")]
+        return [Table(f"tokneigh cache · {self.root}", columns, rows)]
+
+
+@dataclass(frozen=True)
+class CacheBuild:
+    """What ``cache build`` did: built an entry (``seconds``) or found one already there."""
+
+    model: str
+    embeddings: str
+    vocab_size: int
+    dim: int
+    path: str
+    seconds: float | None  # None: it was already cached
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "embeddings": self.embeddings,
+            "vocab_size": self.vocab_size,
+            "dim": self.dim,
+            "path": self.path,
+            "built": self.seconds is not None,
+            "seconds": self.seconds,
+        }
+
+    def tsv(self) -> tuple[list[str], list[list[Any]]]:
+        data = self.to_json()
+        return list(data), [["" if v is None else v for v in data.values()]]
+
+    def human(self) -> Human:
+        kind = " (output embeddings)" if self.embeddings == "output" else ""
+        shape = f"{self.vocab_size:,} × {self.dim}"
+        if self.seconds is None:
+            return [f"already cached: {self.model}{kind}, {shape}, at {self.path}"]
+        return [f"built {self.model}{kind}: {shape} in {self.seconds:.1f} s, at {self.path}"]
+
+
+@dataclass(frozen=True)
+class CacheRemoval:
+    root: str
+    removed: list[CachedModel]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"root": self.root, "removed": [e.to_json() for e in self.removed]}
+
+    def tsv(self) -> tuple[list[str], list[list[Any]]]:
+        return CacheListing(self.root, self.removed).tsv()
+
+    def human(self) -> Human:
+        n = len(self.removed)
+        lines: Human = [f"removed {n} cached {'entry' if n == 1 else 'entries'} from {self.root}"]
+        lines += [
+            f"  {e.label or e.folder}" + (" (output)" if e.embeddings == "output" else "")
+            for e in self.removed
+        ]
+        return lines
