@@ -85,7 +85,7 @@ def test_cache_commands(gpt2_dir, cache_dir, tmp_path):
 
     result = runner.invoke(app, ["cache", "build", "--model", str(gpt2_dir)])
     assert result.exit_code == 0, result.stderr
-    assert "50,257 x 32" in result.stdout
+    assert "50,257 × 32" in result.stdout and result.stdout.startswith("built ")
     (cache_dir / "keep-me.txt").write_text("not tokneigh's")
     (cache_dir / "other-folder").mkdir()
 

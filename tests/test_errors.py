@@ -49,7 +49,7 @@ USAGE_ERRORS = [
     (["neighbors", "--id", "-1"], "-1"),
     (["neighbors", "Mike", "--format", "xml"], "--format"),
     (["tokenize", ""], "empty"),
-    (["compare", "ban"], "'b'"),
+    (["compare", "ban"], "missing B"),
     (["compare", "ban", " "], "whitespace"),
     (["compare", "ban", "ana", "--plot", "figure.txt"], ".png"),
     (["compare", "ban", "ana", "--plot", "/no/such/folder/x.png"], "/no/such/folder"),

@@ -93,10 +93,15 @@ def test_bad_lines_report_one_error_each_and_the_loop_goes_on(gpt2_dir: Path) ->
     assert out[-1]["model"] == str(gpt2_dir) and len(out[-1]["neighbors"]) == 10
 
 
-def test_quit_stops_reading_and_blank_lines_ask_nothing(gpt2_dir: Path) -> None:
+def test_quit_stops_reading_and_blank_lines_give_an_error_object(gpt2_dir: Path) -> None:
     done = run_shell(gpt2_dir, "\n   \nMike\n:quit\nbanana\n", "--format", "json")
     assert done.returncode == 0, done.stderr
-    assert [json.loads(x)["query"] for x in done.stdout.splitlines()] == ["Mike"]
+    out = [json.loads(x) for x in done.stdout.splitlines()]
+    assert len(out) == 3  # one line out per line in, up to :quit
+    assert [o.get("error") is not None for o in out] == [True, True, False]
+    assert out[2]["query"] == "Mike"
+    table = run_shell(gpt2_dir, "\n   \nMike\n")  # a person's blank lines ask nothing
+    assert table.returncode == 0 and table.stderr == "" and '"Mike"' in table.stdout
 
 
 def test_invalid_utf8_line_is_reported_and_skipped(gpt2_dir: Path) -> None:

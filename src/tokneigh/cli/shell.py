@@ -151,7 +151,7 @@ class Shell:
                 continue  # a blank line in table mode asks nothing
             query = self._neighbors_query(command, rest)
             if query is not None:
-                queries.append(query)
+                queries.append((command or "neighbors", query))
                 continue
             self._flush(queries)
             queries = []
@@ -195,7 +195,7 @@ class Shell:
         from ..errors import TokneighError
 
         valid: list[Any] = []
-        for q in queries:
+        for _, q in queries:
             if isinstance(q, ShellError):
                 continue
             try:
@@ -211,17 +211,17 @@ class Shell:
             )
             or []
         )
-        for q in queries:
+        for command, q in queries:
             if isinstance(q, ShellError):
-                self.error("neighbors", q)
+                self.error(command, q)
             elif q in valid:
                 result = next(answers, None)
                 if result is None:  # the batch itself failed: answer this line alone
-                    self._guarded("neighbors", partial(self._show_one, q))
+                    self._guarded(command, partial(self._show_one, q))
                 else:
                     self.show("neighbors", result)
             else:
-                self._guarded("neighbors", partial(self._show_one, q))  # reports its error
+                self._guarded(command, partial(self._show_one, q))  # reports its error
 
     def _show_one(self, query: Any) -> None:
         self.show("neighbors", self.emb.neighbors(query, k=self.top, filters=self.filters))
@@ -267,10 +267,10 @@ class Shell:
     # --- commands ---------------------------------------------------------------------------
 
     def cmd_neighbors(self, text: str) -> None:
-        self._flush([self._neighbors_query("neighbors", text)])
+        self._flush([("neighbors", self._neighbors_query("neighbors", text))])
 
     def cmd_id(self, rest: str) -> None:
-        self._flush([self._neighbors_query("id", rest)])
+        self._flush([("id", self._neighbors_query("id", rest))])
 
     def cmd_compare(self, rest: str) -> None:
         a, b = _args(rest, 2, ":compare A B")
