@@ -21,6 +21,10 @@ from tokneigh import cache, core, tokindex
 from tokneigh.display import BYTE_LEVEL, token_bytes
 from tokneigh.tokens import TokenCodec, write_index
 
+# One cache for the module: the GPT-2 entry is built once. Tests that damage it (the index,
+# tokenizer.json) leave it whole again or rebuilt by the next load.
+SHARED_CACHE = True
+
 # --- imports --------------------------------------------------------------------------------
 
 _PROBE = """

@@ -59,8 +59,15 @@ def model(gpt2_dir: Path, tmp_path_factory: pytest.TempPathFactory):
             return loaded
         return real(model, cache_dir=cache_dir, rebuild=rebuild, report=report, **kwargs)
 
+    vocabulary = api.load_vocabulary(str(gpt2_dir), cache_dir=root)
+    real_vocabulary = api.load_vocabulary
+
+    def vocabulary_once(model=None, **kwargs):
+        return vocabulary if model == str(gpt2_dir) else real_vocabulary(model, **kwargs)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(api, "load", load_once)
+        patch.setattr(api, "load_vocabulary", vocabulary_once)
         patch.chdir(root)  # whatever an argument makes of itself, it lands in a scratch folder
         yield ["--model", str(gpt2_dir), "--cache-dir", str(root)]
 

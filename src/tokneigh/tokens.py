@@ -35,15 +35,29 @@ def write_index(tokenizer_path: Path, style: str, special_ids: Iterable[int]) ->
     path = Path(tokenizer_path)
     data = path.read_bytes()  # the index is bound to these very bytes
     specials = frozenset(int(i) for i in special_ids)
+    import hashlib
 
-    def describe(token_id: int, raw: str | None) -> tuple[str, str, bool]:
-        return display.describe(token_id, raw, style, specials)
+    memo_key = (hashlib.sha256(data).digest(), style, specials)
+    content = _built.get(memo_key)
+    if content is None:
 
-    key = display.display_key(style, specials)
-    _, content = tokindex.build_index(
-        _parse_tokenizer(data), tokindex.source_print(data), (key, describe)
-    )
+        def describe(token_id: int, raw: str | None) -> tuple[str, str, bool]:
+            return display.describe(token_id, raw, style, specials)
+
+        key = display.display_key(style, specials)
+        _, content = tokindex.build_index(
+            _parse_tokenizer(data), tokindex.source_print(data), (key, describe)
+        )
+        if len(_built) >= 4:
+            _built.pop(next(iter(_built)))
+        _built[memo_key] = content
     tokindex.save_index(path, content)
+
+
+# Indexes this process built, by the tokenizer bytes and display rules they were made from: a
+# model's input and output entries share one tokenizer, and a rebuild the same one again;
+# building (with its encoder check on thousands of probes) takes about a second for GPT-2.
+_built: dict[tuple[object, ...], bytes] = {}
 
 
 class TokenCodec:
