@@ -91,7 +91,9 @@ def test_cache_commands(gpt2_dir, cache_dir, tmp_path):
 
     result = runner.invoke(app, ["cache", "list"])
     assert result.exit_code == 0
-    assert str(gpt2_dir)[-20:] in result.stdout.replace("\n", "") or "ckpt" in result.stdout
+    [listed] = json.loads(runner.invoke(app, ["cache", "list", "-f", "json"]).stdout)
+    assert listed["model"] == f"{gpt2_dir.parent.name}/{gpt2_dir.name}"  # as titles name it
+    assert listed["path"] == str(gpt2_dir)  # and the full path once
     assert "50,257" in result.stdout and "32" in result.stdout and "MB" in result.stdout
 
     result = runner.invoke(app, ["cache", "clear", "--model", str(gpt2_dir)])

@@ -97,11 +97,18 @@ def test_checkpoint_without_tokenizer(gpt2_dir, tmp_path):
     assert_one_line_error(result, 1, "tokenizer")
 
 
-@pytest.mark.parametrize("model", ["not a model!", "a/b/c", "owner/-bad", "x" * 300])
-def test_malformed_hub_ids(model):
+@pytest.mark.parametrize(
+    ("model", "code", "fragment"),
+    [
+        ("not a model!", 2, "neither an existing folder nor a valid hub id"),
+        ("a/b/c", 1, "no such folder"),  # two slashes: a path, and none exists
+        ("owner/-bad", 2, "neither an existing folder nor a valid hub id"),
+        ("x" * 300, 2, "neither an existing folder nor a valid hub id"),
+    ],
+)
+def test_malformed_hub_ids(model, code, fragment):
     result = run_cli("neighbors", "Mike", "--model", model)
-    assert result.returncode in (1, 2)
-    assert_one_line_error(result, result.returncode)
+    assert_one_line_error(result, code, fragment)
 
 
 def test_uncached_hub_model_with_hf_hub_offline(tmp_path):

@@ -12,11 +12,20 @@ import shutil
 
 import pytest
 
-from tokneigh import bpe, tokindex
+from tokneigh import bpe, tokens, tokindex
 from tokneigh.display import BYTE_LEVEL, token_bytes
 from tokneigh.tokens import TokenCodec, write_index
 
 SPECIAL = [50256]  # GPT-2's <|endoftext|>
+
+
+@pytest.fixture(autouse=True)
+def fresh_builds():
+    """write_index remembers what this process built; a test that corrupts the encoder must
+    neither see nor leave such a memo."""
+    tokens._built.clear()
+    yield
+    tokens._built.clear()
 
 
 @pytest.fixture
