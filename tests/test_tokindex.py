@@ -19,7 +19,7 @@ from tokneigh.tokens import TokenCodec, write_index
 SPECIAL = [50256]  # GPT-2's <|endoftext|>
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def fresh_builds():
     """write_index remembers what this process built; a test that corrupts the encoder must
     neither see nor leave such a memo."""
@@ -92,7 +92,9 @@ def _corrupted_tables(real):
     return corrupted
 
 
-def test_a_wrong_fast_encoder_is_left_out_and_encoding_goes_to_tokenizers(folder, monkeypatch):
+def test_a_wrong_fast_encoder_is_left_out_and_encoding_goes_to_tokenizers(
+    folder, monkeypatch, fresh_builds
+):
     path = folder / "tokenizer.json"
     tokenizer = _real(path)
     config = json.loads(path.read_text(encoding="utf-8"))

@@ -282,9 +282,11 @@ def _clean_tokenizer(tokenizer_json: str) -> tuple[str, list[int]]:
         raise ModelNotFoundError(f"the model's tokenizer.json cannot be parsed ({exc})") from exc
     tokenizer.no_padding()
     tokenizer.no_truncation()
-    data = json.loads(tokenizer.to_str())
-    special = sorted(int(t["id"]) for t in data.get("added_tokens", []) if t.get("special"))
-    return tokenizer.to_str(), special
+    cleaned = tokenizer.to_str()
+    special = sorted(
+        int(t["id"]) for t in json.loads(cleaned).get("added_tokens", []) if t.get("special")
+    )
+    return cleaned, special
 
 
 def pick_embedding_tensor(names: list[str]) -> str | None:
