@@ -445,7 +445,8 @@ class Embeddings:
         ``spared``, and ``extra``. Masked out of the scores before the top k is taken."""
         out = self._special_ids() if filters.skip_special else _NO_IDS
         if filters.skip_special and any(self.codec.is_special(i) for i in spared):
-            out = np.setdiff1d(out, np.asarray(spared, dtype=np.int64))
+            keep = set(spared)
+            out = np.asarray([i for i in out.tolist() if i not in keep], dtype=np.int64)
         if len(extra):
             out = np.concatenate([out, np.asarray(extra, dtype=np.int64)])
         return out
@@ -455,7 +456,8 @@ class Embeddings:
         if not filters.skip_special:
             return [0] * len(left_out)
         specials = self._special_ids()
-        return [int(np.isin(np.unique(out), specials).sum()) for out in left_out]
+        special = set(specials.tolist())  # sets, not np.isin/np.unique (they import numpy.ma)
+        return [len(special.intersection(out.tolist())) for out in left_out]
 
     def _special_ids(self) -> np.ndarray:
         if self._specials is None:
@@ -562,7 +564,7 @@ def load(
     LM head) when the model has one of its own, cached separately; for a tied model it says so
     and serves the input matrix, which is the same.
     """
-    from .extract import TiedEmbeddings
+    from .errors import TiedEmbeddings
 
     if embeddings not in cache.EMBEDDINGS_KINDS:
         raise UsageError(f"embeddings must be 'input' or 'output', not {embeddings!r}")

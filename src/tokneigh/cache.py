@@ -216,7 +216,7 @@ def get(
     """The fresh entry for one of ``source``'s matrices, built (under the per-model lock) when
     it is missing, stale or damaged, or when ``rebuild`` asks for it.
 
-    For ``embeddings="output"`` of a tied model this raises ``extract.TiedEmbeddings``
+    For ``embeddings="output"`` of a tied model this raises ``errors.TiedEmbeddings``
     before anything is built: the caller serves the input entry instead.
     """
     folder = root / entry_folder_name(source, embeddings)

@@ -44,3 +44,10 @@ class HubUnavailableError(TokneighError):
 
 class CacheError(TokneighError):
     """The cache root cannot be created or written."""
+
+
+class TiedEmbeddings(TokneighError):
+    """The model's output matrix is its input matrix (tied, or it has no LM head of its own).
+
+    Not a failure: ``api.load`` catches it, says so and serves the input matrix.
+    """

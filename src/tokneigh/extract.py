@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import HubUnavailableError, ModelNotFoundError, TokneighError
+from .errors import HubUnavailableError, ModelNotFoundError, TiedEmbeddings, TokneighError
 from .models import ModelSource, local_fingerprint
 
 Report = Callable[[str], None]
@@ -391,13 +391,6 @@ def _read_with_transformers(folder: Path, report: Report) -> tuple[np.ndarray, s
 # Tensor names of untied output embeddings: Llama/Mistral/Qwen/Gemma/T5 and most causal LMs
 # (lm_head), GPT-NeoX (embed_out), BERT's masked-LM decoder. Tied checkpoints save none.
 _OUTPUT_NAMES = ("lm_head.weight", "embed_out.weight", "cls.predictions.decoder.weight")
-
-
-class TiedEmbeddings(TokneighError):
-    """The model's output matrix is its input matrix (tied, or it has no LM head of its own).
-
-    Not a failure: ``api.load`` catches it, says so and serves the input matrix.
-    """
 
 
 def pick_output_tensor(names: list[str]) -> str | None:

@@ -1,4 +1,4 @@
-"""What the API returns. Each result is a plain dataclass that knows its JSON contract
+"""What the API returns. Each result is a plain (slotted) dataclass that knows its JSON contract
 (``to_json``), its TSV rows (``tsv``) and what a person reads (``human``: tables and lines).
 ``render.emit`` turns any of them into output; nothing here imports Rich or writes anything.
 
@@ -11,19 +11,18 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 # --- what a person reads ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Column:
     name: str
     numeric: bool = False  # right-aligned and never wrapped
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Table:
     """A titled table of display strings, in a form any renderer can draw."""
 
@@ -76,7 +75,7 @@ def _dims(vocab_size: int, dim: int) -> str:
 # --- tokens and queries -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Tokenization:
     """A text as the model's tokenizer splits it."""
 
@@ -97,7 +96,7 @@ class Tokenization:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Tokenizations:
     """Several texts tokenized, each with how its space-prefixed variant splits (None when the
     text already starts with a space)."""
@@ -128,7 +127,7 @@ class Tokenizations:
         return lines
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Query:
     """What a query stands for: a text (``token_id`` None) or one token id (``text`` None)."""
 
@@ -223,7 +222,7 @@ def _neighbor_table(
     return Table(title, columns, rows, **extra)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class NeighborList:
     """The nearest tokens to one query."""
 
@@ -284,7 +283,7 @@ def _variant_ids(n: Neighbor) -> str:
     return ",".join(str(v.id) for v in n.variants or ())
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class NeighborLists:
     """The neighbour lists of several queries, answered together."""
 
@@ -308,7 +307,7 @@ class NeighborLists:
 # --- comparisons and expressions ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Comparison:
     a: Query
     b: Query
@@ -361,7 +360,7 @@ class Comparison:
         return [Table(title, [Column("measure"), Column("value", True)], rows)]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class MostSimilar:
     """The tokens nearest to sum(positive) - sum(negative) of the terms' unit vectors."""
 
@@ -426,7 +425,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds * 1000:,.1f} ms" if seconds < 10 else f"{seconds:,.1f} s"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Verification:
     """The per-row Python loop against the vectorized product, over the whole vocabulary."""
 
@@ -506,7 +505,7 @@ class Verification:
 # --- map ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TokenMap:
     """A query and its neighbours projected to 2-D (PCA of their unit vectors)."""
 
@@ -563,7 +562,7 @@ def _xy(xy: tuple[float, float]) -> list[str]:
 # --- the cache ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CachedModel:
     """One cache entry as ``cache list`` shows it (``model`` None: a damaged entry)."""
 
@@ -592,7 +591,7 @@ class CachedModel:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CacheListing:
     root: str
     entries: list[CachedModel]
@@ -625,13 +624,15 @@ class CacheListing:
                 continue
             name = model_label(e.model) + (" (output)" if e.embeddings == "output" else "")
             where = e.model if e.source == "local" else "hub"
-            rows.append([name, where, f"{e.vocab_size:,}", str(e.dim), size, Path(e.folder).name])
+            rows.append(
+                [name, where, f"{e.vocab_size:,}", str(e.dim), size, e.folder.rsplit("/", 1)[-1]]
+            )
         columns = [Column("model"), Column("source"), Column("vocab", True), Column("dims", True)]
         columns += [Column("size", True), Column("entry")]
         return [Table(f"tokneigh cache · {self.root}", columns, rows)]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CacheBuild:
     """What ``cache build`` did: built an entry (``seconds``) or found one already there."""
 
@@ -665,7 +666,7 @@ class CacheBuild:
         return [f"built {self.model}{kind}: {shape} in {self.seconds:.1f} s, at {self.path}"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class CacheRemoval:
     root: str
     removed: list[CachedModel]
