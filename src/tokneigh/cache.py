@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import __version__
-from .errors import CacheError
+from .errors import CacheError, UsageError
 from .models import ModelSource, local_fingerprint
 from .results import CachedModel
 
@@ -557,7 +557,7 @@ def matching_entries(root: Path, name: str, source: ModelSource | None) -> list[
     return by_label
 
 
-class AmbiguousName(CacheError):
+class AmbiguousName(UsageError):
     """A short model label that several cached models share."""
 
 
