@@ -94,11 +94,14 @@ def test_many_queries_at_once_equal_single_queries(gpt2):
     assert many[2].query is None and many[2].query_id == 50256
 
 
-def test_zero_norm_rows_never_produce_nan(gpt2):
-    result = gpt2.neighbors(7, k=5)  # row 7 was zeroed in the fixture
-    assert all(n.similarity == 0.0 for n in result.neighbors)
-    assert [n.id for n in result.neighbors] == [0, 1, 2, 3, 4]  # all tied: lower id first
+def test_zero_norm_rows_are_never_a_query_nor_a_neighbour(gpt2):
+    with pytest.raises(UsageError, match="all zero"):
+        gpt2.neighbors(7, k=5)  # row 7 was zeroed in the fixture
     assert gpt2.norms[7] == 0 and gpt2.norms[11] == 0
+    assert gpt2.meta["unusable_rows"] == {"non_finite": [], "zero": [7, 11]}
+    every = gpt2.neighbors("Mike", k=gpt2.vocab_size).neighbors
+    assert {7, 11}.isdisjoint(n.id for n in every)
+    assert not any(np.isnan(n.similarity) for n in every)
 
 
 def test_similarity_compare_and_rank_against_numpy(gpt2, gpt2_raw):
@@ -131,4 +134,5 @@ def test_bad_queries_raise_usage_errors(gpt2, bad):
 def test_k_below_one_is_refused_and_k_beyond_vocab_is_clamped(gpt2):
     with pytest.raises(UsageError):
         gpt2.neighbors("Mike", k=0)
-    assert len(gpt2.neighbors("Mike", k=10**6).neighbors) == gpt2.vocab_size
+    # Every row but the two zero ones (7 and 11), which have no direction and never rank.
+    assert len(gpt2.neighbors("Mike", k=10**6).neighbors) == gpt2.vocab_size - 2

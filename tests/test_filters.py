@@ -202,7 +202,7 @@ def test_rows_beyond_the_tokenizer_are_special(padded_dir):
     ]
     table = cli("neighbors", " Mike", "-k", "3", "--include-special", "-m", str(padded_dir))
     row = next(line for line in table.stdout.splitlines() if mike in line)
-    assert f"<unused #{mike}>" in row and "special" in row
+    assert f"<padding #{mike}>" in row and "special" in row  # a row past the tokenizer
     # Queried by id, the unnamed row answers: itself and its twin " Mike" (a tie at 1.0,
     # lower id first), then the same neighbours as " Mike".
     [by_id] = neighbors_json(padded_dir, "--id", mike, "--top", "4")

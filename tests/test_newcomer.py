@@ -22,10 +22,12 @@ def cli(*args: str):
 def test_a_short_list_says_which_special_tokens_were_hidden(gpt2_dir):
     result = cli("neighbors", "Mike", "--top", "100000", "-f", "tsv", "-m", str(gpt2_dir))
     assert result.exit_code == 0, result.stderr
-    assert len(result.stdout.rstrip("\n").split("\n")) == 1 + 50256  # all but <|endoftext|>
+    # All but <|endoftext|> and the fixture's zero rows 7 and 11.
+    assert len(result.stdout.rstrip("\n").split("\n")) == 1 + 50254
     notes = [line for line in result.stderr.splitlines() if "note:" in line]
     assert len(notes) == 1, result.stderr
     assert "1 special token is hidden" in notes[0] and "--include-special" in notes[0]
+    assert "2 rows have no direction" in notes[0]
     assert "filters" not in notes[0]  # no filter was given
     assert "--top 100000 is more than the model's 50257 tokens" in result.stderr
 

@@ -69,7 +69,8 @@ def test_the_order_is_the_exact_one_with_ties_by_lower_id(emb, queries):
     for q in queries[:120]:
         ids = emb.query_tokens(q).ids
         mean = np.asarray(emb.unit[ids], dtype=np.float32).mean(axis=0, dtype=np.float32)
-        vector = mean / np.float32(np.linalg.norm(mean))
+        mean64 = mean.astype(np.float64)  # normalized in float64, stored as float32
+        vector = (mean64 / np.linalg.norm(mean64)).astype(np.float32)
         v64 = np.asarray(vector, dtype=np.float64)
         scores = (unit64 @ v64) / (row_norms * np.linalg.norm(v64))
         # Ties (to 12 digits) by lower id: lexsort's last key is the primary one.

@@ -47,6 +47,10 @@ TIE = 1e-6
 
 Report = Callable[[str], None]
 
+# The longest text a query or tokenize takes, in UTF-8 bytes: tokenizing 10 MB would take
+# gigabytes and minutes; no word or passage worth a neighbour list comes near 1 MB.
+MAX_TEXT_BYTES = 1_000_000
+
 
 class _Log:
     """The "tokneigh" logger, with ``logging`` imported on first use (~5 ms a cached query
@@ -78,11 +82,15 @@ class Vocabulary:
         if not isinstance(text, str):
             raise UsageError(f"expected text, got {type(text).__name__}")
         try:
-            text.encode("utf-8")
+            size = len(text.encode("utf-8"))
         except UnicodeEncodeError as exc:  # lone surrogates, e.g. from undecodable argv bytes
             raise UsageError(
                 f"{text[exc.start]!r} at position {exc.start} is not valid Unicode text"
             ) from exc
+        if size > MAX_TEXT_BYTES:
+            raise UsageError(
+                f"the text has {size:,} bytes; a text holds at most {MAX_TEXT_BYTES:,}"
+            )
         return self.tokenization(text, self.codec.encode(text))
 
     def tokenize_all(self, texts: Sequence[str]) -> Tokenizations:
@@ -117,6 +125,11 @@ class Embeddings:
         self.embeddings: str = entry.meta.get("embeddings", "input")
         self.built_seconds = entry.built_seconds  # set when this load built the entry
         self._specials: np.ndarray | None = None  # codec.special_among(vocab_size), on first use
+        # Rows with no direction (NaN/Inf values, all zero): never ranked, never a query.
+        bad = entry.meta.get("unusable_rows", {})
+        self._non_finite = frozenset(bad.get("non_finite", ()))
+        self._zero = frozenset(bad.get("zero", ()))
+        self.unusable = np.asarray(sorted(self._non_finite | self._zero), dtype=np.int64)
 
     @property
     def path(self) -> Path:
@@ -138,8 +151,9 @@ class Embeddings:
             token_id = int(query)
             if not 0 <= token_id < self.vocab_size:
                 raise TokenIdError(token_id, self.vocab_size)
-            text, label = self.codec.shown(token_id)
-            return Query(None, token_id, [token_id], [text], [label])
+            self._check_usable([token_id], f"token #{token_id}")
+            text, label = self._shown(token_id)
+            return Query(None, token_id, [token_id], [text or ""], [label])
         if not isinstance(query, str):
             raise UsageError(f"a query is text or a token id, not {type(query).__name__}")
         if not query.strip():
@@ -153,7 +167,17 @@ class Embeddings:
                 f"{_text_in_message(query)} has token id {beyond[0]}, beyond the embedding "
                 f"matrix ({self.vocab_size} rows)"
             )
+        self._check_usable(tokens.ids, _text_in_message(query))
         return Query(query, None, tokens.ids, tokens.tokens, tokens.labels)
+
+    def _check_usable(self, ids: Sequence[int], what: str) -> None:
+        for i in ids:
+            if i in self._non_finite or i in self._zero:
+                why = "holds NaN or infinite values" if i in self._non_finite else "is all zero"
+                raise UsageError(
+                    f"{what} cannot be ranked against: the embedding row of token id {i} {why}, "
+                    "so it has no direction"
+                )
 
     # --- vectors ----------------------------------------------------------------------------
 
@@ -201,6 +225,9 @@ class Embeddings:
         if not parsed:
             return []
         vectors = core.query_vectors(self.unit, [t.ids for t in parsed])
+        for tokens, vector in zip(parsed, vectors):
+            if not vector.any():  # tokens whose unit vectors cancel out exactly
+                raise UsageError(f"{tokens.shown}: the mean of its tokens' vectors is zero")
         # A query's own special token still answers: asking for <|endoftext|> finds it first.
         exclude = [
             self._left_out(filters, spared=t.ids, extra=t.ids if exclude_query else ())
@@ -225,6 +252,7 @@ class Embeddings:
                     neighbors=self._neighbor_rows(ids, scores, vector, filters, skip),
                     dedupe=filters.dedupe,
                     hidden=n_hidden,
+                    unusable=int(self.unusable.size),
                 )
             )
         return results
@@ -249,6 +277,9 @@ class Embeddings:
         tokens_a, tokens_b = self.query_tokens(a), self.query_tokens(b)
         unit_a = core.query_vector(self.unit, tokens_a.ids)
         unit_b = core.query_vector(self.unit, tokens_b.ids)
+        for tokens, vector in ((tokens_a, unit_a), (tokens_b, unit_b)):
+            if not vector.any():  # tokens whose unit vectors cancel out exactly
+                raise UsageError(f"{tokens.shown}: the mean of its tokens' vectors is zero")
         cos = core.cosine(unit_a, unit_b)
         row = core.scores_for(self.unit, unit_a)  # a fresh array: ours to mask
         row[self._left_out(filters, spared=tokens_a.ids)] = -np.inf
@@ -351,6 +382,7 @@ class Embeddings:
             neighbors=self._neighbor_rows(ids, scores, vector, filters, inputs),
             dedupe=filters.dedupe,
             hidden=hidden,
+            unusable=int(self.unusable.size),
             analogy=analogy,
         )
 
@@ -382,15 +414,22 @@ class Embeddings:
             scores = core.scores_for(self.unit, vector)
             vectorized_seconds = min(vectorized_seconds, time.perf_counter() - started)
         vectorized = np.asarray(scores, dtype=np.float64)
+        # Rows with no direction take part in neither ranking nor in the comparison.
+        usable = np.ones(self.vocab_size, dtype=bool)
+        usable[self.unusable] = False
+        looped, vectorized = looped[usable], vectorized[usable]
+        ids_usable = np.flatnonzero(usable)
+        k = min(k, int(usable.sum()))
         # The loop's ranking by a full stable sort, independently of the core's ranking.
-        top_loop = [int(i) for i in np.argsort(-looped, kind="stable")[:k]]
+        top_loop = [int(ids_usable[i]) for i in np.argsort(-looped, kind="stable")[:k]]
+        looped_by_id = dict(zip(ids_usable.tolist(), looped.tolist()))
         # The vectorized ranking as `neighbors` lists it (no filter).
-        [(ids, _)] = core.rank_many(self.unit, vector[None, :], k)
+        [(ids, _)] = core.rank_many(self.unit, vector[None, :], k, [self.unusable])
         top_vec = [int(i) for i in ids]
         # Tokens that tie in exact arithmetic ("ban" and "ana" against their own mean) may be
         # ordered by rounding, which differs between the two methods: count, don't fail.
         differing = [(a, b) for a, b in zip(top_loop, top_vec) if a != b]
-        swaps = sum(1 for a, b in differing if abs(float(looped[a] - looped[b])) <= TIE)
+        swaps = sum(1 for a, b in differing if abs(looped_by_id[a] - looped_by_id[b]) <= TIE)
         if looped.std() > 0 and vectorized.std() > 0:
             pearson = float(np.corrcoef(looped, vectorized)[0, 1])
         else:  # a one-row vocabulary: correlation is undefined, agreement is what counts
@@ -444,6 +483,8 @@ class Embeddings:
         """The ids left out of one ranking: special tokens (with ``skip_special``) other than
         ``spared``, and ``extra``. Masked out of the scores before the top k is taken."""
         out = self._special_ids() if filters.skip_special else _NO_IDS
+        if self.unusable.size:
+            out = np.concatenate([out, self.unusable])
         if filters.skip_special and any(self.codec.is_special(i) for i in spared):
             keep = set(spared)
             out = np.asarray([i for i in out.tolist() if i not in keep], dtype=np.int64)
@@ -519,9 +560,20 @@ class Embeddings:
                     if filters.min_sim is None or sim >= filters.min_sim:
                         v_text, v_label = codec.shown(v)
                         variants.append(Variant(v, v_text, sim, v_label))
-            text, label = codec.shown(i)
+            text, label = self._shown(i)
             rows.append(Neighbor(rank, i, text, s, label, codec.is_special(i), variants))
         return rows
+
+    def _shown(self, token_id: int) -> tuple[str | None, str]:
+        """(text, label) of a row; text None for a row the tokenizer names no token for,
+        labelled as padding when it lies beyond the tokenizer (Qwen2 and Phi pad the matrix
+        to a multiple of 64 or 128 rows)."""
+        text, label = self.codec.shown(token_id)
+        if text == "" and self.codec.raw(token_id) is None:
+            if token_id >= self.codec.size:
+                return None, f"<padding #{token_id}>"
+            return None, label
+        return text, label
 
 
 _NO_IDS = np.empty(0, dtype=np.int64)

@@ -16,12 +16,43 @@ import numpy as np
 QUERY_BLOCK = 256
 
 
+_NORM_BLOCK = 8192  # rows per float64 block: bounds the temporary copy (about 50 MB at 768 dims)
+
+
 def normalize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return (unit rows as float32, raw L2 norms as float32); zero rows stay zero, never NaN."""
-    matrix = np.asarray(matrix, dtype=np.float32)
-    norms = np.linalg.norm(matrix, axis=1).astype(np.float32)
-    safe = np.where(norms > 0, norms, 1.0).astype(np.float32)
-    return matrix / safe[:, None], norms
+    """Return (unit rows as float32, raw L2 norms as float32).
+
+    Norms are computed in float64, so a row of values near 1e30 (whose float32 norm would
+    overflow) still normalizes. A row that is all zero, holds NaN or infinite values, or whose
+    norm does not fit float32 becomes a zero unit row with norm 0: never NaN (see
+    ``unusable_rows``)."""
+    matrix = np.asarray(matrix)
+    unit = np.zeros(matrix.shape, dtype=np.float32)
+    norms = np.zeros(matrix.shape[0], dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, matrix.shape[0], _NORM_BLOCK):
+            block = np.asarray(matrix[start : start + _NORM_BLOCK], dtype=np.float64)
+            n = np.sqrt((block * block).sum(axis=1))
+            good = np.isfinite(n) & (n > 0) & (n <= np.finfo(np.float32).max)
+            stop = start + block.shape[0]
+            unit[start:stop][good] = block[good] / n[good, None]
+            norms[start:stop][good] = n[good]
+    return unit, norms
+
+
+def unusable_rows(matrix: np.ndarray) -> tuple[list[int], list[int]]:
+    """(ids of rows holding NaN or infinite values, ids of all-zero rows): rows that have no
+    direction, which no ranking may list (``normalize_rows`` leaves them zero)."""
+    matrix = np.asarray(matrix)
+    non_finite: list[int] = []
+    zero: list[int] = []
+    for start in range(0, matrix.shape[0], _NORM_BLOCK):
+        block = matrix[start : start + _NORM_BLOCK]
+        bad = ~np.isfinite(block).all(axis=1)
+        empty = ~bad & ~block.any(axis=1)
+        non_finite += (np.flatnonzero(bad) + start).tolist()
+        zero += (np.flatnonzero(empty) + start).tolist()
+    return non_finite, zero
 
 
 def unit_vector(vector: np.ndarray) -> np.ndarray:
@@ -314,11 +345,13 @@ def scores_loop(rows: Iterable[np.ndarray], query: np.ndarray) -> np.ndarray:
 
     The slow, obviously-correct method (the seed article's loop), kept as the reference that
     ``verify`` checks the vectorized path against. A zero row scores 0, as in ``normalize_rows``.
+    Each row is taken in float64: a row of 1e30 values would overflow a float32 norm.
     """
-    query = np.asarray(query, dtype=np.float32)
+    query = np.asarray(query, dtype=np.float64)
     query_norm = float(np.linalg.norm(query))
     out: list[float] = []
     for row in rows:
+        row = np.asarray(row, dtype=np.float64)
         denom = float(np.linalg.norm(row)) * query_norm
         out.append(float(np.dot(row, query)) / denom if denom > 0 else 0.0)
     return np.asarray(out, dtype=np.float64)

@@ -184,7 +184,7 @@ class Variant:
 class Neighbor:
     rank: int  # 1-based
     id: int
-    token: str
+    token: str | None  # None: a row the tokenizer names no token for (padding)
     similarity: float  # cosine, in [-1, 1]
     label: str
     special: bool = False  # a control token, reserved slot or row the tokenizer does not name
@@ -237,6 +237,7 @@ class NeighborList:
     neighbors: list[Neighbor]
     dedupe: bool = False  # variants were folded (each neighbour has ``variants``)
     hidden: int = 0  # special tokens left out of the ranking
+    unusable: int = 0  # rows with no direction (NaN, infinite or zero) left out
 
     @property
     def asked(self) -> Query:
@@ -372,6 +373,7 @@ class MostSimilar:
     neighbors: list[Neighbor]  # the terms' own tokens left out unless exclude_input=False
     dedupe: bool = False
     hidden: int = 0
+    unusable: int = 0
     analogy: bool = False  # asked as "a is to b as c is to ?" (negative [a], positive [b, c])
 
     def to_json(self) -> dict[str, Any]:

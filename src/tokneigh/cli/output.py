@@ -72,6 +72,10 @@ def note_shortfall(results: Sequence[Any], top: int, filters: Filters, what: str
         if r.hidden:
             noun = "token is" if r.hidden == 1 else "tokens are"
             hidden = f"{r.hidden:,} special {noun} hidden (--include-special lists them)"
+        if r.unusable:
+            rows = "row has" if r.unusable == 1 else "rows have"
+            lost = f"{r.unusable:,} {rows} no direction (NaN, infinite or zero) and never rank"
+            hidden = f"{hidden}; {lost}" if hidden else lost
         if filters.narrowing:
             passes = "token passes" if found == 1 else "tokens pass"
             report(

@@ -132,12 +132,12 @@ class Shell:
 
     # --- the loop ---------------------------------------------------------------------------
 
-    def run_line(self, line: str | None) -> bool:
+    def run_line(self, line: str | None | TooLong) -> bool:
         """Handle one input line (None: a line that was not UTF-8); False when the shell should
         stop (:quit)."""
         return self.run_lines([line])
 
-    def run_lines(self, lines: list[str | None]) -> bool:
+    def run_lines(self, lines: list[str | None | TooLong]) -> bool:
         """Handle lines in order, answering each run of neighbour queries with one batch;
         False when a line said :quit (the lines after it are not run)."""
         queries: list[Any] = []  # the pending run: a query (text or id) per line
@@ -159,10 +159,16 @@ class Shell:
         self._flush(queries)
         return True
 
-    def _parse(self, line: str | None) -> tuple[str, Any] | None:
+    def _parse(self, line: str | None | TooLong) -> tuple[str, Any] | None:
         """(command, its argument text) of a line; ("", error) for a line with no query."""
         if line is None:
             return "", ShellError("the line is not valid UTF-8 text")
+        if isinstance(line, TooLong):
+            from ..api import MAX_TEXT_BYTES
+
+            return "", ShellError(
+                f"the line has {line.size:,} bytes; a line holds at most {MAX_TEXT_BYTES:,}"
+            )
         line = line.rstrip("\r\n")
         if not line.strip():
             if self.output is not ShellFormat.json:
@@ -402,39 +408,61 @@ def _int_arg(rest: str, usage: str, minimum: int | None = None) -> int:
 # --- input ------------------------------------------------------------------------------------
 
 
-def _pipe_batches(fd: int) -> Iterator[list[str | None]]:
+class TooLong:
+    """A line over the size limit, dropped as it was read (memory stays bounded)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+def _pipe_batches(fd: int) -> Iterator[list[str | None | TooLong]]:
     """Lines from a non-terminal stdin, in batches of those already waiting (so a coprocess
     that writes one line and waits still gets each answer before it sends the next). Each line
-    is decoded, or None when it is not UTF-8."""
+    is decoded, None when it is not UTF-8, or TooLong past ``MAX_TEXT_BYTES``."""
     import select
 
+    from ..api import MAX_TEXT_BYTES
+
     pending = bytearray()
+    dropped = 0  # bytes of an overlong line thrown away so far
     ended = False
+    batch: list[str | None | TooLong] = []
 
     def waiting() -> bool:
         return bool(select.select([fd], [], [], 0)[0])
 
     while True:
         # Block for the first line; then take more only while more is already there.
-        while not ended and (
-            b"\n" not in pending or (pending.count(b"\n") < BATCH_LINES and waiting())
-        ):
+        if not ended and (not batch or (len(batch) < BATCH_LINES and waiting())):
             chunk = os.read(fd, 1 << 16)
             if not chunk:
                 ended = True
             pending += chunk
-        lines = pending.split(b"\n")
-        complete, rest = lines[:-1], lines[-1]
-        if ended and rest:
-            complete.append(rest)
-            rest = bytearray()
-        batch, leftover = complete[:BATCH_LINES], complete[BATCH_LINES:]
-        pending = bytearray(b"\n".join([*leftover, rest])) if leftover else bytearray(rest)
-        if not batch:
-            if ended:
-                return
+            while True:
+                at = pending.find(b"\n")
+                if at < 0:
+                    break
+                if dropped:
+                    batch.append(TooLong(dropped + at))
+                    dropped = 0
+                else:
+                    batch.append(_decode(bytes(pending[:at])))
+                del pending[: at + 1]
+            if ended and (pending or dropped):
+                batch.append(
+                    TooLong(dropped + len(pending)) if dropped else _decode(bytes(pending))
+                )
+                pending.clear()
+                dropped = 0
+            if len(pending) > MAX_TEXT_BYTES:  # no newline yet: drop it, remember its size
+                dropped += len(pending)
+                pending.clear()
             continue
-        yield [_decode(bytes(raw)) for raw in batch]
+        if batch:
+            yield batch
+            batch = []
+        elif ended:
+            return
 
 
 def _decode(raw: bytes) -> str | None:
