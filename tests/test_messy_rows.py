@@ -75,6 +75,7 @@ def test_unusable_rows_are_found_at_build_and_listed_in_meta(hostile_dir, tmp_pa
     emb = tokneigh.load(str(hostile_dir), cache_dir=tmp_path, report=messages.append)
     warnings = [m for m in messages if m.startswith("warning:")]
     assert len(warnings) == 1, messages  # once, with counts
+    assert "6 rows of the embedding matrix have no direction" in warnings[0]
     assert "3 hold NaN or infinite values (3, 5, 9)" in warnings[0]
     rows = emb.meta["unusable_rows"]
     assert rows["non_finite"] == sorted(BAD) and set(rows["zero"]) == {ZERO, 7, 11}

@@ -19,6 +19,10 @@ user's own files in the root are never touched (see ``is_entry_folder``).
 
 An entry becomes visible only by ``rename`` of a complete folder, so a reader sees a whole
 entry or none. Anything that fails validation is reported and rebuilt, never used.
+
+Symbolic links inside the root are never followed: an entry folder or an entry file that is a
+link fails validation (a linked folder is replaced as a link, its target untouched), a scratch
+or trash link is unlinked, and a linked ``.locks`` is an error. The root itself may be a link.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -57,7 +62,9 @@ except ImportError:  # pragma: no cover - depends on the Python version
     except ImportError:
         from hashlib import sha256 as _sha256
 
-FORMAT_VERSION = 1
+# 2: norms in float64, and meta.json lists the unusable rows (NaN, infinite or zero), which
+# version 1 entries may have cached as NaN: they are rebuilt.
+FORMAT_VERSION = 2
 MATRIX = "matrix.npy"
 NORMS = "norms.npy"
 TOKENIZER = "tokenizer.json"
@@ -80,6 +87,7 @@ _REQUIRED_META = {
     "special_ids": list,
     "tokenizer_size": int,
     "fingerprint": dict,
+    "unusable_rows": dict,
 }
 
 
@@ -163,18 +171,43 @@ def read_meta(folder: Path) -> dict[str, Any]:
             raise InvalidEntry(f"meta.json field {key!r} is missing or malformed")
     if meta["vocab_size"] < 1 or meta["dim"] < 1:
         raise InvalidEntry("meta.json gives an empty matrix")
+    rows = meta["unusable_rows"]
+    if not all(
+        isinstance(rows.get(kind), list)
+        and all(type(i) is int and 0 <= i < meta["vocab_size"] for i in rows[kind])
+        for kind in ("non_finite", "zero")
+    ):
+        raise InvalidEntry("meta.json field 'unusable_rows' is malformed")
     return meta
 
 
 def _open_files(folder: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """An entry's checked meta and arrays; raises MissingEntry or InvalidEntry."""
-    if not folder.is_dir():
-        raise MissingEntry(str(folder))
+    _check_real(folder)
     meta = read_meta(folder)
     rows, dim = meta["vocab_size"], meta["dim"]
     unit = _load_array(folder / MATRIX, (rows, dim), mmap=True)
     norms = _load_array(folder / NORMS, (rows,), mmap=False)
     return meta, unit, norms
+
+
+def _check_real(folder: Path) -> None:
+    """The entry folder and its files are what they seem: real, not symbolic links, which the
+    cache never follows (an entry is read and written only inside its root). One ``lstat`` per
+    file, no reads."""
+    try:
+        mode = os.lstat(folder).st_mode
+    except FileNotFoundError:
+        raise MissingEntry(f"its folder {folder} does not exist") from None
+    except OSError as exc:
+        raise InvalidEntry(f"its folder cannot be read ({exc.strerror or exc})") from exc
+    if stat.S_ISLNK(mode):
+        raise InvalidEntry("its folder is a symbolic link")
+    if not stat.S_ISDIR(mode):
+        raise InvalidEntry("its folder is not a folder")
+    for name in (META, MATRIX, NORMS, TOKENIZER, INDEX):
+        if os.path.islink(folder / name):
+            raise InvalidEntry(f"{name} is a symbolic link")
 
 
 def check_entry(folder: Path) -> dict[str, Any]:
@@ -229,7 +262,8 @@ def get(
         except MissingEntry:
             pass
         except InvalidEntry as exc:
-            report(f"warning: the cache entry for {what} is unusable ({exc}); rebuilding it")
+            if os.path.lexists(folder):  # (else removed as it was read: simply missing)
+                report(f"warning: the cache entry for {what} is unusable ({exc}); rebuilding it")
     if embeddings != "input":
         from .extract import output_tensor
 
@@ -243,14 +277,23 @@ def get(
                 pass
         started = time.perf_counter()
         report(f"building the cache for {what}" + ("" if rebuild else " (first use)"))
-        _build(source, root, folder.name, report, embeddings)
-        try:
-            entry = _open_fresh(folder, source)
-        except InvalidEntry as exc:  # e.g. the checkpoint was rewritten during the build
-            raise CacheError(
-                f"the cache entry just built for {what} does not validate: {exc}; "
-                "the checkpoint may have changed while it was read"
-            ) from exc
+        for attempt in (1, 2):
+            _build(source, root, folder.name, report, embeddings)
+            try:
+                entry = _open_fresh(folder, source)
+                break
+            except MissingEntry as exc:  # removed by one that ignores the lock (rm, say)
+                if attempt == 2:
+                    raise CacheError(
+                        f"the cache entry just built for {what} does not validate: {exc}; "
+                        "another process removed it twice as it was built"
+                    ) from exc
+                report(f"the cache entry for {what} was removed as it was built; building it again")
+            except InvalidEntry as exc:  # e.g. the checkpoint was rewritten during the build
+                raise CacheError(
+                    f"the cache entry just built for {what} does not validate: {exc}; "
+                    "the checkpoint may have changed while it was read"
+                ) from exc
     entry.built_seconds = time.perf_counter() - started
     return entry
 
@@ -293,7 +336,12 @@ def _refresh_index(folder: Path, meta: dict[str, Any]) -> None:
 
 
 def build_meta(
-    source: ModelSource, extracted: Any, unit: np.ndarray, norms: np.ndarray, embeddings: str
+    source: ModelSource,
+    extracted: Any,
+    unit: np.ndarray,
+    norms: np.ndarray,
+    embeddings: str,
+    unusable: tuple[list[int], list[int]] = ([], []),
 ) -> dict[str, Any]:
     """meta.json of a new entry: the schema that ``read_meta`` checks."""
     from tokenizers import Tokenizer
@@ -316,17 +364,36 @@ def build_meta(
         "token_style": detect_style(json.loads(tokenizer_json)),
         "special_ids": extracted.special_ids,
         "zero_rows": int(np.count_nonzero(norms == 0)),
+        # Rows with no direction, never ranked or listed: NaN/Inf values, or all zero.
+        "unusable_rows": {"non_finite": unusable[0], "zero": unusable[1]},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
+def _unusable_summary(non_finite: list[int], zero: list[int]) -> str:
+    parts = []
+    for ids, what in ((non_finite, "NaN or infinite values"), (zero, "only zeros")):
+        if ids:
+            shown = ", ".join(map(str, ids[:5])) + (", ..." if len(ids) > 5 else "")
+            parts.append(f"{len(ids):,} {'hold' if len(ids) > 1 else 'holds'} {what} ({shown})")
+    rows = len(non_finite) + len(zero)
+    noun = "row" if rows == 1 else "rows"
+    return f"{rows:,} {noun} of the embedding matrix have no direction: " + "; ".join(parts)
+
+
 def _build(source: ModelSource, root: Path, name: str, report: Report, embeddings: str) -> None:
-    from .core import normalize_rows
+    from .core import normalize_rows, unusable_rows
     from .extract import extract
 
     extracted = extract(source, report, embeddings)
+    unusable = unusable_rows(extracted.matrix)
+    if unusable[0] or unusable[1]:
+        # NaN or infinite values mean a damaged checkpoint; zero rows are common (never
+        # trained, or padding): a note.
+        kind = "warning" if unusable[0] else "note"
+        report(f"{kind}: {_unusable_summary(*unusable)}; no ranking lists them")
     unit, norms = normalize_rows(extracted.matrix)
-    meta = build_meta(source, extracted, unit, norms, embeddings)
+    meta = build_meta(source, extracted, unit, norms, embeddings, unusable)
     write_entry(root, name, unit, norms, extracted.tokenizer_json, meta)
 
 
@@ -352,14 +419,36 @@ def _load_array(path: Path, shape: tuple[int, ...], mmap: bool) -> np.ndarray:
 def _ensure_writable_root(root: Path) -> None:
     try:
         root.mkdir(parents=True, exist_ok=True)
+        if (root / ".locks").is_symlink():  # the lock files would go wherever it points
+            raise CacheError(
+                f"the lock folder {root / '.locks'} is a symbolic link; the cache never "
+                "follows one"
+            )
         (root / ".locks").mkdir(exist_ok=True)
         probe = root / f".probe-{uuid.uuid4().hex}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
+        link = _broken_link(root)
+        if link == root:
+            raise CacheError(
+                f"the cache folder {root} is a broken symbolic link (to {os.readlink(root)})"
+            ) from exc
+        if link is not None:
+            raise CacheError(
+                f"the cache folder {root} is under a broken symbolic link ({link})"
+            ) from exc
         raise CacheError(
             f"cannot write to the cache folder {root} ({exc.strerror or exc})"
         ) from exc
+
+
+def _broken_link(path: Path) -> Path | None:
+    """``path`` or the first of its parents that is a symbolic link to nothing, if any."""
+    for candidate in (path, *path.parents):
+        if candidate.is_symlink() and not candidate.exists():
+            return candidate
+    return None
 
 
 @contextlib.contextmanager
@@ -401,7 +490,7 @@ def sweep_scratch(root: Path, identity: str) -> None:
         )
     except OSError:
         return
-    if not stale:
+    if not stale or (root / ".locks").is_symlink():  # (a link: never followed, see build_lock)
         return
     from filelock import FileLock, Timeout
 
@@ -413,8 +502,13 @@ def sweep_scratch(root: Path, identity: str) -> None:
 
 
 def _remove_tree(path: Path) -> None:
-    """Delete a folder tokneigh made; a symlink (never made by tokneigh) is left alone."""
-    if not path.is_symlink():
+    """Delete a scratch or trash folder. One that is a symbolic link (an entry folder that was
+    a link, moved aside by a rebuild) or a file is unlinked: what a link points to is never
+    touched, and rmtree does not follow the links inside a folder either."""
+    if path.is_symlink() or not path.is_dir():
+        with contextlib.suppress(OSError):
+            path.unlink()
+    else:
         shutil.rmtree(path, ignore_errors=True)
 
 
@@ -515,11 +609,12 @@ def list_entries(root: Path) -> list[CachedModel]:
     for child in sorted(root.iterdir()):
         if is_entry_folder(child):
             try:
+                _check_real(child)  # a linked file is not read: the entry shows as damaged
                 meta: dict[str, Any] | None = read_meta(child)
             except InvalidEntry:
                 meta = None
             try:
-                size = sum(f.stat().st_size for f in child.iterdir() if f.is_file())
+                size = sum(f.lstat().st_size for f in child.iterdir() if not f.is_symlink())
             except OSError:  # removed by another process while we looked
                 continue
             found.append(_described(child, meta, size))
@@ -605,7 +700,7 @@ def clear_all(root: Path) -> list[CachedModel]:
     keys = set()
     for child in root.iterdir():
         match = _SCRATCH_NAME.match(child.name)
-        if match and child.is_dir() and not child.is_symlink():
+        if match and (child.is_symlink() or child.is_dir()):  # a link is removed as a link
             keys.add(match.group(2))
     for key in keys:
         from filelock import Timeout

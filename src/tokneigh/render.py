@@ -7,13 +7,25 @@ JSON and TSV never import Rich (it costs start-up time and scripts do not need i
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, TextIO
 
+from .errors import TokneighError
 from .results import Human, Table
 
 FORMATS = ("table", "json", "tsv")
+
+
+class OutputError(TokneighError):
+    """The results cannot be written: standard output is on a full device, closed, or broken."""
+
+
+def output_error(exc: OSError | None) -> OutputError:
+    """The OutputError for a failed write (None: there is no standard output at all)."""
+    reason = "standard output is closed" if exc is None else (exc.strerror or str(exc))
+    return OutputError(f"cannot write the output ({reason})")
 
 
 class Renderable(Protocol):
@@ -34,8 +46,23 @@ def emit(
 ) -> None:
     """Write ``result`` in ``fmt``. With ``command`` (the shell's JSON Lines), the JSON is one
     compact object, the result's own object plus ``"command"`` (a list goes under ``"items"``).
-    ``console`` is a Rich console to draw tables with (the shell keeps one)."""
+    ``console`` is a Rich console to draw tables with (the shell keeps one).
+
+    Flushed before it returns: a stream that cannot be written raises OutputError (a reader
+    that left raises BrokenPipeError, which is not an error)."""
     out = stream or sys.stdout
+    if out is None:  # the process was started with its standard output closed
+        raise output_error(None)
+    try:
+        _emit(result, fmt, command, console, out)
+        out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise output_error(exc) from exc
+
+
+def _emit(result: Renderable, fmt: str, command: str | None, console: Any, out: TextIO) -> None:
     if fmt == "json":
         data = result.to_json()
         if command is not None:
@@ -69,13 +96,25 @@ def json_text(data: Any, indent: bool = False) -> str:
     try:
         return orjson.dumps(data, option=orjson.OPT_INDENT_2 if indent else 0).decode("utf-8")
     except orjson.JSONEncodeError:  # e.g. a lone surrogate, which UTF-8 cannot hold: escape it
+        # Strict JSON as orjson writes it: NaN and infinities become null, never bare words.
         return json.dumps(
-            data,
+            _finite(data),
             ensure_ascii=True,
             indent=2 if indent else None,
             separators=None if indent else (",", ":"),
             allow_nan=False,
         )
+
+
+def _finite(data: Any) -> Any:
+    """``data`` with every NaN or infinite float replaced by None (JSON has no such numbers)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {key: _finite(value) for key, value in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(value) for value in data]
+    return data
 
 
 def tsv_field(value: Any) -> str:

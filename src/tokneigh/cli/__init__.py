@@ -6,6 +6,11 @@ Every failure the user can cause ends as one line on stderr and a non-zero exit 
 
 from __future__ import annotations
 
+# First of all, before Typer and numpy (a few hundred milliseconds): in the console script,
+# importing this installs the Ctrl-C handler (see __main__.py).
+from .. import __main__ as _entry
+
+# isort: split
 import os
 import sys
 from typing import Any
@@ -32,9 +37,25 @@ except ImportError:  # pragma: no cover - older Typer uses click itself
 _install_fast_params()  # keeps pydantic (Typer's value coercion) off the hot path
 
 
+class _Interrupted(Exception):
+    """Ctrl-C, carried past Typer (which would turn KeyboardInterrupt into a silent exit 130)."""
+
+
 class _OneLineErrors(HelpGroup):
     """Runs the app non-standalone so that every error becomes one line on stderr, worded
     and given its exit code by ``cli/errors.py`` (2 for usage errors, 1 for the rest)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted() from exc
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise _Interrupted() from exc
 
     def main(self, args: Any = None, prog_name: str | None = None, *a: Any, **kw: Any) -> Any:
         kw["standalone_mode"] = False
@@ -53,14 +74,29 @@ class _OneLineErrors(HelpGroup):
             message, code = describe(exc)
             error_line(message)
             sys.exit(code)
-        except (KeyboardInterrupt, getattr(click_exceptions, "Abort", typer.Abort), typer.Abort):
-            error_line("interrupted")
-            sys.exit(130)
+        except (
+            _Interrupted,
+            KeyboardInterrupt,
+            getattr(click_exceptions, "Abort", typer.Abort),
+            typer.Abort,
+        ):
+            # Without the SIGINT handler (the shell restores KeyboardInterrupt), the same line.
+            if sys.stderr is not None:
+                sys.stderr.write(_entry.INTERRUPTED_LINE.decode())
+                sys.stderr.flush()
+            sys.exit(_entry.INTERRUPTED_EXIT)
         except BrokenPipeError:
             # `tokneigh ... | head`: the reader left; not an error worth a traceback.
             sys.stderr.close()
             sys.exit(0)
         except Exception as exc:
+            failure = _output_failure(exc)
+            if failure is not None:  # typer.echo (`cache path`, help) on a full or broken stdout
+                from ..render import output_error
+
+                _discard_stdout()
+                error_line(describe(output_error(failure))[0])
+                sys.exit(1)
             if os.environ.get("TOKNEIGH_DEBUG"):
                 raise
             message, code = describe(exc)
@@ -116,6 +152,11 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     import gc
 
+    if argv is None:  # this process is the command: Ctrl-C ends it (see __main__.py)
+        _entry.install_interrupt_handler()
+        if sys.argv[1:2] == ["shell"]:  # except in the shell, which catches KeyboardInterrupt
+            _entry.restore_default_interrupts()
+
     # A query imports numpy and Rich: a hundred thousand objects, none of them garbage. With
     # the default threshold the cycle collector would sweep them some 150 times meanwhile.
     thresholds = gc.get_threshold()
@@ -143,17 +184,72 @@ def _end_process(code: object) -> None:
 
     if code is None:
         code = 0
+    failure = _flush_stdout()
+    if failure is not None:
+        # What is left cannot be written: drop it, or Python's own flush at exit would fail
+        # again (a traceback-like "Exception ignored" and status 120).
+        _discard_stdout()
+        if code == 0 and not isinstance(failure, BrokenPipeError):  # the result was lost
+            from ..render import output_error
+
+            error_line(describe(output_error(failure))[0])
+            code = 1
     if not isinstance(code, int) or isinstance(code, bool):
         return
     if any(t.is_alive() and not t.daemon for t in threading.enumerate()[1:]):
         return
     try:
-        sys.stdout.flush()
         sys.stderr.flush()
     except Exception:
         return
     atexit._run_exitfuncs()
     os._exit(code)
+
+
+def _output_failure(exc: BaseException) -> OSError | None:
+    """``exc`` when it is a failed write to standard output, not another OSError: raised by
+    click's ``echo`` (it writes and flushes at once), or standard output cannot be flushed."""
+    if not isinstance(exc, OSError):
+        return None
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code if tb is not None else None
+    if code is not None and code.co_name == "echo" and code.co_filename.endswith(
+        os.path.join("click", "utils.py")
+    ):
+        return exc
+    return _flush_stdout()
+
+
+def _flush_stdout() -> OSError | None:
+    """Flush standard output; the error when it cannot be written (a full device, a reader
+    gone, a broken stream), else None."""
+    try:
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError as exc:
+        return exc
+    except ValueError:  # closed
+        return None
+    return None
+
+
+def _discard_stdout() -> None:
+    """Point the process's standard output at the null device, so that the rest of its buffer
+    goes nowhere instead of failing again."""
+    out = sys.__stdout__
+    if out is None or sys.stdout is not out:  # in-process (tests): not this process's stdout
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, out.fileno())
+        finally:
+            os.close(null)
+        out.flush()
+    except (OSError, ValueError):
+        pass
 
 
 def _only_invoked(args: list[str]) -> typer.Typer:
