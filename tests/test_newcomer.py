@@ -24,7 +24,7 @@ def test_a_short_list_says_which_special_tokens_were_hidden(gpt2_dir):
     assert result.exit_code == 0, result.stderr
     # All but <|endoftext|> and the fixture's zero rows 7 and 11.
     assert len(result.stdout.rstrip("\n").split("\n")) == 1 + 50254
-    notes = [line for line in result.stderr.splitlines() if "note:" in line]
+    notes = [line for line in result.stderr.splitlines() if "tokens listed for" in line]
     assert len(notes) == 1, result.stderr
     assert "1 special token is hidden" in notes[0] and "--include-special" in notes[0]
     assert "2 rows have no direction" in notes[0]
