@@ -63,7 +63,7 @@ def test_positive_negative_lists_equal_the_three_word_form(minilm_dir):
     abc = analogy_json(minilm_dir, "man", "king", "woman")
     lists = analogy_json(minilm_dir, "-p", "king", "--positive", "woman", "-n", "man")
     assert lists == abc
-    assert set(abc) == {"positive", "negative", "neighbors"}
+    assert set(abc) == {"positive", "negative", "metric", "neighbors"}
     assert len(abc["neighbors"]) == 10  # the default --top
     assert set(abc["neighbors"][0]) == {"rank", "id", "token", "similarity"}
 

@@ -42,7 +42,7 @@ def test_neighbors_json_contract(cli, emb, gpt2_dir):
     assert [d["query_id"] for d in data] == [None, None, 447]
     for item in data:
         assert set(item) == {"query", "query_id", "query_ids", "query_tokens", "model",
-                             "vocab_size", "dim", "neighbors"}
+                             "vocab_size", "dim", "metric", "neighbors"}
         assert item["model"] == str(gpt2_dir) and item["vocab_size"] == 50257
         assert item["dim"] == 32
         assert [n["rank"] for n in item["neighbors"]] == [1, 2, 3, 4, 5]
@@ -73,8 +73,9 @@ def test_compare_json_contract(cli, emb):
     result = cli("compare", "ban", "ana", "--format", "json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
-    assert set(data) == {"a", "b", "cosine", "angle_degrees", "pearson", "norm_a", "norm_b",
-                         "rank_of_b"}
+    assert set(data) == {"a", "b", "metric", "similarity", "cosine", "angle_degrees", "pearson",
+                         "norm_a", "norm_b", "rank_of_b"}
+    assert data["metric"] == "cosine" and data["similarity"] == data["cosine"]
     assert data["a"] == {"text": "ban", "query_id": None, "ids": emb.tokenize("ban").ids,
                          "tokens": ["ban"]}
     assert data["b"]["tokens"] == ["ana"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 
@@ -76,10 +78,11 @@ def test_rank_of_is_the_position_in_the_full_sort(rng):
     row = unit @ query
     for index in (0, 7, 33, 59):
         value = float(core.exact_scores(unit, query, np.asarray([index]))[0])
-        assert core.rank_of(row, unit, query, index, value) == order.index(index) + 1
+        rescore = partial(core.exact_scores, unit, query)
+        assert core.rank_of(row, rescore, index, value) == order.index(index) + 1
     # A vector that is no row stands after every row that scores more.
-    assert core.rank_of(row, unit, query, None, 2.0) == 1
-    assert core.rank_of(row, unit, query, None, -2.0) == 61
+    assert core.rank_of(row, partial(core.exact_scores, unit, query), None, 2.0) == 1
+    assert core.rank_of(row, partial(core.exact_scores, unit, query), None, -2.0) == 61
 
 
 def test_cosine_pearson_angle_against_numpy(rng):

@@ -112,7 +112,7 @@ def test_compare_ranks_b_where_the_neighbour_list_puts_it(emb, queries):
 def test_shell_batches_answer_as_single_queries(emb, queries):
     texts = [q for q in queries if isinstance(q, str) and "\n" not in q and not q.startswith(":")]
     sh = Shell(emb, top=8, output=ShellFormat.json, interactive=False,
-               loader=lambda name, kind: emb, skip_special=True)
+               loader=lambda name, kind, metric: emb, skip_special=True)
     out = io.StringIO()
     with redirect_stdout(out):
         assert sh.run_lines(texts[:150])

@@ -140,8 +140,8 @@ def emb(gpt2_dir: Path, tmp_path_factory: pytest.TempPathFactory):
 
 
 def make_shell(emb, output: ShellFormat = ShellFormat.json) -> Shell:
-    def loader(name: str, kind: str):
-        return tokneigh.load(name, embeddings=kind)
+    def loader(name: str, kind: str, metric: str = "cosine"):
+        return tokneigh.load(name, embeddings=kind, metric=metric)
 
     return Shell(emb, top=4, output=output, interactive=False, loader=loader)
 

@@ -12,6 +12,7 @@ Which tokens a ranking may list is one ``Filters`` value.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,13 +24,18 @@ import numpy as np
 from . import cache, core
 from .errors import EmptyQueryError, TokenIdError, UsageError
 from .filters import NO_FILTERS, Filters
+from .metrics import COSINE, Metric, parse_metric
 from .models import DEFAULT_MODEL, ModelSource, resolve
 from .results import (
     Comparison,
+    Hubness,
+    HubToken,
     MostSimilar,
     Neighbor,
+    NeighborGraph,
     NeighborList,
     Query,
+    SpaceStats,
     Tokenization,
     Tokenizations,
     TokenMap,
@@ -108,16 +114,30 @@ class Vocabulary:
         )
 
 
-class Embeddings:
-    """One model's token embeddings, memory-mapped from the cache."""
+Progress = Callable[[int, int], None]  # (work done, total work) of a long computation
 
-    def __init__(self, entry: cache.Entry) -> None:
+
+class Embeddings:
+    """One model's token embeddings, memory-mapped from the cache, compared under one metric
+    (cosine unless ``under`` says otherwise)."""
+
+    def __init__(
+        self,
+        entry: cache.Entry,
+        metric: Metric = COSINE,
+        space: np.ndarray | None = None,
+        radius: np.ndarray | None = None,
+    ) -> None:
         self._entry = entry
+        self.metric = metric
+        # The unit rows the metric compares: the cached matrix, or its centred (and ABTT)
+        # version; for csls, r(t) of every row as well.
+        self._radius = radius
         self.meta: dict[str, Any] = entry.meta
         self.model: str = entry.meta["model"]
         self.vocab_size: int = entry.meta["vocab_size"]
         self.dim: int = entry.meta["dim"]
-        self.unit = entry.unit  # L2-row-normalized matrix, read-only
+        self.unit = entry.unit if space is None else space  # unit rows, read-only
         self.norms = entry.norms  # raw row norms
         self.codec = entry.codec
         self.vocabulary = Vocabulary(self.model, entry.codec)
@@ -137,7 +157,90 @@ class Embeddings:
         return self._entry.path
 
     def __repr__(self) -> str:
-        return f"Embeddings({self.model!r}, vocab_size={self.vocab_size}, dim={self.dim})"
+        metric = "" if self.metric == COSINE else f", metric={self.metric.name!r}"
+        return f"Embeddings({self.model!r}, vocab_size={self.vocab_size}, dim={self.dim}{metric})"
+
+    # --- metrics ----------------------------------------------------------------------------
+
+    def under(
+        self,
+        metric: str | Metric | None,
+        *,
+        report: Report | None = None,
+        progress: Progress | None = None,
+    ) -> Embeddings:
+        """These embeddings compared under another metric: ``cosine``, ``centered``,
+        ``abtt[:D]`` or ``csls[:K]`` (see ``tokneigh.metrics``). What the metric needs (the
+        centred or ABTT matrix, CSLS's r over an all-pairs pass) is computed once and kept
+        in the cache entry, so later loads pay only for reading it."""
+        chosen = parse_metric(metric, self.dim, self.vocab_size - int(self.unusable.size))
+        if chosen == self.metric:
+            return self
+        if chosen == COSINE:
+            return Embeddings(self._entry)
+        say = report or _log_report
+        usable = np.ones(self.vocab_size, dtype=bool)
+        usable[self.unusable] = False
+        entry = self._entry
+        name = f"metric-{chosen.file_stem}.npy"
+        if chosen.transforms:
+            from .metrics import transformed
+
+            space = cache.load_derived_array(
+                entry, name, (self.vocab_size, self.dim), np.float32, say
+            )
+            if space is None:
+                space = transformed(chosen, entry.unit, entry.norms, usable)
+                cache.save_derived(entry, name, space, say)
+            return Embeddings(entry, chosen, space=space)
+        from .metrics import csls_radius
+
+        radius = cache.load_derived_array(entry, name, (self.vocab_size,), np.float64, say)
+        if radius is None:
+            say(
+                f"computing {chosen.name}'s r for {int(usable.sum()):,} tokens (an all-pairs "
+                "pass, once per model)"
+            )
+            radius = csls_radius(entry.unit, np.flatnonzero(usable), chosen.param or 10, progress)
+            cache.save_derived(entry, name, radius, say)
+        return Embeddings(entry, chosen, radius=radius)
+
+    def _query_radius(self, vectors: np.ndarray, parsed: Sequence[Query | None]) -> list[float]:
+        """CSLS's r of each query: a one-token query's cached r, else the mean cosine of the
+        vector's K nearest rows."""
+        assert self._radius is not None and self.metric.param is not None
+        out: list[float] = []
+        for vector, tokens in zip(vectors, parsed):
+            if tokens is not None and len(tokens.ids) == 1:
+                out.append(float(self._radius[tokens.ids[0]]))
+                continue
+            k = min(self.metric.param, self.vocab_size - int(self.unusable.size))
+            [(_, scores)] = core.rank_many(self.unit, vector[None, :], k, [self.unusable])
+            out.append(float(scores.mean()))
+        return out
+
+    def _rank(
+        self,
+        vectors: np.ndarray,
+        parsed: Sequence[Query | None],
+        k: int,
+        exclude: Sequence[np.ndarray],
+        select: Sequence[core.Selector | None],
+        min_score: float | None,
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``core.rank_many`` under this metric."""
+        if self._radius is None:
+            return core.rank_many(self.unit, vectors, k, exclude, select, min_score)
+        return core.rank_many(
+            self.unit,
+            vectors,
+            k,
+            exclude,
+            select,
+            min_score,
+            radius=self._radius,
+            query_radius=self._query_radius(vectors, parsed),
+        )
 
     # --- tokens -----------------------------------------------------------------------------
 
@@ -188,7 +291,8 @@ class Embeddings:
     def raw_vector(self, query: QueryLike) -> np.ndarray:
         """The raw embedding of a query (the mean of its tokens' raw rows)."""
         ids = self.query_tokens(query).ids
-        return (self.unit[ids] * self.norms[ids, None]).mean(axis=0, dtype=np.float64)
+        unit = self._entry.unit  # the cached rows, whatever the metric compares
+        return (unit[ids] * self.norms[ids, None]).mean(axis=0, dtype=np.float64)
 
     # --- similarity -------------------------------------------------------------------------
 
@@ -234,7 +338,7 @@ class Embeddings:
             for t in parsed
         ]
         select = [self._selector(filters, k)] * len(parsed)
-        ranked = core.rank_many(self.unit, vectors, k, exclude, select, filters.min_sim)
+        ranked = self._rank(vectors, parsed, k, exclude, select, filters.min_sim)
         hidden = self._hidden_count(filters, exclude)
         results = []
         for tokens, vector, (ids, scores), n_hidden in zip(parsed, vectors, ranked, hidden):
@@ -253,13 +357,16 @@ class Embeddings:
                     dedupe=filters.dedupe,
                     hidden=n_hidden,
                     unusable=int(self.unusable.size),
+                    metric=self.metric.name,
                 )
             )
         return results
 
     def similarity(self, a: QueryLike, b: QueryLike) -> float:
-        """Cosine similarity of two queries."""
-        return core.cosine(self.vector(a), self.vector(b))
+        """The similarity of two queries under this metric (cosine by default)."""
+        if self._radius is None:
+            return core.cosine(self.vector(a), self.vector(b))
+        return self.compare(a, b).similarity
 
     def rank(self, a: QueryLike, b: QueryLike, *, filters: Filters = NO_FILTERS) -> int:
         """Where ``b`` stands among ``a``'s neighbours, 1-based, as ``neighbors(a)`` with
@@ -282,15 +389,23 @@ class Embeddings:
                 raise UsageError(f"{tokens.shown}: the mean of its tokens' vectors is zero")
         cos = core.cosine(unit_a, unit_b)
         row = core.scores_for(self.unit, unit_a)  # a fresh array: ours to mask
+        rescore: core.Rescore = functools.partial(core.exact_scores, self.unit, unit_a)
+        score = cos
+        if self._radius is not None:
+            r_a, r_b = self._query_radius(np.stack([unit_a, unit_b]), [tokens_a, tokens_b])
+            row = 2 * row - self._radius - r_a
+            rescore = functools.partial(core.csls_scores, self.unit, unit_a, self._radius, r_a)
+            score = 2.0 * cos - r_a - r_b
         row[self._left_out(filters, spared=tokens_a.ids)] = -np.inf
         if len(tokens_b.ids) == 1:
             # b's score as `neighbors a` reports it, the same number to the last bit; b
             # competes even when the list would leave it out (a special token).
             b_id = tokens_b.ids[0]
             cos = float(core.exact_scores(self.unit, unit_a, np.asarray([b_id]))[0])
-            rank = core.rank_of(row, self.unit, unit_a, b_id, cos)
+            score = float(rescore(np.asarray([b_id]))[0])
+            rank = core.rank_of(row, rescore, b_id, score)
         else:
-            rank = core.rank_of(row, self.unit, unit_a, None, cos)
+            rank = core.rank_of(row, rescore, None, score)
         raw_a, raw_b = self.raw_vector(a), self.raw_vector(b)
         return Comparison(
             a=tokens_a,
@@ -302,6 +417,8 @@ class Embeddings:
             norm_a=float(np.linalg.norm(raw_a)),
             norm_b=float(np.linalg.norm(raw_b)),
             rank_of_b=rank,
+            metric=self.metric.name,
+            similarity=score,
         )
 
     # --- expressions: analogies and most_similar ----------------------------------------------
@@ -364,13 +481,8 @@ class Embeddings:
             raise UsageError("the terms cancel out: their sum is the zero vector, nothing to rank")
         inputs = sorted({i for t in pos + neg for i in t.ids}) if exclude_input else []
         left_out = self._left_out(filters, extra=inputs)
-        [(ids, scores)] = core.rank_many(
-            self.unit,
-            vector[None, :],
-            k,
-            [left_out],
-            [self._selector(filters, k)],
-            filters.min_sim,
+        [(ids, scores)] = self._rank(
+            vector[None, :], [None], k, [left_out], [self._selector(filters, k)], filters.min_sim
         )
         [hidden] = self._hidden_count(filters, [left_out])
         return MostSimilar(
@@ -384,6 +496,7 @@ class Embeddings:
             hidden=hidden,
             unusable=int(self.unusable.size),
             analogy=analogy,
+            metric=self.metric.name,
         )
 
     # --- the seed's lesson: loop against vectorized ------------------------------------------
@@ -399,7 +512,8 @@ class Embeddings:
         if k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
         tokens = self.query_tokens(query)
-        vector = core.query_vector(self.unit, tokens.ids)
+        unit = self._entry.unit  # the loop checks the cosine of the cached rows, any metric
+        vector = core.query_vector(unit, tokens.ids)
         if not vector.any():
             raise UsageError(
                 f"{tokens.shown} has an all-zero embedding: its cosine with anything is undefined"
@@ -411,7 +525,7 @@ class Embeddings:
         vectorized_seconds = float("inf")
         for _ in range(max(1, repeats)):
             started = time.perf_counter()
-            scores = core.scores_for(self.unit, vector)
+            scores = core.scores_for(unit, vector)
             vectorized_seconds = min(vectorized_seconds, time.perf_counter() - started)
         vectorized = np.asarray(scores, dtype=np.float64)
         # Rows with no direction take part in neither ranking nor in the comparison.
@@ -424,7 +538,7 @@ class Embeddings:
         top_loop = [int(ids_usable[i]) for i in np.argsort(-looped, kind="stable")[:k]]
         looped_by_id = dict(zip(ids_usable.tolist(), looped.tolist()))
         # The vectorized ranking as `neighbors` lists it (no filter).
-        [(ids, _)] = core.rank_many(self.unit, vector[None, :], k, [self.unusable])
+        [(ids, _)] = core.rank_many(unit, vector[None, :], k, [self.unusable])
         top_vec = [int(i) for i in ids]
         # Tokens that tie in exact arithmetic ("ban" and "ana" against their own mean) may be
         # ordered by rounding, which differs between the two methods: count, don't fail.
@@ -455,7 +569,7 @@ class Embeddings:
     def _raw_rows(self, block: int = 4096) -> Iterator[np.ndarray]:
         for start in range(0, self.vocab_size, block):
             stop = start + block
-            yield from self.unit[start:stop] * self.norms[start:stop, None]
+            yield from self._entry.unit[start:stop] * self.norms[start:stop, None]
 
     # --- pictures ----------------------------------------------------------------------------
 
@@ -473,6 +587,168 @@ class Embeddings:
             query_xy=(float(coords[0, 0]), float(coords[0, 1])),
             points=[(float(x), float(y)) for x, y in coords[1:]],
             explained=(float(share[0]), float(share[1])),
+        )
+
+    # --- the whole vocabulary ----------------------------------------------------------------
+
+    def graph_rows(self, include_special: bool = False) -> np.ndarray:
+        """The token ids a whole-vocabulary computation covers: every row with a direction,
+        special tokens only when ``include_special``."""
+        keep = np.ones(self.vocab_size, dtype=bool)
+        keep[self.unusable] = False
+        if not include_special:
+            keep[self._special_ids()] = False
+        return np.flatnonzero(keep)
+
+    def graph(
+        self,
+        k: int = 10,
+        *,
+        include_special: bool = False,
+        progress: Progress | None = None,
+        report: Report | None = None,
+    ) -> NeighborGraph:
+        """The exact ``k`` nearest tokens of every token under this metric, self excluded,
+        as ``neighbors`` would list each one (special tokens left out on both sides unless
+        ``include_special``). One all-pairs pass (``tokneigh.allpairs``), kept in the cache
+        entry: ``hubness`` and a second ``graph`` read it."""
+        from .allpairs import knn_all_pairs
+
+        rows = self.graph_rows(include_special)
+        if not 1 <= k <= rows.size - 1:
+            raise UsageError(
+                f"k must be between 1 and {rows.size - 1:,} (the tokens ranked, less the token "
+                f"itself), got {k}"
+            )
+        say = report or _log_report
+        name = f"graph-{self.metric.file_stem}-k{k}{'-special' if include_special else ''}.npz"
+
+        def check(arrays: dict[str, np.ndarray]) -> None:
+            ids, nbrs, sims = arrays["ids"], arrays["neighbors"], arrays["similarities"]
+            if not np.array_equal(ids, rows):
+                raise ValueError("its rows are not this entry's rows")
+            if nbrs.shape != (rows.size, k) or sims.shape != (rows.size, k):
+                raise ValueError("its arrays have the wrong shape")
+            if nbrs.dtype != np.int64 or sims.dtype != np.float64:
+                raise ValueError("its arrays have the wrong type")
+            if ((nbrs < 0) | (nbrs >= self.vocab_size)).any() or not np.isfinite(sims).all():
+                raise ValueError("it holds impossible values")
+
+        cached = cache.load_derived_arrays(self._entry, name, check, say)
+        if cached is not None:
+            return NeighborGraph(
+                self.model,
+                self.metric.name,
+                k,
+                include_special,
+                cached["ids"],
+                cached["neighbors"],
+                cached["similarities"],
+                0.0,
+                cached=True,
+            )
+        started = time.perf_counter()
+        neighbors, similarities = knn_all_pairs(
+            self.unit, rows, k, radius=self._radius, progress=progress
+        )
+        seconds = time.perf_counter() - started
+        arrays = {"ids": rows, "neighbors": neighbors, "similarities": similarities}
+        cache.save_derived(self._entry, name, arrays, say)
+        return NeighborGraph(
+            self.model, self.metric.name, k, include_special, rows, neighbors, similarities, seconds
+        )
+
+    def hubness(
+        self,
+        k: int = 10,
+        *,
+        include_special: bool = False,
+        hubs: int = 10,
+        progress: Progress | None = None,
+        report: Report | None = None,
+        graph: NeighborGraph | None = None,
+    ) -> Hubness:
+        """k-occurrence N_k of every token (how many tokens list it among their k nearest,
+        from ``graph``) and its skewness, the largest N_k, the share of anti-hubs (N_k = 0),
+        and the ``hubs`` tokens with the largest N_k (ties by lower id)."""
+        if hubs < 0:
+            raise UsageError(f"the number of hubs to list must be at least 0, got {hubs}")
+        if graph is None:
+            graph = self.graph(
+                k, include_special=include_special, progress=progress, report=report
+            )
+        counts = np.bincount(graph.neighbors.ravel(), minlength=self.vocab_size)[graph.ids]
+        order = np.lexsort((graph.ids, -counts))[:hubs]
+        listed = []
+        for i in order.tolist():
+            token_id = int(graph.ids[i])
+            text, label = self._shown(token_id)
+            listed.append(HubToken(token_id, text, label, int(counts[i])))
+        return Hubness(
+            model=self.model,
+            k=graph.k,
+            metric=graph.metric,
+            tokens=int(graph.ids.size),
+            skewness=skewness(counts),
+            max=int(counts.max()),
+            antihub_share=float(np.count_nonzero(counts == 0) / counts.size),
+            hubs=listed,
+            occurrences=counts,
+        )
+
+    def stats(
+        self,
+        *,
+        pairs: int = 100_000,
+        seed: int = 0,
+        include_special: bool = False,
+        components: int = 10,
+    ) -> SpaceStats:
+        """The space's shape under this metric: anisotropy (the mean similarity of a seeded
+        sample of ``pairs`` pairs of distinct tokens, Ethayarajh 2019), the raw rows' norms,
+        the share of variance along the top ``components`` principal components of the
+        vectors the metric compares, and how many rows are hidden or special."""
+        from .metrics import principal_axes
+
+        if pairs < 1:
+            raise UsageError(f"the number of pairs to sample must be at least 1, got {pairs}")
+        rows = self.graph_rows(include_special)
+        if rows.size < 2:
+            raise UsageError("fewer than two tokens to measure")
+        rng = np.random.default_rng(seed)
+        first = rng.integers(0, rows.size, pairs)
+        second = rng.integers(0, rows.size - 1, pairs)
+        second += second >= first  # never the same token twice
+        a, b = rows[first], rows[second]
+        cos = np.einsum(
+            "ij,ij->i", self.unit[a].astype(np.float64), self.unit[b].astype(np.float64)
+        )
+        if self._radius is not None:
+            cos = 2 * cos - self._radius[a] - self._radius[b]
+        norms = self.norms[rows].astype(np.float64)
+        chosen = np.zeros(self.vocab_size, dtype=bool)
+        chosen[rows] = True
+        ones = np.ones(self.vocab_size, dtype=np.float32)
+        mean = self.unit[rows].astype(np.float64).mean(axis=0)
+        values = principal_axes(self.unit, ones, chosen, mean)[0]
+        total = float(values.sum())
+        shares = [float(v / total) if total > 0 else 0.0 for v in values[:components]]
+        return SpaceStats(
+            model=self.model,
+            metric=self.metric.name,
+            tokens=int(rows.size),
+            anisotropy=float(cos.mean()),
+            sample_pairs=pairs,
+            seed=seed,
+            norms={
+                "mean": float(norms.mean()),
+                "std": float(norms.std()),
+                "min": float(norms.min()),
+                "max": float(norms.max()),
+            },
+            top_pc_variance=shares,
+            hidden_rows=int(self.unusable.size),
+            special_rows=int(self._special_ids().size),
         )
 
     # --- filters -----------------------------------------------------------------------------
@@ -564,6 +840,10 @@ class Embeddings:
             rows.append(Neighbor(rank, i, text, s, label, codec.is_special(i), variants))
         return rows
 
+    def token_text(self, token_id: int) -> str | None:
+        """The decoded text of a token id (None for a row the tokenizer names no token for)."""
+        return self._shown(token_id)[0]
+
     def _shown(self, token_id: int) -> tuple[str | None, str]:
         """(text, label) of a row; text None for a row the tokenizer names no token for,
         labelled as padding when it lies beyond the tokenizer (Qwen2 and Phi pad the matrix
@@ -577,6 +857,15 @@ class Embeddings:
 
 
 _NO_IDS = np.empty(0, dtype=np.int64)
+
+
+def skewness(values: np.ndarray) -> float:
+    """The skewness of a sample, E[(x - mean)^3] / std^3 (population moments, as Radovanović
+    et al. define hubness); 0 when every value is the same."""
+    x = np.asarray(values, dtype=np.float64)
+    centred = x - x.mean()
+    std = float(np.sqrt((centred**2).mean()))
+    return float((centred**3).mean() / std**3) if std > 0 else 0.0
 
 
 def _terms(terms: QueryLike | Sequence[QueryLike]) -> list[QueryLike]:
@@ -607,6 +896,8 @@ def load(
     rebuild: bool = False,
     report: Report | None = None,
     embeddings: str = "input",
+    metric: str | Metric | None = None,
+    progress: Progress | None = None,
 ) -> Embeddings:
     """Load a model's embeddings from the cache, extracting and caching them on first use.
 
@@ -614,7 +905,8 @@ def load(
     ``report`` receives progress and warning lines (the CLI prints them on stderr); without
     it they go to the ``tokneigh`` logger. ``embeddings="output"`` serves the output matrix (the
     LM head) when the model has one of its own, cached separately; for a tied model it says so
-    and serves the input matrix, which is the same.
+    and serves the input matrix, which is the same. ``metric`` compares them under another
+    metric than cosine (``Embeddings.under``); ``progress`` follows a long first computation.
     """
     from .errors import TiedEmbeddings
 
@@ -631,7 +923,8 @@ def load(
             "are the same matrix; serving the input embeddings"
         )
         entry = cache.get(source, root, "input", rebuild=rebuild, report=say)
-    return Embeddings(entry)
+    emb = Embeddings(entry)
+    return emb if metric is None else emb.under(metric, report=say, progress=progress)
 
 
 def load_vocabulary(

@@ -76,6 +76,9 @@ _ENTRY_NAME = re.compile(r"^[A-Za-z0-9._-]+--([0-9a-f]{16})$")
 # being refreshed (after an upgrade of the tokenizers library, say).
 _ENTRY_FILES = frozenset({MATRIX, NORMS, TOKENIZER, META, INDEX})
 _ENTRY_SCRATCH_FILE = re.compile(r"^\.[A-Za-z0-9._-]+\.[0-9a-f]{32}\.tmp$")
+# What a metric or the all-pairs pass derives from the matrix, computed on first need and kept
+# beside it (``load_derived``/``save_derived``): gone with the entry when it is rebuilt.
+_DERIVED_FILE = re.compile(r"^(metric|graph)-[A-Za-z0-9._-]+\.(npy|npz)$")
 _SCRATCH_NAME = re.compile(r"^\.(tmp|trash)-([0-9a-f]{16})-[0-9a-f-]+$")
 _REQUIRED_META = {
     "format_version": int,
@@ -397,7 +400,9 @@ def _build(source: ModelSource, root: Path, name: str, report: Report, embedding
     write_entry(root, name, unit, norms, extracted.tokenizer_json, meta)
 
 
-def _load_array(path: Path, shape: tuple[int, ...], mmap: bool) -> np.ndarray:
+def _load_array(
+    path: Path, shape: tuple[int, ...], mmap: bool, dtype: type = np.float32
+) -> np.ndarray:
     try:
         # allow_pickle stays False: a cache file can never execute code.
         array = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
@@ -405,9 +410,10 @@ def _load_array(path: Path, shape: tuple[int, ...], mmap: bool) -> np.ndarray:
         raise InvalidEntry(f"{path.name} is missing") from exc
     except (OSError, ValueError, EOFError) as exc:
         raise InvalidEntry(f"{path.name} is truncated or unreadable") from exc
-    if array.dtype != np.float32 or array.shape != shape:
+    if array.dtype != dtype or array.shape != shape:
         raise InvalidEntry(
-            f"{path.name} holds {array.dtype} {array.shape}, expected float32 {shape}"
+            f"{path.name} holds {array.dtype} {array.shape}, expected "
+            f"{np.dtype(dtype).name} {shape}"
         )
     if mmap:
         expected = array.offset + array.nbytes  # type: ignore[attr-defined]
@@ -519,7 +525,11 @@ def is_entry_folder(path: Path) -> bool:
         return False
     try:
         return all(
-            (child.name in _ENTRY_FILES or _ENTRY_SCRATCH_FILE.match(child.name))
+            (
+                child.name in _ENTRY_FILES
+                or _ENTRY_SCRATCH_FILE.match(child.name)
+                or _DERIVED_FILE.match(child.name)
+            )
             and not child.is_dir()
             for child in path.iterdir()
         )
@@ -599,6 +609,100 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+# --- what is derived from an entry's matrix ------------------------------------------------
+
+
+def load_derived_array(
+    entry: Entry, name: str, shape: tuple[int, ...], dtype: type, report: Report
+) -> np.ndarray | None:
+    """A derived array of the entry (memory-mapped), or None when it is not there yet; one that
+    fails validation is reported and treated as missing (the caller computes it again)."""
+    path = entry.path / name
+    if not os.path.lexists(path):
+        return None
+    try:
+        if os.path.islink(path):
+            raise InvalidEntry(f"{name} is a symbolic link")
+        array = _load_array(path, shape, mmap=True, dtype=dtype)
+        if dtype == np.float64 and not np.isfinite(array).all():
+            raise InvalidEntry(f"{name} holds NaN or infinite values")
+        return array
+    except InvalidEntry as exc:
+        report(f"warning: the cached {exc}; computing it again")
+        return None
+
+
+def load_derived_arrays(
+    entry: Entry, name: str, check: Callable[[dict[str, np.ndarray]], None], report: Report
+) -> dict[str, np.ndarray] | None:
+    """A derived ``.npz`` of the entry, checked by ``check`` (which raises ValueError), or
+    None when it is missing or unusable (reported)."""
+    import zipfile
+
+    path = entry.path / name
+    if not os.path.lexists(path):
+        return None
+    try:
+        if os.path.islink(path):
+            raise ValueError(f"{name} is a symbolic link")
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        check(arrays)
+        return arrays
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        report(f"warning: the cached {name} is unusable ({_first_words(exc)}); computing it again")
+        return None
+
+
+def _first_words(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+    return text[:120]
+
+
+def save_derived(
+    entry: Entry, name: str, arrays: np.ndarray | dict[str, np.ndarray], report: Report
+) -> None:
+    """Keep a derived array (``.npy``) or set of arrays (``.npz``) in the entry folder:
+    written beside it and renamed into place under the entry's lock, and only while the
+    folder still holds the entry it was computed from (a rebuild may have replaced it).
+    A cache that cannot be written costs a note, not the answer."""
+    if not _DERIVED_FILE.match(name):
+        raise ValueError(f"not a derived file name: {name}")
+    match = _ENTRY_NAME.match(entry.path.name)
+    if match is None:
+        return
+    root = entry.path.parent
+    try:
+        with _key_lock(root, match.group(1)):
+            try:
+                current = read_meta(entry.path)
+            except InvalidEntry:
+                return
+            if current.get("created") != entry.meta.get("created") or _is_link(entry.path):
+                return  # rebuilt meanwhile: what we computed belongs to the old matrix
+            scratch = entry.path / f".{name}.{uuid.uuid4().hex}.tmp"
+            try:
+                with open(scratch, "wb") as handle:
+                    if isinstance(arrays, dict):
+                        savez: Any = np.savez  # (its stub reads **arrays as its own flags)
+                        savez(handle, **arrays)  # numeric arrays: never pickled
+                    else:
+                        np.save(handle, np.ascontiguousarray(arrays), allow_pickle=False)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(scratch, entry.path / name)
+            finally:
+                with contextlib.suppress(OSError):
+                    scratch.unlink()
+    except (OSError, CacheError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        report(f"note: {name} is not cached ({reason}); it will be computed again next time")
+
+
+def _is_link(path: Path) -> bool:
+    return os.path.islink(path)
 
 
 def list_entries(root: Path) -> list[CachedModel]:

@@ -162,6 +162,14 @@ def exact_scores(unit: np.ndarray, query: np.ndarray, ids: np.ndarray) -> np.nda
     return np.clip(out, -1.0, 1.0, out=out)
 
 
+def csls_scores(
+    unit: np.ndarray, query: np.ndarray, radius: np.ndarray, query_radius: float, ids: np.ndarray
+) -> np.ndarray:
+    """CSLS (Conneau et al. 2018) of ``query`` with the rows ``ids``, in float64:
+    2 cos(q, y) - r(y) - r(q), where r is the mean cosine of a vector's nearest rows."""
+    return 2.0 * exact_scores(unit, query, ids) - radius[ids] - query_radius
+
+
 # Scores a few chosen rows again, exactly: ids -> float64 scores.
 Rescore = Callable[[np.ndarray], np.ndarray]
 
@@ -196,12 +204,15 @@ def rank_many(
     exclude: Sequence[Sequence[int] | np.ndarray] | None = None,
     select: Sequence[Selector | None] | None = None,
     min_score: float | None = None,
+    radius: np.ndarray | None = None,
+    query_radius: Sequence[float] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Top-k (indices, float64 scores) for each unit query row, by blocked matrix products.
 
     ``exclude`` (ids per query) are left out; ``select`` (one selector per query) and
     ``min_score`` filter the ranking: see ``top_k_selected``. Every path orders the same way
-    (see ``MARGIN``).
+    (see ``MARGIN``). With ``radius`` (one value per row) and ``query_radius`` (one per
+    query) the score is CSLS's, 2 cos(q, y) - radius[y] - query_radius[q] (``csls_scores``).
     """
     queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
     results: list[tuple[np.ndarray, np.ndarray]] = []
@@ -219,24 +230,28 @@ def rank_many(
             query = chunk[offset]
             skip = exclude[start + offset] if exclude else ()
             chooser = select[start + offset] if select else None
-            rescore = functools.partial(exact_scores, unit, query)
+            if radius is None:
+                rescore = functools.partial(exact_scores, unit, query)
+            else:
+                assert query_radius is not None
+                r_query = float(query_radius[start + offset])
+                row = 2 * row - radius - np.float32(r_query)  # float32: only a shortlist
+                rescore = functools.partial(csls_scores, unit, query, radius, r_query)
             results.append(top_k_selected(row, k, chooser, skip, min_score, rescore, owned=True))
     return results
 
 
-def rank_of(
-    row: np.ndarray, unit: np.ndarray, query: np.ndarray, index: int | None, value: float
-) -> int:
+def rank_of(row: np.ndarray, rescore: Rescore, index: int | None, value: float) -> int:
     """1-based position in the exact ranking (see ``MARGIN``) of a vector scoring ``value``
-    (float64) against ``query``: row ``index`` itself (ties: lower index first), or, with
-    ``index`` None, a vector that is no row (after every row that scores more).
+    (float64, as ``rescore`` scores): row ``index`` itself (ties: lower index first), or,
+    with ``index`` None, a vector that is no row (after every row that scores more).
 
     ``row`` holds the float32 scores, -inf where a row is left out."""
     better = int(np.count_nonzero(row > value + MARGIN))
     near = np.flatnonzero((row >= value - MARGIN) & (row <= value + MARGIN))
     if index is not None:
         near = near[near != index]
-    exact = exact_scores(unit, query, near)
+    exact = rescore(near)
     ahead = exact > value
     if index is not None:
         ahead |= (exact == value) & (near < index)

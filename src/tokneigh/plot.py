@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import FigureError
-from .results import Comparison, Neighbor, NeighborList, TokenMap, model_label
+from .results import Comparison, Hubness, Neighbor, NeighborList, TokenMap, model_label
 
 _FORMATS = (".png", ".svg", ".pdf")
 
@@ -190,3 +190,22 @@ def _draw_map(m: TokenMap, path: Path) -> None:
 
 def _query_label(result: NeighborList) -> str:
     return result.asked.shown
+
+
+def hubness_histogram(result: Hubness, path: Path) -> None:
+    """How many tokens have each k-occurrence N_k, on a log scale: a long right tail means
+    hubs."""
+    plt = _pyplot()
+    counts = np.asarray(result.occurrences)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    bins = np.arange(0, int(counts.max()) + 2) - 0.5
+    ax.hist(counts, bins=bins if bins.size <= 400 else 200, color="steelblue")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"N_{result.k}: how many tokens list the token among their {result.k} nearest")
+    ax.set_ylabel("tokens (log scale)")
+    ax.set_title(
+        f"k-occurrence · {model_label(result.model)} · {result.metric} · "
+        f"skewness {result.skewness:.2f}"
+    )
+    fig.tight_layout()
+    _save(fig, path)

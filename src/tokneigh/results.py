@@ -202,10 +202,15 @@ class Neighbor:
         return data
 
 
+def _with_metric(title: str, metric: str) -> str:
+    return title if metric == "cosine" else f"{title} · {metric}"
+
+
 def _neighbor_table(
-    title: str, neighbors: Sequence[Neighbor], deduped: bool, **extra: Any
+    title: str, neighbors: Sequence[Neighbor], deduped: bool, metric: str = "cosine", **extra: Any
 ) -> Table:
-    columns = [Column("rank", True), Column("token"), Column("id", True), Column("cosine", True)]
+    # The similarity column is named by what it holds: cosine, or the metric's score.
+    columns = [Column("rank", True), Column("token"), Column("id", True), Column(metric, True)]
     if deduped:
         columns.append(Column("variants"))
     rows = []
@@ -238,6 +243,7 @@ class NeighborList:
     dedupe: bool = False  # variants were folded (each neighbour has ``variants``)
     hidden: int = 0  # special tokens left out of the ranking
     unusable: int = 0  # rows with no direction (NaN, infinite or zero) left out
+    metric: str = "cosine"  # what `similarity` is: cosine, or centered, abtt:D, csls:K
 
     @property
     def asked(self) -> Query:
@@ -254,6 +260,7 @@ class NeighborList:
             "model": self.model,
             "vocab_size": self.vocab_size,
             "dim": self.dim,
+            "metric": self.metric,
             "neighbors": [n.to_json() for n in self.neighbors],
         }
 
@@ -271,13 +278,14 @@ class NeighborList:
         return header, [[text, qid, n.rank, n.id, n.token, n.similarity] for n in self.neighbors]
 
     def title(self, what: str = "Neighbours of") -> str:
-        return (
+        return _with_metric(
             f"{what} {self.asked.described()} · {model_label(self.model)} · "
-            f"{_dims(self.vocab_size, self.dim)}"
+            f"{_dims(self.vocab_size, self.dim)}",
+            self.metric,
         )
 
     def human(self) -> Human:
-        return [_neighbor_table(self.title(), self.neighbors, self.dedupe)]
+        return [_neighbor_table(self.title(), self.neighbors, self.dedupe, self.metric)]
 
 
 def _variant_ids(n: Neighbor) -> str:
@@ -319,11 +327,15 @@ class Comparison:
     norm_a: float
     norm_b: float
     rank_of_b: int  # where b stands among a's neighbours (1 = nearest), as in `neighbors a`
+    metric: str = "cosine"
+    similarity: float = 0.0  # the metric's score: the cosine, or e.g. the CSLS score
 
     def to_json(self) -> dict[str, Any]:
         return {
             "a": self.a.to_json(),
             "b": self.b.to_json(),
+            "metric": self.metric,
+            "similarity": self.similarity,
             "cosine": self.cosine,
             "angle_degrees": self.angle_degrees,
             "pearson": self.pearson,
@@ -350,15 +362,25 @@ class Comparison:
         rows = [
             ["pieces of A", " + ".join(self.a.labels)],
             ["pieces of B", " + ".join(self.b.labels)],
-            ["cosine similarity", _sim(self.cosine)],
+            *([] if self.metric == "cosine" else [[f"{self.metric} score", _sim(self.similarity)]]),
+            [_cosine_label(self.metric), _sim(self.cosine)],
             ["angle", f"{self.angle_degrees:.1f}°"],
             ["Pearson correlation (raw)", _sim(self.pearson)],
             ["norm of A (raw)", f"{self.norm_a:.3f}"],
             ["norm of B (raw)", f"{self.norm_b:.3f}"],
             ["rank of B among A's neighbours", f"{self.rank_of_b:,}"],
         ]
-        title = f"{self.a.shown} vs {self.b.shown} · {model_label(self.model)}"
+        title = _with_metric(
+            f"{self.a.shown} vs {self.b.shown} · {model_label(self.model)}", self.metric
+        )
         return [Table(title, [Column("measure"), Column("value", True)], rows)]
+
+
+def _cosine_label(metric: str) -> str:
+    # centered and abtt compare other vectors than the rows: say whose cosine it is.
+    if metric == "cosine" or metric.startswith("csls"):
+        return "cosine similarity"
+    return f"cosine ({metric} vectors)"
 
 
 @dataclass(slots=True)
@@ -375,11 +397,13 @@ class MostSimilar:
     hidden: int = 0
     unusable: int = 0
     analogy: bool = False  # asked as "a is to b as c is to ?" (negative [a], positive [b, c])
+    metric: str = "cosine"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "positive": [t.term() for t in self.positive],
             "negative": [t.term() for t in self.negative],
+            "metric": self.metric,
             "neighbors": [n.to_json() for n in self.neighbors],
         }
 
@@ -406,13 +430,16 @@ class MostSimilar:
             )
         else:
             heading = f"Nearest to {self.expression()}"
-        title = f"{heading} · {model_label(self.model)} · {_dims(self.vocab_size, self.dim)}"
+        title = _with_metric(
+            f"{heading} · {model_label(self.model)} · {_dims(self.vocab_size, self.dim)}",
+            self.metric,
+        )
         pieces = [
             f"{t.shown} = {_pieces(t.labels)}"
             for t in self.positive + self.negative
             if len(t.ids) > 1 or t.text is None
         ]
-        return [_neighbor_table(title, self.neighbors, self.dedupe, subtitle=pieces)]
+        return [_neighbor_table(title, self.neighbors, self.dedupe, self.metric, subtitle=pieces)]
 
 
 # --- verify -------------------------------------------------------------------------------------
@@ -524,6 +551,7 @@ class TokenMap:
             "query_ids": r.query_ids,
             "query_tokens": r.query_tokens,
             "model": r.model,
+            "metric": r.metric,
             "explained_variance": list(self.explained),
             "query_xy": list(self.query_xy),
             "neighbors": [
@@ -548,7 +576,7 @@ class TokenMap:
             f"{self.explained[1]:.0%} of the variance"
         )
         columns = [Column("rank", True), Column("token"), Column("id", True)]
-        columns += [Column("cosine", True), Column("x", True), Column("y", True)]
+        columns += [Column(r.metric, True), Column("x", True), Column("y", True)]
         rows = [["", f"{r.asked.shown} (query)", "", "", *_xy(self.query_xy)]]
         rows += [
             [str(n.rank), n.label, str(n.id), _sim(n.similarity), *_xy(xy)]
@@ -687,3 +715,182 @@ class CacheRemoval:
             for e in self.removed
         ]
         return lines
+
+
+# --- the whole vocabulary -----------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class NeighborGraph:
+    """The k nearest tokens of every token (self excluded), as arrays: what ``graph`` writes
+    to a file and ``hubness`` counts. Row i of ``neighbors`` and ``similarities`` belongs to
+    token ``ids[i]``, best first, ties by lower id."""
+
+    model: str
+    metric: str
+    k: int
+    include_special: bool
+    ids: Any  # np.ndarray (n,) int64
+    neighbors: Any  # np.ndarray (n, k) int64 token ids
+    similarities: Any  # np.ndarray (n, k) float64
+    seconds: float  # to compute it (0 when it came from the cache)
+    cached: bool = False  # read from the cache entry, not computed by this call
+
+
+@dataclass(slots=True)
+class GraphFile:
+    """What ``tokneigh graph`` wrote."""
+
+    path: str
+    file_format: str
+    model: str
+    metric: str
+    k: int
+    tokens: int
+    include_special: bool
+    seconds: float
+    cached: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "output": self.path,
+            "format": self.file_format,
+            "model": self.model,
+            "metric": self.metric,
+            "k": self.k,
+            "tokens": self.tokens,
+            "include_special": self.include_special,
+            "seconds": self.seconds,
+            "cached": self.cached,
+        }
+
+    def tsv(self) -> tuple[list[str], list[list[Any]]]:
+        data = self.to_json()
+        return list(data), [list(data.values())]
+
+    def human(self) -> Human:
+        how = "from the cache" if self.cached else f"in {self.seconds:.1f} s"
+        return [
+            f"wrote the {self.k} nearest neighbours ({self.metric}) of {self.tokens:,} tokens "
+            f"of {model_label(self.model)} to {self.path} ({self.file_format}), {how}"
+        ]
+
+
+@dataclass(slots=True)
+class HubToken:
+    id: int
+    token: str | None
+    label: str
+    occurrences: int  # N_k: how many tokens list it among their k nearest
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "token": self.token, "occurrences": self.occurrences}
+
+
+@dataclass(slots=True)
+class Hubness:
+    """k-occurrence N_k over a vocabulary (Radovanović et al., JMLR 2010): how often each
+    token is among the k nearest of the others, and how skewed that is."""
+
+    model: str
+    k: int
+    metric: str
+    tokens: int  # the tokens counted (the graph's rows)
+    skewness: float  # of N_k: E[(N - mean)^3] / std^3; 0 for a perfectly even graph
+    max: int
+    antihub_share: float  # share of tokens that no token lists (N_k = 0)
+    hubs: list[HubToken]  # the largest N_k, ties by lower id
+    occurrences: Any = None  # np.ndarray (tokens,) N_k in the graph's row order (not in JSON)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "k": self.k,
+            "metric": self.metric,
+            "tokens": self.tokens,
+            "skewness": self.skewness,
+            "max": self.max,
+            "antihub_share": self.antihub_share,
+            "hubs": [h.to_json() for h in self.hubs],
+        }
+
+    def tsv(self) -> tuple[list[str], list[list[Any]]]:
+        rows = [[r, h.id, h.token, h.occurrences] for r, h in enumerate(self.hubs, start=1)]
+        return ["rank", "id", "token", "occurrences"], rows
+
+    def human(self) -> Human:
+        title = (
+            f"Hubs of {model_label(self.model)} · k = {self.k} · {self.metric} · "
+            f"{self.tokens:,} tokens"
+        )
+        subtitle = [
+            f"skewness of N_{self.k}: {self.skewness:.2f} · largest N_{self.k}: {self.max:,} · "
+            f"anti-hubs (N_{self.k} = 0): {self.antihub_share:.1%}"
+        ]
+        rows = [
+            [str(r), h.label, str(h.id), f"{h.occurrences:,}"]
+            for r, h in enumerate(self.hubs, start=1)
+        ]
+        columns = [Column("rank", True), Column("token"), Column("id", True)]
+        columns.append(Column(f"N_{self.k}", True))
+        return [Table(title, columns, rows, subtitle=subtitle)]
+
+
+@dataclass(slots=True)
+class SpaceStats:
+    """The shape of an embedding space under a metric."""
+
+    model: str
+    metric: str
+    tokens: int  # rows measured (usable; special ones only when included)
+    anisotropy: float  # mean similarity of the sampled pairs of distinct tokens
+    sample_pairs: int
+    seed: int
+    norms: dict[str, float]  # of the raw rows: mean, std, min, max
+    top_pc_variance: list[float]  # share of the variance along each of the top 10 components
+    hidden_rows: int  # rows with no direction (NaN, infinite or zero): never measured
+    special_rows: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "metric": self.metric,
+            "tokens": self.tokens,
+            "anisotropy": self.anisotropy,
+            "sample_pairs": self.sample_pairs,
+            "seed": self.seed,
+            "norms": self.norms,
+            "top_pc_variance": self.top_pc_variance,
+            "hidden_rows": self.hidden_rows,
+            "special_rows": self.special_rows,
+        }
+
+    def tsv(self) -> tuple[list[str], list[list[Any]]]:
+        rows: list[list[Any]] = [
+            ["anisotropy", self.anisotropy],
+            ["sample_pairs", self.sample_pairs],
+            *[[f"norm_{key}", value] for key, value in self.norms.items()],
+            *[[f"pc{i}_variance", v] for i, v in enumerate(self.top_pc_variance, start=1)],
+            ["hidden_rows", self.hidden_rows],
+            ["special_rows", self.special_rows],
+        ]
+        return ["measure", "value"], rows
+
+    def human(self) -> Human:
+        n = self.norms
+        shares = self.top_pc_variance
+        rows = [
+            ["tokens measured", f"{self.tokens:,}"],
+            [
+                f"anisotropy (mean {self.metric} of random pairs)",
+                f"{self.anisotropy:.3f}",
+            ],
+            [f"pairs sampled (distinct tokens, seed {self.seed})", f"{self.sample_pairs:,}"],
+            ["norm of the raw rows: mean ± std", f"{n['mean']:.3f} ± {n['std']:.3f}"],
+            ["norm of the raw rows: min … max", f"{n['min']:.3f} … {n['max']:.3f}"],
+            ["variance along the top principal component", f"{shares[0]:.1%}" if shares else "-"],
+            [f"variance along the top {len(shares)} components", f"{sum(shares):.1%}"],
+            ["rows with no direction (never measured)", f"{self.hidden_rows:,}"],
+            ["special tokens", f"{self.special_rows:,}"],
+        ]
+        title = f"Shape of {model_label(self.model)} · {self.metric}"
+        return [Table(title, [Column("measure"), Column("value", True)], rows)]

@@ -10,9 +10,11 @@ from .common import (
     DEFAULT,
     DEFAULT_EMBEDDINGS,
     DEFAULT_FORMAT,
+    DEFAULT_METRIC,
     CacheDirOption,
     EmbeddingsOption,
     FormatOption,
+    MetricOption,
     ModelOption,
     help_text,
 )
@@ -84,6 +86,7 @@ def analogy(
     words_only: WordsOnlyOption = False,
     include_special: IncludeSpecialOption = False,
     output: FormatOption = DEFAULT_FORMAT,
+    metric: MetricOption = DEFAULT_METRIC,
     embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
@@ -99,7 +102,7 @@ def analogy(
     if not words and not positive and not negative:
         raise UsageError("give A B C, or at least one --positive/--negative word")
     filters = make_filters(dedupe, min_sim, words_only, include_special)
-    emb = load(model, cache_dir, embeddings)
+    emb = load(model, cache_dir, embeddings, metric)
     top = clamp_top(top, emb.vocab_size)
     if words and not positive and not negative:
         a, b, c = words

@@ -67,6 +67,17 @@ EmbeddingsOption = Annotated[
     ),
 ]
 DEFAULT_EMBEDDINGS = EmbeddingsKind.input
+MetricOption = Annotated[
+    str,
+    typer.Option(
+        "--metric",
+        metavar="cosine|centered|abtt[:D]|csls[:K]",
+        help="Similarity: cosine; centered (mean row removed); abtt (also the top D principal "
+        "components, default dim/100); csls (2 cos - r(x) - r(y), r the mean cosine of the K "
+        "nearest, default 10). Computed once per model and cached.",
+    ),
+]
+DEFAULT_METRIC = "cosine"
 DEFAULT = DEFAULT_MODEL
 
 

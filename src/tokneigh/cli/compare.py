@@ -11,9 +11,11 @@ from .common import (
     DEFAULT,
     DEFAULT_EMBEDDINGS,
     DEFAULT_FORMAT,
+    DEFAULT_METRIC,
     CacheDirOption,
     EmbeddingsOption,
     FormatOption,
+    MetricOption,
     ModelOption,
     help_text,
 )
@@ -49,6 +51,7 @@ def compare(
     ] = None,
     include_special: IncludeSpecialOption = False,
     output: FormatOption = DEFAULT_FORMAT,
+    metric: MetricOption = DEFAULT_METRIC,
     embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
@@ -57,7 +60,7 @@ def compare(
 
     if plot is not None:
         check_destination(plot)  # fail before the (possibly slow) load
-    emb = load(model, cache_dir, embeddings)
+    emb = load(model, cache_dir, embeddings, metric)
     result = emb.compare(a, b, filters=make_filters(include_special=include_special))
     if plot is not None:
         from ..plot import compare_scatter

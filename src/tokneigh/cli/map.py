@@ -11,9 +11,11 @@ from .common import (
     DEFAULT,
     DEFAULT_EMBEDDINGS,
     DEFAULT_FORMAT,
+    DEFAULT_METRIC,
     CacheDirOption,
     EmbeddingsOption,
     FormatOption,
+    MetricOption,
     ModelOption,
     help_text,
 )
@@ -71,6 +73,7 @@ def map_command(
     words_only: WordsOnlyOption = False,
     include_special: IncludeSpecialOption = False,
     output: FormatOption = DEFAULT_FORMAT,
+    metric: MetricOption = DEFAULT_METRIC,
     embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
@@ -84,7 +87,7 @@ def map_command(
         raise UsageError(f"--top {top}: a map shows at most {MAX_POINTS} neighbours")
     filters = make_filters(dedupe, min_sim, words_only, include_special)
     check_destination(plot)  # fail before the (possibly slow) load
-    emb = load(model, cache_dir, embeddings)
+    emb = load(model, cache_dir, embeddings, metric)
     top = clamp_top(top, emb.vocab_size - 1)
     result = emb.map(token_id if token_id is not None else query, k=top, filters=filters)  # type: ignore[arg-type]
     note_shortfall([result.result], top, filters, "this query")

@@ -10,9 +10,11 @@ from .common import (
     DEFAULT,
     DEFAULT_EMBEDDINGS,
     DEFAULT_FORMAT,
+    DEFAULT_METRIC,
     CacheDirOption,
     EmbeddingsOption,
     FormatOption,
+    MetricOption,
     ModelOption,
     help_text,
 )
@@ -71,6 +73,7 @@ def neighbors(
     include_special: IncludeSpecialOption = False,
     plot: PlotOption = None,
     output: FormatOption = DEFAULT_FORMAT,
+    metric: MetricOption = DEFAULT_METRIC,
     embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
@@ -86,7 +89,7 @@ def neighbors(
         from ..plot import check_destination
 
         check_destination(plot)  # fail before the (possibly slow) load
-    emb = load(model, cache_dir, embeddings)
+    emb = load(model, cache_dir, embeddings, metric)
     top = clamp_top(top, emb.vocab_size)
     results = emb.neighbors_many(wanted, k=top, exclude_query=exclude_query, filters=filters)
     note_shortfall(results, top, filters)

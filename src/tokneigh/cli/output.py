@@ -4,7 +4,8 @@ options, notes that explain a short list, and one call that writes the result.""
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,8 +25,11 @@ def _value(option: Any) -> str:
     return option.value if isinstance(option, Enum) else str(option)
 
 
-def load(model: str, cache_dir: Path | None, embeddings: Any = "input") -> Embeddings:
-    """The model's embeddings, with progress on stderr (and a line when this run built them)."""
+def load(
+    model: str, cache_dir: Path | None, embeddings: Any = "input", metric: str = "cosine"
+) -> Embeddings:
+    """The model's embeddings under ``metric``, with progress on stderr (and a line when this
+    run built them)."""
     from ..api import load as api_load
 
     emb = api_load(model, cache_dir=cache_dir, report=report, embeddings=_value(embeddings))
@@ -35,7 +39,38 @@ def load(model: str, cache_dir: Path | None, embeddings: Any = "input") -> Embed
             f"cached {emb.model}{kind}: {emb.vocab_size:,} x {emb.dim} in "
             f"{emb.built_seconds:.1f} s at {emb.path}"
         )
+    if metric != "cosine":
+        from ..metrics import parse_metric
+
+        parse_metric(metric, emb.dim, emb.vocab_size)  # a typo fails before a long pass
+        with progress_bar(f"metric {metric}") as progress:
+            emb = emb.under(metric, report=report, progress=progress)
     return emb
+
+
+@contextmanager
+def progress_bar(what: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar with ETA on stderr for a long computation, as a callback
+    ``(done, total)``; None when stderr is not a terminal (logs stay clean)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (
+        TextColumn(f"tokneigh: {what}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(what, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
 
 
 def make_filters(

@@ -25,8 +25,10 @@ import typer
 from .common import (
     DEFAULT,
     DEFAULT_EMBEDDINGS,
+    DEFAULT_METRIC,
     CacheDirOption,
     EmbeddingsOption,
+    MetricOption,
     ModelOption,
     error_line,
     help_text,
@@ -39,7 +41,7 @@ HELP = """Load a model once and answer many queries, one per line.
 
 A line of text is a neighbours query (the whole line, leading spaces included: " Mike" and
 "Mike" are different GPT-2 tokens). Commands: :compare A B, :tokenize TEXT, :analogy A B C,
-:id N, :top N, :model NAME, :embeddings input|output, :help, :quit (or Ctrl-D). Quote
+:id N, :top N, :model NAME, :embeddings input|output, :metric M, :help, :quit (or Ctrl-D). Quote
 arguments that hold spaces: :compare " Mike" "New York".
 
 Special tokens are left out of neighbour lists and ranks unless --include-special, as in
@@ -65,6 +67,7 @@ TEXT                      nearest tokens to TEXT (the whole line)
 :top [N]                  show or set how many neighbours (now {top})
 :model [NAME]             show the model, or load another one
 :embeddings [KIND]        show or switch the matrix: input or output
+:metric [M]               show or switch the metric: cosine, centered, abtt[:D], csls[:K]
 :help            (:h, :?) this list
 :quit            (:q)     leave (Ctrl-D too)
 Quote arguments with spaces: :compare " Mike" "New York"."""
@@ -97,9 +100,10 @@ class Shell:
         top: int,
         output: ShellFormat,
         interactive: bool,
-        loader: Callable[[str, str], Any],
+        loader: Callable[[str, str, str], Any],
         embeddings: str = "input",
         skip_special: bool = True,
+        metric: str = "cosine",
     ) -> None:
         from ..filters import Filters
 
@@ -108,8 +112,10 @@ class Shell:
         self.top = top
         self.output = output
         self.interactive = interactive
-        self.loader = loader  # (model, embeddings) -> Embeddings, for :model and :embeddings
+        # (model, embeddings, metric) -> Embeddings, for :model, :embeddings and :metric
+        self.loader = loader
         self.embeddings = embeddings
+        self.metric = metric
         self._console: Any = None
         self._commands: dict[str, Callable[[str], None]] = {
             "neighbors": self.cmd_neighbors,
@@ -125,6 +131,7 @@ class Shell:
             "k": self.cmd_top,
             "model": self.cmd_model,
             "embeddings": self.cmd_embeddings,
+            "metric": self.cmd_metric,
             "help": self.cmd_help,
             "h": self.cmd_help,
             "?": self.cmd_help,
@@ -298,7 +305,8 @@ class Shell:
     def cmd_model(self, rest: str) -> None:
         name = rest.strip()
         if name:
-            self.emb = self.loader(name, self.embeddings)  # a failure keeps the current model
+            # A failure keeps the current model.
+            self.emb = self.loader(name, self.embeddings, self.metric)
         self.notice("model", self._describe(), self._banner())
 
     def cmd_embeddings(self, rest: str) -> None:
@@ -306,9 +314,16 @@ class Shell:
         if kind:
             if kind not in ("input", "output"):
                 raise ShellError(f"embeddings are 'input' or 'output', not {kind!r}")
-            self.emb = self.loader(self.emb.model, kind)
+            self.emb = self.loader(self.emb.model, kind, self.metric)
             self.embeddings = kind
         self.notice("embeddings", self._describe(), self._banner())
+
+    def cmd_metric(self, rest: str) -> None:
+        name = rest.strip().lower()
+        if name:
+            self.emb = self.emb.under(name)  # a bad name keeps the current metric
+            self.metric = self.emb.metric.name
+        self.notice("metric", self._describe(), self._banner())
 
     def cmd_help(self, rest: str) -> None:
         text = COMMANDS.format(top=self.top)
@@ -334,6 +349,7 @@ class Shell:
         return {
             "model": self.emb.model,
             "embeddings": getattr(self.emb, "embeddings", "input"),
+            "metric": self.metric,
             "vocab_size": self.emb.vocab_size,
             "dim": self.emb.dim,
         }
@@ -345,6 +361,7 @@ class Shell:
         return (
             f"{model_label(self.emb.model)} ({kind} embeddings) · {self.emb.vocab_size:,} "
             f"tokens × {self.emb.dim} dims · top {self.top}"
+            + ("" if self.metric == "cosine" else f" · {self.metric}")
         )
 
     def notice(self, command: str, data: dict[str, Any], text: str) -> None:
@@ -538,21 +555,24 @@ def shell(
         ),
     ] = ShellFormat.table,
     include_special: IncludeSpecialOption = False,
+    metric: MetricOption = DEFAULT_METRIC,
     embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
     kind = embeddings.value
-    emb = load(model, cache_dir, kind)  # a model that cannot load ends the command, as elsewhere
+    # A model that cannot load ends the command, as elsewhere.
+    emb = load(model, cache_dir, kind, metric)
     interactive = sys.stdin.isatty()
     sh = Shell(
         emb,
         top=top,
         output=output,
         interactive=interactive,
-        loader=lambda name, which: load(name, cache_dir, which),
+        loader=lambda name, which, how: load(name, cache_dir, which, how),
         embeddings=kind,
         skip_special=not include_special,
+        metric=emb.metric.name,
     )
     try:
         if interactive:

@@ -1,0 +1,90 @@
+"""`tokneigh graph`: the exact k nearest neighbours of every token, written to a file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import (
+    DEFAULT,
+    DEFAULT_EMBEDDINGS,
+    DEFAULT_FORMAT,
+    DEFAULT_METRIC,
+    CacheDirOption,
+    EmbeddingsOption,
+    FormatOption,
+    MetricOption,
+    ModelOption,
+    help_text,
+)
+from .filters import IncludeSpecialOption
+from .help import HelpCommand
+from .output import emit, load, progress_bar, report
+
+HELP = """Write the exact K nearest neighbours of every token to FILE.
+
+One all-pairs pass over the vocabulary (each token's list is the one `tokneigh neighbors
+--id N` gives, self excluded, ties broken by lower id). Special tokens are left out on both
+sides unless --include-special. The format follows the extension: .parquet (columns id, rank,
+neighbor_id, similarity; one row per pair), .npz (arrays ids, neighbors, similarities) or
+.jsonl (one object per token). The file appears whole or not at all. The graph is kept in the
+cache, so `tokneigh hubness` with the same K and metric reads it instead of computing it.
+
+Examples:
+
+  tokneigh graph --top 10 --output gpt2-knn.parquet
+
+  tokneigh graph --top 20 --metric csls --output knn.jsonl --model ./my-checkpoint
+"""
+
+TopOption = Annotated[
+    int,
+    typer.Option("--top", "-k", min=1, metavar="K", help="Neighbours per token (self excluded)."),
+]
+
+
+def graph(
+    output_file: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Where to write: .parquet, .npz or .jsonl.",
+            show_default=False,
+        ),
+    ],
+    top: TopOption = 10,
+    metric: MetricOption = DEFAULT_METRIC,
+    include_special: IncludeSpecialOption = False,
+    output: FormatOption = DEFAULT_FORMAT,
+    embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
+    model: ModelOption = DEFAULT,
+    cache_dir: CacheDirOption = None,
+) -> None:
+    from ..graphfile import file_format, write_graph
+    from ..results import GraphFile
+
+    file_format(output_file)  # an unknown extension or an unwritable folder fails first
+    emb = load(model, cache_dir, embeddings, metric)
+    with progress_bar(f"{top} nearest of every token ({emb.metric.name})") as progress:
+        result = emb.graph(top, include_special=include_special, progress=progress, report=report)
+    fmt = write_graph(result, output_file, emb.token_text)
+    summary = GraphFile(
+        path=str(output_file),
+        file_format=fmt,
+        model=emb.model,
+        metric=result.metric,
+        k=result.k,
+        tokens=int(result.ids.size),
+        include_special=include_special,
+        seconds=result.seconds,
+        cached=result.cached,
+    )
+    emit(summary, output)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("graph", cls=HelpCommand, help=help_text(HELP))(graph)
