@@ -460,3 +460,22 @@ def test_graph_on_gpt2_and_bert_checkpoints_matches_sampled_rows(family, request
         assert graph.neighbors[i].tolist() == rows[order].tolist()
     hub = emb.hubness(5, graph=graph)
     assert hub.tokens == rows.size and sum(hub.occurrences) == 5 * rows.size
+
+
+def test_the_shell_switches_metric_and_answers_as_the_api(tied_llama, llama):
+    import subprocess
+    import sys
+
+    script = "hello\n:metric csls:4\nhello\n:metric nonsense\nhello\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "tokneigh", "shell", "-f", "json", "-k", "3", "-m", str(tied_llama)],
+        input=script, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    out = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [o["command"] for o in out] == ["neighbors", "metric", "neighbors", "metric", "neighbors"]
+    assert out[1]["metric"] == "csls:4" and "error" in out[3]
+    filters = tokneigh.Filters(skip_special=True)
+    for line, metric in ((out[0], "cosine"), (out[2], "csls:4"), (out[4], "csls:4")):
+        want = llama.under(metric).neighbors("hello", k=3, filters=filters).to_json()
+        assert {k: v for k, v in line.items() if k != "command"} == json.loads(json.dumps(want))
