@@ -473,7 +473,8 @@ def test_the_shell_switches_metric_and_answers_as_the_api(tied_llama, llama):
     )
     assert done.returncode == 0, done.stderr
     out = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [o["command"] for o in out] == ["neighbors", "metric", "neighbors", "metric", "neighbors"]
+    commands = [o["command"] for o in out]
+    assert commands == ["neighbors", "metric", "neighbors", "metric", "neighbors"]
     assert out[1]["metric"] == "csls:4" and "error" in out[3]
     filters = tokneigh.Filters(skip_special=True)
     for line, metric in ((out[0], "cosine"), (out[2], "csls:4"), (out[4], "csls:4")):

@@ -144,6 +144,8 @@ class Embeddings:
         # Which matrix this is: "input" (token embeddings) or "output" (an untied LM head).
         self.embeddings: str = entry.meta.get("embeddings", "input")
         self.built_seconds = entry.built_seconds  # set when this load built the entry
+        # How a GGUF file stored the matrix ("Q8_0"); None for safetensors and full precision.
+        self.quantization: str | None = cache.quantization_of(entry.meta)
         self._specials: np.ndarray | None = None  # codec.special_among(vocab_size), on first use
         # Rows with no direction (NaN/Inf values, all zero): never ranked, never a query.
         bad = entry.meta.get("unusable_rows", {})
@@ -358,6 +360,7 @@ class Embeddings:
                     hidden=n_hidden,
                     unusable=int(self.unusable.size),
                     metric=self.metric.name,
+                    quantization=self.quantization,
                 )
             )
         return results

@@ -361,6 +361,8 @@ def build_meta(
         "tensor": extracted.tensor,
         "embeddings": embeddings,
         "fingerprint": extracted.fingerprint,
+        # A GGUF file's storage type of the tensor read ({"token_embd.weight": "Q8_0"}).
+        "quantization": dict(getattr(extracted, "quantization", None) or {}),
         "vocab_size": int(unit.shape[0]),
         "dim": int(unit.shape[1]),
         "tokenizer_size": Tokenizer.from_str(tokenizer_json).get_vocab_size(with_added_tokens=True),
@@ -736,7 +738,17 @@ def _described(folder: Path, meta: dict[str, Any] | None, size: int) -> CachedMo
         dim=meta["dim"],
         size_bytes=size,
         folder=str(folder),
+        quantization=quantization_of(meta),
     )
+
+
+def quantization_of(meta: dict[str, Any]) -> str | None:
+    """The storage type of the entry's tensor, for a GGUF file (None otherwise)."""
+    types = meta.get("quantization")
+    if not isinstance(types, dict):
+        return None
+    kinds = sorted({v for v in types.values() if isinstance(v, str)})
+    return "/".join(kinds) or None
 
 
 def matching_entries(root: Path, name: str, source: ModelSource | None) -> list[CachedModel]:

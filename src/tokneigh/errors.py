@@ -30,6 +30,10 @@ class ModelNameError(UsageError):
     """A model name that is neither an existing folder nor a valid hub id."""
 
 
+class OllamaNameError(UsageError):
+    """An ``ollama:`` model name that cannot name a model of Ollama's store."""
+
+
 class FigureError(UsageError):
     """A figure cannot be written where it was asked for."""
 

@@ -62,6 +62,8 @@ class Extracted:
     tensor: str
     resolved: str
     fingerprint: dict[str, Any] = field(default_factory=dict)
+    # Storage type of each tensor read, for a GGUF file ({"token_embd.weight": "Q8_0"}).
+    quantization: dict[str, str] = field(default_factory=dict)
 
 
 class _LocalFiles:
@@ -214,6 +216,10 @@ def extract(source: ModelSource, report: Report, embeddings: str = "input") -> E
     raises one of the library's errors, whose message's first line says why.
     """
     with _library_errors(source):
+        if source.kind == "gguf":
+            from . import gguf_file
+
+            return gguf_file.extract(source, report, embeddings)
         return _extract(source, report, embeddings)
 
 
@@ -272,6 +278,10 @@ def read_tokenizer(source: ModelSource, report: Report) -> tuple[str, list[int]]
     """A checkpoint's tokenizer alone (its cleaned tokenizer.json and special ids), without
     reading any weights: what a command that only tokenizes needs."""
     with _library_errors(source, "its tokenizer cannot be read"):
+        if source.kind == "gguf":
+            from . import gguf_file
+
+            return gguf_file.read_tokenizer(source, report)
         files, config_path = _open_checkpoint(source, report)
         tokenizer_json, special_ids, _ = _clean_tokenizer(
             _read_tokenizer(files, config_path.parent).text
@@ -665,6 +675,10 @@ def output_tensor(source: ModelSource, report: Report) -> str | None:
     (no safetensors file).
     """
     with _library_errors(source):  # a truncated or malformed config.json or header
+        if source.kind == "gguf":
+            from . import gguf_file
+
+            return gguf_file.output_tensor(source, report)
         files, config_path = _open_checkpoint(source, report)
         layout = _safetensors_layout(files)
         return None if layout is None else _output_tensor_name(config_path.parent, layout[0])

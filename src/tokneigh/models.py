@@ -1,4 +1,5 @@
-"""What a ``--model`` argument names: a local checkpoint folder or a Hugging Face hub id.
+"""What a ``--model`` argument names: a local checkpoint folder, a GGUF file (or an Ollama
+model, ``ollama:NAME[:TAG]``, which is one) or a Hugging Face hub id.
 
 Cheap on purpose (no network, no torch): it runs on every query, cached or not.
 """
@@ -7,9 +8,11 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from stat import S_ISREG
 
 from .errors import ModelNameError, ModelNotFoundError
 
@@ -29,9 +32,9 @@ INDEX_FILES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 class ModelSource:
     """Where a model's weights and tokenizer come from."""
 
-    kind: str  # "local" or "hub"
-    name: str  # as shown to the user: the hub id or the resolved folder
-    location: str  # the hub id, or the absolute path of the folder
+    kind: str  # "local" (a folder), "gguf" (a file) or "hub"
+    name: str  # as shown to the user: the hub id, the resolved path, or ollama:NAME:TAG
+    location: str  # the hub id, or the absolute path of the folder or file
 
     @property
     def identity(self) -> str:
@@ -40,7 +43,8 @@ class ModelSource:
 
     @property
     def is_local(self) -> bool:
-        return self.kind == "local"
+        """On this machine: fingerprinted by its files' sizes and mtimes, never fetched."""
+        return self.kind in ("local", "gguf")
 
 
 def resolve(spec: str) -> ModelSource:
@@ -51,12 +55,22 @@ def resolve(spec: str) -> ModelSource:
     shown = _shown(spec)
     if _is_folder_candidate(spec):
         path = _expand(spec)
+        if not path.is_dir() and _is_gguf(path):
+            real = path.resolve()
+            return ModelSource("gguf", str(real), str(real))
         if not path.is_dir():
             raise ModelNotFoundError(
                 f"model {shown}: is a file, not the folder that holds config.json and the weights"
             )
         real = path.resolve()
         return ModelSource("local", str(real), str(real))
+    if spec.startswith("ollama:"):
+        from .ollama import blob_path
+
+        name, blob = blob_path(spec)
+        return ModelSource("gguf", name, str(blob))
+    if spec.lower().endswith(GGUF_SUFFIX):  # never a hub id: "model.gguf" is a missing file
+        raise ModelNotFoundError(f"model {shown}: no such file")
     if spec.startswith(("/", "./", "../", "~")) or spec.count("/") > 1 or ".." in spec:
         raise ModelNotFoundError(f"model {shown}: no such folder")
     if not _HUB_ID.match(spec) or "--" in spec:
@@ -65,6 +79,24 @@ def resolve(spec: str) -> ModelSource:
             "id (like 'gpt2' or 'openai-community/gpt2')"
         )
     return ModelSource("hub", spec, spec)
+
+
+GGUF_SUFFIX = ".gguf"
+
+
+def _is_gguf(path: Path) -> bool:
+    """A file named ``*.gguf``, or one that starts with GGUF's magic (an Ollama blob has no
+    suffix); a file that cannot be read is not (the caller says it is not a folder), nor is
+    anything but a regular file (a FIFO would block the read)."""
+    if not path.is_file():
+        return False
+    if path.name.lower().endswith(GGUF_SUFFIX):
+        return True
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"GGUF"
+    except OSError:
+        return False
 
 
 def _shown(spec: str, quoted: bool = False) -> str:
@@ -102,8 +134,12 @@ def local_fingerprint(folder: Path) -> dict[str, list[int]]:
 
     The top-level files, and every shard the checkpoint's index names (by its path relative
     to ``folder``, subfolders included). Runs on every cached query: it reads the index only
-    when there is one, and never raises for a malformed one (the build reports that)."""
+    when there is one, and never raises for a malformed one (the build reports that).
+    A GGUF file is its own checkpoint: one ``stat``."""
     prints: dict[str, list[int]] = {}
+    info = os.stat(folder)
+    if S_ISREG(info.st_mode):
+        return {folder.name: [info.st_size, info.st_mtime_ns]}
     for entry in sorted(folder.iterdir()):
         if entry.is_file() and entry.name.endswith(_TRACKED_SUFFIXES):
             stat = entry.stat()

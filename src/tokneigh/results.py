@@ -244,6 +244,7 @@ class NeighborList:
     hidden: int = 0  # special tokens left out of the ranking
     unusable: int = 0  # rows with no direction (NaN, infinite or zero) left out
     metric: str = "cosine"  # what `similarity` is: cosine, or centered, abtt:D, csls:K
+    quantization: str | None = None  # a GGUF file's storage type of the matrix ("Q8_0")
 
     @property
     def asked(self) -> Query:
@@ -261,6 +262,7 @@ class NeighborList:
             "vocab_size": self.vocab_size,
             "dim": self.dim,
             "metric": self.metric,
+            **({} if self.quantization is None else {"quantization": self.quantization}),
             "neighbors": [n.to_json() for n in self.neighbors],
         }
 
@@ -278,8 +280,9 @@ class NeighborList:
         return header, [[text, qid, n.rank, n.id, n.token, n.similarity] for n in self.neighbors]
 
     def title(self, what: str = "Neighbours of") -> str:
+        stored = "" if self.quantization is None else f" · {self.quantization}"
         return _with_metric(
-            f"{what} {self.asked.described()} · {model_label(self.model)} · "
+            f"{what} {self.asked.described()} · {model_label(self.model)}{stored} · "
             f"{_dims(self.vocab_size, self.dim)}",
             self.metric,
         )
@@ -603,6 +606,7 @@ class CachedModel:
     dim: int | None
     size_bytes: int
     folder: str  # the entry's folder
+    quantization: str | None = None  # a GGUF tensor's storage type ("Q8_0"), else None
 
     @property
     def label(self) -> str | None:
@@ -618,6 +622,7 @@ class CachedModel:
             "dim": self.dim,
             "size_bytes": self.size_bytes,
             "entry": self.folder,
+            "quantization": self.quantization,
         }
 
 
@@ -639,6 +644,7 @@ class CacheListing:
             "dim",
             "size_bytes",
             "entry",
+            "quantization",
         ]
         rows = [[("" if v is None else v) for v in e.to_json().values()] for e in self.entries]
         return header, rows
@@ -652,8 +658,10 @@ class CacheListing:
             if e.model is None:
                 rows.append(["(damaged: rebuilt on next use)", "", "", "", "", size, e.folder])
                 continue
-            name = model_label(e.model) + (" (output)" if e.embeddings == "output" else "")
-            where = e.model if e.source == "local" else "hub"
+            tags = ["output"] if e.embeddings == "output" else []
+            tags += [e.quantization] if e.quantization else []
+            name = model_label(e.model) + (f" ({', '.join(tags)})" if tags else "")
+            where = e.model if e.source in ("local", "gguf") else "hub"
             rows.append(
                 [name, where, f"{e.vocab_size:,}", str(e.dim), size, e.folder.rsplit("/", 1)[-1]]
             )
