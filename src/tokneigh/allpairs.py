@@ -315,7 +315,7 @@ def _row_norms(matrix: np.ndarray) -> np.ndarray:
     out = np.empty(matrix.shape[0], dtype=np.float64)
     for start in range(0, matrix.shape[0], 8192):
         rows = matrix[start : start + 8192].astype(np.float64)
-        out[start : start + rows.shape[0]] = np.sqrt((rows * rows).sum(axis=1))
+        out[start : start + rows.shape[0]] = np.sqrt(np.einsum("wd,wd->w", rows, rows))
     return out
 
 
@@ -332,11 +332,11 @@ def _exact_block(
     bias: np.ndarray | None,
 ) -> np.ndarray:
     """Float64 scores of each row against its shortlist, computed as ``core.exact_scores``
-    does (float64 products, pairwise sums along the last axis, the same norms), so the numbers
-    match a ``neighbors`` query to the last bit."""
+    does (``einsum``'s loop along each row, the same norms), so the numbers match a
+    ``neighbors`` query to the last bit."""
     queries = _query_rows(matrix, rows)
-    q_norms = np.sqrt((queries * queries).sum(axis=1))
-    dots = np.multiply(matrix[shortlist], queries[:, None, :]).sum(axis=2)
+    q_norms = np.sqrt(np.einsum("cd,cd->c", queries, queries))
+    dots = np.einsum("cwd,cd->cw", matrix[shortlist].astype(np.float64), queries)
     denominators = norms[shortlist] * q_norms[:, None]
     cos = np.zeros_like(dots)
     np.divide(dots, denominators, out=cos, where=denominators > 0)

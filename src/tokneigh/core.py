@@ -149,15 +149,16 @@ def exact_scores(unit: np.ndarray, query: np.ndarray, ids: np.ndarray) -> np.nda
     """Cosine of ``query`` with the rows ``ids`` in float64, clipped to [-1, 1] (0 for a zero
     row): the similarity every ranking reports, a token against itself exactly 1.
 
-    Elementwise products and numpy's pairwise sums along each row: the result for a row does
-    not depend on which other rows are scored with it (a BLAS product's blocking could)."""
+    Each dot product is ``einsum``'s own loop along one row (no BLAS): the result for a row
+    does not depend on which other rows are scored with it (a BLAS product's blocking could),
+    and ``allpairs`` computes the very same numbers for a whole vocabulary."""
     q = np.asarray(query, dtype=np.float64)
-    q_norm = float(np.sqrt((q * q).sum()))
+    q_norm = float(np.sqrt(np.einsum("d,d->", q, q)))
     out = np.zeros(len(ids), dtype=np.float64)
     for start in range(0, len(ids), _EXACT_BLOCK):
         rows = unit[ids[start : start + _EXACT_BLOCK]].astype(np.float64)
-        dots = (rows * q).sum(axis=1)
-        norms = np.sqrt((rows * rows).sum(axis=1)) * q_norm
+        dots = np.einsum("wd,d->w", rows, q)
+        norms = np.sqrt(np.einsum("wd,wd->w", rows, rows)) * q_norm
         np.divide(dots, norms, out=out[start : start + len(rows)], where=norms > 0)
     return np.clip(out, -1.0, 1.0, out=out)
 
