@@ -40,13 +40,17 @@ from .results import (
     Tokenizations,
     TokenMap,
     Variant,
+    VectorSource,
     Verification,
 )
 
 if TYPE_CHECKING:
     from .tokens import TokenCodec
+    from .vectors import VectorQuery
 
 QueryLike = str | int
+# Text, a token id, or a vector (an array, or a ``vectors.VectorQuery`` that names its file).
+AnyQuery = Any
 
 # Similarities closer than this are a tie: float32 rounding alone can order them either way.
 TIE = 1e-6
@@ -300,37 +304,81 @@ class Embeddings:
 
     def neighbors(
         self,
-        query: QueryLike,
+        query: AnyQuery,
         k: int = 20,
         exclude_query: bool = False,
         *,
         filters: Filters = NO_FILTERS,
+        score: str = "cosine",
     ) -> NeighborList:
-        """The ``k`` tokens nearest to ``query`` by cosine similarity, best first.
+        """The ``k`` tokens nearest to ``query`` by cosine similarity (or the metric), best
+        first. A query is text, a token id, or a vector (a 1-D numpy array of ``dim`` values,
+        or a ``vectors.VectorQuery``; ``centroid()`` is the mean row).
 
         ``filters`` (none by default, so the API ranks every row) are applied to the ranking
         of the whole vocabulary before taking ``k``, and ranks run 1..k over what remains
         (fewer than ``k`` only when fewer tokens pass). ``exclude_query`` leaves the query's
-        own tokens out.
+        own tokens out. ``score="dot"`` ranks a vector by its raw product with the
+        unnormalized rows (a readout through the output embeddings) instead of cosine.
         """
-        return self.neighbors_many([query], k=k, exclude_query=exclude_query, filters=filters)[0]
+        return self.neighbors_many(
+            [query], k=k, exclude_query=exclude_query, filters=filters, score=score
+        )[0]
+
+    def centroid(self) -> VectorQuery:
+        """The mean raw row (of the rows with a direction), as a vector query."""
+        from .metrics import mean_row
+        from .vectors import VectorQuery
+
+        usable = np.ones(self.vocab_size, dtype=bool)
+        usable[self.unusable] = False
+        mean = mean_row(self._entry.unit, self.norms, usable)
+        return VectorQuery(mean, VectorSource(centroid=True))
+
+    def _parse(self, query: AnyQuery) -> tuple[Query, np.ndarray | None]:
+        """A query's tokens, and for a vector query its (checked, float64) vector."""
+        if isinstance(query, np.integer):
+            query = int(query)
+        if isinstance(query, (str, int)):  # the usual case: no import
+            return self.query_tokens(query), None
+        from .vectors import VectorQuery, checked
+
+        if isinstance(query, np.ndarray):
+            query = VectorQuery(np.asarray(query), VectorSource())
+        if not isinstance(query, VectorQuery):
+            return self.query_tokens(query), None  # refuses it, naming its type
+        if self.metric.transforms:
+            raise UsageError(
+                f"a vector is ranked by cosine or csls, not {self.metric.name} (which "
+                "compares transformed rows)"
+            )
+        return Query(None, None, [], [], [], query.origin), checked(query, self.dim)
 
     def neighbors_many(
         self,
-        queries: Sequence[QueryLike],
+        queries: Sequence[AnyQuery],
         k: int = 20,
         exclude_query: bool = False,
         *,
         filters: Filters = NO_FILTERS,
+        score: str = "cosine",
     ) -> list[NeighborList]:
         """Neighbours of several queries at once (one matrix-matrix product per block), the
         same rows in the same order as each query asked alone."""
         if k < 1:
             raise UsageError(f"k must be at least 1, got {k}")
-        parsed = [self.query_tokens(q) for q in queries]
-        if not parsed:
+        if score not in ("cosine", "dot"):
+            raise UsageError(f"the score is 'cosine' or 'dot', not {score!r}")
+        both = [self._parse(q) for q in queries]
+        if not both:
             return []
-        vectors = core.query_vectors(self.unit, [t.ids for t in parsed])
+        parsed = [tokens for tokens, _ in both]
+        if score == "dot":
+            if any(raw is None for _, raw in both):
+                raise UsageError("dot products rank vector queries only (a vector or the centroid)")
+            if self._radius is not None:
+                raise UsageError(f"dot products are raw products, not {self.metric.name} scores")
+        vectors = self._query_vectors(both)
         for tokens, vector in zip(parsed, vectors):
             if not vector.any():  # tokens whose unit vectors cancel out exactly
                 raise UsageError(f"{tokens.shown}: the mean of its tokens' vectors is zero")
@@ -340,7 +388,14 @@ class Embeddings:
             for t in parsed
         ]
         select = [self._selector(filters, k)] * len(parsed)
-        ranked = self._rank(vectors, parsed, k, exclude, select, filters.min_sim)
+        if score == "dot":
+            ranked = [
+                self._rank_dot(raw, k, skip, chooser, filters.min_sim)
+                for (_, raw), skip, chooser in zip(both, exclude, select)
+                if raw is not None
+            ]
+        else:
+            ranked = self._rank(vectors, parsed, k, exclude, select, filters.min_sim)
         hidden = self._hidden_count(filters, exclude)
         results = []
         for tokens, vector, (ids, scores), n_hidden in zip(parsed, vectors, ranked, hidden):
@@ -361,9 +416,57 @@ class Embeddings:
                     unusable=int(self.unusable.size),
                     metric=self.metric.name,
                     quantization=self.quantization,
+                    vector=tokens.vector,
+                    score=score,
                 )
             )
         return results
+
+    def _query_vectors(self, both: Sequence[tuple[Query, np.ndarray | None]]) -> np.ndarray:
+        """The unit query vector of each query: tokens as ``core.query_vectors`` makes them
+        (the same bits in any batch), vectors normalized."""
+        out = np.empty((len(both), self.dim), dtype=np.float32)
+        token_rows = [i for i, (_, raw) in enumerate(both) if raw is None]
+        if token_rows:
+            out[token_rows] = core.query_vectors(self.unit, [both[i][0].ids for i in token_rows])
+        for i, (_, raw) in enumerate(both):
+            if raw is not None:
+                out[i] = core.unit_vector(raw)
+        return out
+
+    def _rank_dot(
+        self,
+        raw: np.ndarray,
+        k: int,
+        exclude: np.ndarray,
+        select: core.Selector | None,
+        min_score: float | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rank by the raw product with the unnormalized rows (each rebuilt as unit row x
+        norm), float64 on the shortlist as every ranking is."""
+        unit, norms = self._entry.unit, self.norms
+        row = (unit @ raw.astype(np.float32)) * norms  # float32: only a shortlist
+        vector = np.asarray(raw, dtype=np.float64)
+
+        def rescore(ids: np.ndarray) -> np.ndarray:
+            rows = unit[ids].astype(np.float64)
+            return np.einsum("wd,d->w", rows, vector) * norms[ids].astype(np.float64)
+
+        # core's shortlist margin is absolute, made for cosines: scale the scores into
+        # [-1, 1] by a power of two (exact in floating point, so the order is kept bit for
+        # bit), rank, and report the unscaled products.
+        finite = np.abs(row[np.isfinite(row)])
+        scale = 2.0 ** np.ceil(np.log2(max(float(finite.max()) if finite.size else 1.0, 1e-30)))
+        ids, _ = core.top_k_selected(
+            row / np.float32(scale),
+            k,
+            select,
+            exclude,
+            None if min_score is None else min_score / scale,
+            lambda chosen: rescore(chosen) / scale,
+            owned=True,
+        )
+        return ids, rescore(ids)
 
     def similarity(self, a: QueryLike, b: QueryLike) -> float:
         """The similarity of two queries under this metric (cosine by default)."""

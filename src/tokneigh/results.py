@@ -127,24 +127,52 @@ class Tokenizations:
         return lines
 
 
+@dataclass(frozen=True, slots=True)
+class VectorSource:
+    """Where a vector query came from: a ``.npy`` file (and row), the centroid, or the API."""
+
+    source: str | None = None  # the file, or None for an array passed to the API
+    row: int | None = None  # the row of a 2-D file
+    centroid: bool = False  # the mean row of the matrix
+
+    @property
+    def shown(self) -> str:
+        if self.centroid:
+            return "the centroid"
+        if self.source is None:
+            return "the vector"
+        return f"vector {self.source}" + ("" if self.row is None else f":{self.row}")
+
+    def to_json(self) -> dict[str, Any]:
+        if self.centroid:
+            return {"centroid": True}
+        return {"vector": {"source": self.source, "row": self.row}}
+
+
 @dataclass(slots=True)
 class Query:
-    """What a query stands for: a text (``token_id`` None) or one token id (``text`` None)."""
+    """What a query stands for: a text (``token_id`` None), one token id (``text`` None), or a
+    vector (both None, ``vector`` says where it came from)."""
 
     text: str | None
     token_id: int | None
     ids: list[int]
     tokens: list[str]
     labels: list[str]
+    vector: VectorSource | None = None
 
     @property
     def shown(self) -> str:
-        """`"banana"`, or `token #5` for an id query."""
+        """`"banana"`, `token #5` for an id query, `vector FILE:ROW`, `the centroid`."""
+        if self.vector is not None:
+            return self.vector.shown
         return f"token #{self.token_id}" if self.text is None else _short(self.text)
 
     def described(self) -> str:
         """The query with its pieces: `"banana" = "ban" + "ana" (mean of 2 tokens)`,
         `token #5 ("&")`."""
+        if self.vector is not None:
+            return self.shown
         if self.text is None:
             return f"{self.shown} ({self.labels[0]})"
         if len(self.ids) > 1:
@@ -245,11 +273,18 @@ class NeighborList:
     unusable: int = 0  # rows with no direction (NaN, infinite or zero) left out
     metric: str = "cosine"  # what `similarity` is: cosine, or centered, abtt:D, csls:K
     quantization: str | None = None  # a GGUF file's storage type of the matrix ("Q8_0")
+    vector: VectorSource | None = None  # a vector query: where the vector came from
+    score: str = "cosine"  # or "dot": the raw product with the unnormalized rows
 
     @property
     def asked(self) -> Query:
         return Query(
-            self.query, self.query_id, self.query_ids, self.query_tokens, self.query_labels
+            self.query,
+            self.query_id,
+            self.query_ids,
+            self.query_tokens,
+            self.query_labels,
+            self.vector,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -263,6 +298,8 @@ class NeighborList:
             "dim": self.dim,
             "metric": self.metric,
             **({} if self.quantization is None else {"quantization": self.quantization}),
+            **({} if self.vector is None else self.vector.to_json()),
+            **({} if self.score == "cosine" else {"score": self.score}),
             "neighbors": [n.to_json() for n in self.neighbors],
         }
 
@@ -281,6 +318,8 @@ class NeighborList:
 
     def title(self, what: str = "Neighbours of") -> str:
         stored = "" if self.quantization is None else f" · {self.quantization}"
+        if self.score != "cosine":
+            stored += f" · {self.score} product"
         return _with_metric(
             f"{what} {self.asked.described()} · {model_label(self.model)}{stored} · "
             f"{_dims(self.vocab_size, self.dim)}",
@@ -288,7 +327,8 @@ class NeighborList:
         )
 
     def human(self) -> Human:
-        return [_neighbor_table(self.title(), self.neighbors, self.dedupe, self.metric)]
+        column = self.metric if self.score == "cosine" else self.score
+        return [_neighbor_table(self.title(), self.neighbors, self.dedupe, column)]
 
 
 def _variant_ids(n: Neighbor) -> str:

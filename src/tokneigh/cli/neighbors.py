@@ -38,6 +38,9 @@ out unless --include-special; a query's own special token still answers (--id 50
 Filters (--dedupe, --min-sim, --words-only) apply to the ranking of the whole vocabulary
 before --top is taken, and ranks run 1..k over what remains. --plot draws a bar chart.
 
+A vector is a query too (--vector FILE.npy, --vector FILE.npy:ROW, --centroid): a direction
+read as tokens, by cosine or, with --score dot, by its raw product with the rows.
+
 Examples:
 
   tokneigh neighbors Mike --top 20
@@ -49,6 +52,10 @@ Examples:
   tokneigh neighbors Mike --dedupe --words-only --min-sim 0.3
 
   tokneigh neighbors king --top 15 --plot king.png
+
+  tokneigh neighbors --vector steering.npy --top 10
+
+  tokneigh neighbors --centroid --score dot --embeddings output
 """
 
 
@@ -64,6 +71,26 @@ def neighbors(
         list[int] | None,
         typer.Option("--id", metavar="N", help="Query a token id directly (repeatable)."),
     ] = None,
+    vectors: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--vector",
+            metavar="FILE.npy[:ROW]",
+            help="Query a vector: a 1-D .npy array, or one ROW of a 2-D one (repeatable).",
+        ),
+    ] = None,
+    centroid: Annotated[
+        bool, typer.Option("--centroid", help="Query the mean row of the matrix.")
+    ] = False,
+    score: Annotated[
+        str,
+        typer.Option(
+            "--score",
+            metavar="cosine|dot",
+            help="For vector queries: cosine, or dot (the raw product with the unnormalized "
+            "rows: a readout through the output embeddings).",
+        ),
+    ] = "cosine",
     exclude_query: Annotated[
         bool, typer.Option("--exclude-query", help="Leave the query's own tokens out.")
     ] = False,
@@ -81,9 +108,13 @@ def neighbors(
     from ..errors import UsageError
     from ..results import NeighborLists
 
-    wanted: list[str | int] = [*(queries or []), *(ids or [])]
-    if not wanted:
-        raise UsageError("give a QUERY or --id N (see 'tokneigh neighbors --help')")
+    wanted: list[object] = [*(queries or []), *(ids or [])]
+    if vectors:
+        from ..vectors import load_vector
+
+        wanted += [load_vector(spec) for spec in vectors]  # a bad file fails before the load
+    if not wanted and not centroid:
+        raise UsageError("give a QUERY, --id N, --vector FILE or --centroid")
     filters = make_filters(dedupe, min_sim, words_only, include_special)
     if plot is not None:
         from ..plot import check_destination
@@ -91,7 +122,11 @@ def neighbors(
         check_destination(plot)  # fail before the (possibly slow) load
     emb = load(model, cache_dir, embeddings, metric)
     top = clamp_top(top, emb.vocab_size)
-    results = emb.neighbors_many(wanted, k=top, exclude_query=exclude_query, filters=filters)
+    if centroid:
+        wanted.append(emb.centroid())
+    results = emb.neighbors_many(
+        wanted, k=top, exclude_query=exclude_query, filters=filters, score=score.lower()
+    )
     note_shortfall(results, top, filters)
     if plot is not None:
         from ..plot import MAX_BARS, neighbors_bars

@@ -102,7 +102,12 @@ def note_shortfall(results: Sequence[Any], top: int, filters: Filters, what: str
         found = len(r.neighbors)
         if found >= top:
             continue
-        subject = what or (f"token #{r.query_id}" if r.query_id is not None else repr(r.query))
+        if what:
+            subject = what
+        elif getattr(r, "vector", None) is not None:
+            subject = r.vector.shown
+        else:
+            subject = f"token #{r.query_id}" if r.query_id is not None else repr(r.query)
         hidden = ""
         if r.hidden:
             noun = "token is" if r.hidden == 1 else "tokens are"

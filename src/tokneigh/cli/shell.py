@@ -41,7 +41,8 @@ HELP = """Load a model once and answer many queries, one per line.
 
 A line of text is a neighbours query (the whole line, leading spaces included: " Mike" and
 "Mike" are different GPT-2 tokens). Commands: :compare A B, :tokenize TEXT, :analogy A B C,
-:id N, :top N, :model NAME, :embeddings input|output, :metric M, :help, :quit (or Ctrl-D). Quote
+:id N, :vector FILE[:ROW], :centroid, :top N, :model NAME, :embeddings input|output,
+:metric M, :help, :quit (or Ctrl-D). Quote
 arguments that hold spaces: :compare " Mike" "New York".
 
 Special tokens are left out of neighbour lists and ranks unless --include-special, as in
@@ -68,6 +69,8 @@ TEXT                      nearest tokens to TEXT (the whole line)
 :model [NAME]             show the model, or load another one
 :embeddings [KIND]        show or switch the matrix: input or output
 :metric [M]               show or switch the metric: cosine, centered, abtt[:D], csls[:K]
+:vector FILE[:ROW]        nearest tokens to a vector saved with numpy (.npy)
+:centroid                 nearest tokens to the mean row
 :help            (:h, :?) this list
 :quit            (:q)     leave (Ctrl-D too)
 Quote arguments with spaces: :compare " Mike" "New York"."""
@@ -132,6 +135,8 @@ class Shell:
             "model": self.cmd_model,
             "embeddings": self.cmd_embeddings,
             "metric": self.cmd_metric,
+            "vector": self.cmd_vector,
+            "centroid": self.cmd_centroid,
             "help": self.cmd_help,
             "h": self.cmd_help,
             "?": self.cmd_help,
@@ -317,6 +322,17 @@ class Shell:
             self.emb = self.loader(self.emb.model, kind, self.metric)
             self.embeddings = kind
         self.notice("embeddings", self._describe(), self._banner())
+
+    def cmd_vector(self, rest: str) -> None:
+        from ..vectors import load_vector
+
+        [spec] = _args(rest, 1, ":vector FILE.npy[:ROW]")
+        result = self.emb.neighbors(load_vector(spec), k=self.top, filters=self.filters)
+        self.show("neighbors", result)
+
+    def cmd_centroid(self, rest: str) -> None:
+        result = self.emb.neighbors(self.emb.centroid(), k=self.top, filters=self.filters)
+        self.show("neighbors", result)
 
     def cmd_metric(self, rest: str) -> None:
         name = rest.strip().lower()
