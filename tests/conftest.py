@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -19,12 +22,40 @@ from checkpoints import (
 # Nothing in the suite may reach the model hub.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.pop("TOKNEIGH_MODEL", None)
+# Nor the user's cache: a module-scoped fixture that loads a model runs before the per-test
+# cache fixture below sets TOKNEIGH_CACHE_DIR, and would otherwise write to ~/.cache/tokneigh.
+os.environ["TOKNEIGH_CACHE_DIR"] = tempfile.mkdtemp(prefix="tokneigh-tests-")
+
+
+def _built_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], Path]
+) -> Path:
+    """A checkpoint built once per run and shared by the xdist workers (each would otherwise
+    build its own: torch and transformers, 3 to 10 s a checkpoint). Tests never write into a
+    session checkpoint (they copy it first), so sharing one across workers is safe."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's own folder, which every worker's lies in
+    folder = root / "checkpoints" / name
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / "complete").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            build(folder / "ckpt")
+            (folder / "complete").touch()
+    return folder / "ckpt"
 
 
 @pytest.fixture(scope="session")
 def gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """GPT-2's real tokenizer with random 50,257 x 32 weights (rows 7 and 11 zeroed)."""
-    return make_gpt2_checkpoint(tmp_path_factory.mktemp("gpt2") / "ckpt", dim=32, zero_rows=(7, 11))
+    return _built_once(
+        tmp_path_factory,
+        "gpt2",
+        lambda folder: make_gpt2_checkpoint(folder, dim=32, zero_rows=(7, 11)),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -35,19 +66,21 @@ def minilm_dir() -> Path:
 @pytest.fixture(scope="session")
 def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """LlamaForCausalLM, 479 x 32, untied lm_head; Llama-style byte-fallback BPE tokenizer."""
-    return make_llama_checkpoint(tmp_path_factory.mktemp("llama") / "ckpt", dim=32)
+    return _built_once(tmp_path_factory, "llama", lambda f: make_llama_checkpoint(f, dim=32))
 
 
 @pytest.fixture(scope="session")
 def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random BertModel, 30,522 x 32, with all-MiniLM-L6-v2's real tokenizer."""
-    return make_bert_checkpoint(tmp_path_factory.mktemp("bert") / "ckpt", dim=32)
+    return _built_once(tmp_path_factory, "bert", lambda f: make_bert_checkpoint(f, dim=32))
 
 
 @pytest.fixture(scope="session")
 def gpt2_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """GPT2LMHeadModel (tied lm_head: only transformer.wte.weight saved), 50,257 x 32."""
-    return make_gpt2_lm_checkpoint(tmp_path_factory.mktemp("gpt2-lm") / "ckpt", dim=32)
+    return _built_once(
+        tmp_path_factory, "gpt2-lm", lambda f: make_gpt2_lm_checkpoint(f, dim=32)
+    )
 
 
 @pytest.fixture(scope="module")

@@ -103,7 +103,7 @@ def test_tokenize_reads_only_the_tokenizer(llama_dir, cache_dir):
 
 
 def test_a_missing_argument_is_exit_2_not_help(gpt2_dir):
-    wanted = {"neighbors": "give a QUERY or --id N", "tokenize": "missing TEXT",
+    wanted = {"neighbors": "give a QUERY, --id N", "tokenize": "missing TEXT",
               "compare": "missing B"}  # fmt: skip
     for args in (["neighbors"], ["tokenize"], ["compare", "ban"]):
         result = cli(*args, "-m", str(gpt2_dir))

@@ -19,8 +19,8 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def emb(llama_dir):
-    return tokneigh.load(str(llama_dir))
+def emb(llama_dir, module_cache):
+    return tokneigh.load(str(llama_dir), cache_dir=module_cache)  # the CLI tests' cache too
 
 
 def invoke(*args: str):

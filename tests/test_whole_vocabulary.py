@@ -143,8 +143,9 @@ def tied_llama(llama_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def llama(tied_llama):
-    return tokneigh.load(str(tied_llama))
+def llama(tied_llama, module_cache):
+    # The module's cache, which its command-line tests use too (SHARED_CACHE).
+    return tokneigh.load(str(tied_llama), cache_dir=module_cache)
 
 
 def raw_rows(emb) -> np.ndarray:
@@ -374,7 +375,8 @@ def test_graph_writes_each_format_with_the_same_pairs(tied_llama, llama, tmp_pat
         ["--output", "{tmp}"],
     ],
 )
-def test_graph_bad_input_is_one_line_and_leaves_no_file(tied_llama, tmp_path, args):
+def test_graph_bad_input_is_one_line_and_leaves_no_file(tied_llama, llama, tmp_path, args):
+    # (`llama`: the model is cached first, so a first use's progress lines are not counted)
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if "--output" not in args:
         args += ["--output", str(tmp_path / "knn.npz")]
