@@ -47,6 +47,22 @@ _HOMES = {
     "ModelNotFoundError": "errors",
     "HubUnavailableError": "errors",
     "CacheError": "errors",
+    "DiffItem": "results",
+    "DiffSummary": "results",
+    "GraphFile": "results",
+    "HubToken": "results",
+    "Hubness": "results",
+    "NeighborGraph": "results",
+    "NeighborhoodDiff": "results",
+    "ScanToken": "results",
+    "SpaceStats": "results",
+    "TokenScan": "results",
+    "VectorSource": "results",
+    "Metric": "metrics",
+    "VectorQuery": "vectors",
+    "load_vector": "vectors",
+    "OllamaNameError": "errors",
+    "OutputFileError": "errors",
 }
 
 __all__ = [  # the names of _HOMES, spelled out for tools that read __all__ statically
@@ -79,6 +95,22 @@ __all__ = [  # the names of _HOMES, spelled out for tools that read __all__ stat
     "ModelNotFoundError",
     "HubUnavailableError",
     "CacheError",
+    "DiffItem",
+    "DiffSummary",
+    "GraphFile",
+    "HubToken",
+    "Hubness",
+    "NeighborGraph",
+    "NeighborhoodDiff",
+    "ScanToken",
+    "SpaceStats",
+    "TokenScan",
+    "VectorSource",
+    "Metric",
+    "VectorQuery",
+    "load_vector",
+    "OllamaNameError",
+    "OutputFileError",
 ]
 
 if TYPE_CHECKING:
@@ -92,27 +124,42 @@ if TYPE_CHECKING:
         HubUnavailableError,
         ModelNameError,
         ModelNotFoundError,
+        OllamaNameError,
+        OutputFileError,
         TokenIdError,
         TokneighError,
         UsageError,
     )
     from .filters import Filters
+    from .metrics import Metric
     from .results import (
         CacheBuild,
         CachedModel,
         CacheListing,
         CacheRemoval,
         Comparison,
+        DiffItem,
+        DiffSummary,
+        GraphFile,
+        Hubness,
+        HubToken,
         MostSimilar,
         Neighbor,
+        NeighborGraph,
+        NeighborhoodDiff,
         NeighborList,
         Query,
+        ScanToken,
+        SpaceStats,
         Tokenization,
         Tokenizations,
         TokenMap,
+        TokenScan,
         Variant,
+        VectorSource,
         Verification,
     )
+    from .vectors import VectorQuery, load_vector
 
 
 def __getattr__(name: str) -> Any:

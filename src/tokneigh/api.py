@@ -45,6 +45,7 @@ from .results import (
 )
 
 if TYPE_CHECKING:
+    from .results import NeighborhoodDiff, TokenScan
     from .tokens import TokenCodec
     from .vectors import VectorQuery
 
@@ -949,6 +950,54 @@ class Embeddings:
     def token_text(self, token_id: int) -> str | None:
         """The decoded text of a token id (None for a row the tokenizer names no token for)."""
         return self._shown(token_id)[0]
+
+    def token_shown(self, token_id: int) -> tuple[str | None, str]:
+        """(decoded text or None, the label tables show) of a token id."""
+        return self._shown(token_id)
+
+    @property
+    def csls_radius(self) -> np.ndarray | None:
+        """Under ``csls``: r(t) of every row (the mean cosine of its K nearest); else None."""
+        return self._radius
+
+    def query_radius(self, vectors: np.ndarray, queries: Sequence[Query | None]) -> list[float]:
+        """Under ``csls``: r of each unit query vector (a one-token query's cached r)."""
+        return self._query_radius(vectors, queries)
+
+    # --- under-trained tokens and model differences --------------------------------------
+
+    def scan(
+        self,
+        indicator: str = "magikarp",
+        *,
+        reference: str | Sequence[int] | None = "auto",
+        top: int = 20,
+    ) -> TokenScan:
+        """Tokens ranked from most to least likely under-trained (``tokneigh.scan``): give
+        magikarp the output embeddings when the model has its own (``load(...,
+        embeddings="output")``), norm and centroid the input ones."""
+        from .scan import scan
+
+        return scan(self, indicator=indicator, reference=reference, top=top)
+
+    def diff(
+        self,
+        other: Embeddings,
+        words: Sequence[str] = (),
+        *,
+        sample: int = 0,
+        seed: int = 0,
+        k: int = 10,
+        changed: int = 3,
+    ) -> NeighborhoodDiff:
+        """How neighbourhoods change from these embeddings to ``other`` (another model,
+        the output matrix, another metric): overlap@k, Jaccard and Spearman's rho of ``words``
+        and of a seeded sample of shared tokens (``tokneigh.diff``)."""
+        from .diff import compare_models
+
+        return compare_models(
+            self, other, words=words, sample=sample, seed=seed, k=k, changed=changed
+        )
 
     def _shown(self, token_id: int) -> tuple[str | None, str]:
         """(text, label) of a row; text None for a row the tokenizer names no token for,

@@ -38,6 +38,10 @@ class FigureError(UsageError):
     """A figure cannot be written where it was asked for."""
 
 
+class OutputFileError(UsageError):
+    """An output file (a neighbour graph) that cannot be written where it was asked for."""
+
+
 class ModelNotFoundError(TokneighError):
     """The model does not exist locally or on the hub, or holds no usable checkpoint."""
 

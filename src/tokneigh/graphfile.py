@@ -20,16 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
+from .errors import OutputFileError
 from .results import NeighborGraph
 
 FORMATS = {".parquet": "parquet", ".npz": "npz", ".jsonl": "jsonl"}
 
 Shown = Callable[[int], "str | None"]  # token id -> its text (None for padding rows)
-
-
-class OutputFileError(UsageError):
-    """An output file that cannot be written where it was asked for."""
 
 
 def file_format(path: Path) -> str:

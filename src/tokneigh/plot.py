@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import results as _results
 from .errors import FigureError
 from .results import Comparison, Hubness, Neighbor, NeighborList, TokenMap, model_label
 
@@ -206,6 +207,35 @@ def hubness_histogram(result: Hubness, path: Path) -> None:
     ax.set_title(
         f"k-occurrence · {model_label(result.model)} · {result.metric} · "
         f"skewness {result.skewness:.2f}"
+    )
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def scan_histogram(result: _results.TokenScan, path: Path) -> None:
+    """The indicator over every scored token, the cut-off (the score of the last listed token)
+    marked: how far the listed tokens stand apart from the bulk of the vocabulary."""
+    plt = _pyplot()
+    scores = np.asarray(result.scores, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
+    ax.hist(scores, bins=min(200, max(10, scores.size // 50)), color="steelblue")
+    ax.set_yscale("log")  # a handful of outliers against tens of thousands of tokens
+    if result.tokens:
+        cut = result.tokens[-1].score
+        ax.axvline(cut, color="crimson", linewidth=1.2, linestyle="--")
+        ax.annotate(
+            f" top {len(result.tokens)} (≤ {cut:.3g})",
+            (cut, 1),
+            xycoords=("data", "axes fraction"),
+            va="top",
+            color="crimson",
+            fontsize=8,
+        )
+    ax.set_xlabel(f"{result.indicator} score (smaller: more likely under-trained)")
+    ax.set_ylabel("tokens (log scale)")
+    ax.set_title(
+        f"Under-trained tokens · {model_label(result.model)} · {result.embeddings} embeddings",
+        parse_math=False,
     )
     fig.tight_layout()
     _save(fig, path)

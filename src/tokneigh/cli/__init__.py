@@ -19,7 +19,7 @@ import typer
 
 from .. import __version__
 from ..errors import TokneighError
-from . import analogy, compare, graph, hubness, neighbors, stats, tokenize, verify
+from . import analogy, compare, diff, graph, hubness, neighbors, scan, stats, tokenize, verify
 from . import cache as cache_commands
 from . import map as map_commands
 from . import shell as shell_commands
@@ -147,6 +147,8 @@ map_commands.register(app)
 graph.register(app)
 hubness.register(app)
 stats.register(app)
+scan.register(app)
+diff.register(app)
 shell_commands.register(app)
 app.add_typer(cache_commands.app, name="cache", cls=HelpGroup)
 

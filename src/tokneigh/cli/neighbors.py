@@ -114,7 +114,9 @@ def neighbors(
 
         wanted += [load_vector(spec) for spec in vectors]  # a bad file fails before the load
     if not wanted and not centroid:
-        raise UsageError("give a QUERY, --id N, --vector FILE or --centroid")
+        raise UsageError(
+            "give a QUERY, --id N, --vector FILE or --centroid (see 'tokneigh neighbors --help')"
+        )
     filters = make_filters(dedupe, min_sim, words_only, include_special)
     if plot is not None:
         from ..plot import check_destination
