@@ -137,8 +137,9 @@ def _reachability(emb: Embeddings) -> Reachability:
     return Reachability(reachable, fragment, impossible)
 
 
-def parse_reference(text: str, vocab_size: int) -> list[int] | None:
-    """``auto`` (None) or token ids: ``177,178,179``, ranges ``177-187``, or both mixed."""
+def parse_reference(text: str, vocab_size: int | None) -> list[int] | None:
+    """``auto`` (None) or token ids: ``177,178,179``, ranges ``177-187``, or both mixed.
+    With ``vocab_size`` None only the spelling is checked (before a model is loaded)."""
     spec = text.strip()
     if spec.lower() == "auto":
         return None
@@ -155,6 +156,8 @@ def parse_reference(text: str, vocab_size: int) -> list[int] | None:
         high = int(match.group(2)) if match.group(2) is not None else low
         if high < low:
             raise UsageError(f"reference {text!r}: the range {part} runs backwards")
+        if vocab_size is None:
+            continue
         for token_id in (low, high):
             if token_id >= vocab_size:
                 raise TokenIdError(token_id, vocab_size, "reference token id")

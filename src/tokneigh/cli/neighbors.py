@@ -108,6 +108,11 @@ def neighbors(
     from ..errors import UsageError
     from ..results import NeighborLists
 
+    score = score.lower()
+    if score not in ("cosine", "dot"):
+        raise UsageError(f"the score is 'cosine' or 'dot', not {score!r}")
+    if score == "dot" and metric.strip().lower() != "cosine":
+        raise UsageError(f"dot products are raw products, not {metric} scores")  # before a pass
     wanted: list[object] = [*(queries or []), *(ids or [])]
     if vectors:
         from ..vectors import load_vector
@@ -127,7 +132,7 @@ def neighbors(
     if centroid:
         wanted.append(emb.centroid())
     results = emb.neighbors_many(
-        wanted, k=top, exclude_query=exclude_query, filters=filters, score=score.lower()
+        wanted, k=top, exclude_query=exclude_query, filters=filters, score=score
     )
     note_shortfall(results, top, filters)
     if plot is not None:

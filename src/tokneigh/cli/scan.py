@@ -75,10 +75,11 @@ def scan(
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from ..scan import check_request
+    from ..scan import check_request, parse_reference
     from ..scan import scan as run_scan
 
     check_request(indicator, top)  # a typo fails before the model loads
+    parse_reference(reference, None)  # so does a misspelt reference
     if plot is not None:
         from ..plot import check_destination
 
