@@ -83,6 +83,38 @@ def gpt2_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
 
 
+# --- a tiny checkpoint and a cache built from it (the reliability tests damage copies) --------
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from test_reliability import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
+
+
+@pytest.fixture(scope="module")
+def template(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache root holding tiny_dir's entry, built once; tests copy it."""
+    from tokneigh import api
+
+    root = tmp_path_factory.mktemp("template")
+    api.load(str(tiny_dir), cache_dir=root, report=lambda _: None)
+    return root
+
+
+@pytest.fixture(scope="module")
+def expected(tiny_dir: Path, template: Path) -> list:
+    """`neighbors` JSON from an undamaged cache: what every recovered run must print."""
+    import json
+
+    from test_reliability import QUERY, cli
+
+    code, out, err = cli(*QUERY, "--model", tiny_dir, "--cache-dir", template)
+    assert code == 0, err
+    return json.loads(out)
+
+
 @pytest.fixture(scope="module")
 def module_cache(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     return tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1] + "-cache")

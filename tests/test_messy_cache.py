@@ -32,7 +32,6 @@ from test_reliability import (
     cli,
     entries,
     leftovers,
-    make_tiny_checkpoint,
     warnings,
 )
 
@@ -40,26 +39,6 @@ from tokneigh import api, cache, render
 from tokneigh.errors import CacheError
 
 SRC = Path(api.__file__).parent
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("messy-tiny") / "ckpt")
-
-
-@pytest.fixture(scope="module")
-def template(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache root holding tiny_dir's entry, built once; tests copy it."""
-    root = tmp_path_factory.mktemp("messy-template")
-    api.load(str(tiny_dir), cache_dir=root, report=lambda _: None)
-    return root
-
-
-@pytest.fixture(scope="module")
-def expected(tiny_dir: Path, template: Path) -> list:
-    code, out, err = cli(*QUERY, "--model", tiny_dir, "--cache-dir", template)
-    assert code == 0, err
-    return json.loads(out)
 
 
 @pytest.fixture

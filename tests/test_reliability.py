@@ -148,28 +148,6 @@ def make_tiny_checkpoint(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
-
-
-
-@pytest.fixture(scope="module")
-def template(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A cache root holding tiny_dir's entry, built once; tests copy it."""
-    root = tmp_path_factory.mktemp("reliability-template")
-    api.load(str(tiny_dir), cache_dir=root, report=lambda _: None)
-    return root
-
-
-@pytest.fixture(scope="module")
-def expected(tiny_dir: Path, template: Path) -> list:
-    """`neighbors` JSON from an undamaged cache: what every recovered run must print."""
-    code, out, err = cli(*QUERY, "--model", tiny_dir, "--cache-dir", template)
-    assert code == 0, err
-    return json.loads(out)
-
-
-@pytest.fixture(scope="module")
 def expected_result(tiny_dir: Path, template: Path) -> list:
     return result_of(api.load(str(tiny_dir), cache_dir=template))
 
