@@ -58,14 +58,19 @@ def test_neighbors_json_contract(cli, emb, gpt2_dir):
 
 
 def test_tokenize_json_contract(cli):
-    result = cli("tokenize", "banana", " banana", "apple", "--format", "json")
+    result = cli("tokenize", "banana", " banana", "apple", "☃", "--format", "json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
+    # labels: as the tables show each token (quoted; a byte fragment as bytes)
     assert data == [
-        {"text": "banana", "ids": data[0]["ids"], "tokens": ["ban", "ana"]},
-        {"text": " banana", "ids": data[1]["ids"], "tokens": [" banana"]},
-        {"text": "apple", "ids": data[2]["ids"], "tokens": ["apple"]},
-    ]
+        {"text": "banana", "ids": data[0]["ids"], "tokens": ["ban", "ana"],
+         "labels": ['"ban"', '"ana"']},
+        {"text": " banana", "ids": data[1]["ids"], "tokens": [" banana"],
+         "labels": ['" banana"']},
+        {"text": "apple", "ids": data[2]["ids"], "tokens": ["apple"], "labels": ['"apple"']},
+        {"text": "☃", "ids": data[3]["ids"], "tokens": ["\\xe2\\x98", "\\x83"],
+         "labels": ['b"\\xe2\\x98"', 'b"\\x83"']},
+    ]  # fmt: skip
     assert len(data[0]["ids"]) == 2 and len(data[1]["ids"]) == len(data[2]["ids"]) == 1
 
 

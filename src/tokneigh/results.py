@@ -85,7 +85,7 @@ class Tokenization:
     labels: list[str]  # as shown to a person: quoted, b"\xNN" for byte fragments
 
     def to_json(self) -> dict[str, Any]:
-        return {"text": self.text, "ids": self.ids, "tokens": self.tokens}
+        return {"text": self.text, "ids": self.ids, "tokens": self.tokens, "labels": self.labels}
 
     def sentence(self) -> str:
         """The seed's sentence: `"banana" comprises 2 tokens: ["ban", "ana"]  ids [...]`."""

@@ -19,7 +19,19 @@ import typer
 
 from .. import __version__
 from ..errors import TokneighError
-from . import analogy, compare, diff, graph, hubness, neighbors, scan, stats, tokenize, verify
+from . import (
+    analogy,
+    compare,
+    diff,
+    graph,
+    hubness,
+    neighbors,
+    scan,
+    serve,
+    stats,
+    tokenize,
+    verify,
+)
 from . import cache as cache_commands
 from . import map as map_commands
 from . import shell as shell_commands
@@ -149,6 +161,7 @@ hubness.register(app)
 stats.register(app)
 scan.register(app)
 diff.register(app)
+serve.register(app)
 shell_commands.register(app)
 app.add_typer(cache_commands.app, name="cache", cls=HelpGroup)
 

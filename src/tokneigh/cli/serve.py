@@ -1,0 +1,178 @@
+"""`tokneigh serve`: the explorer in a browser."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from .common import (
+    DEFAULT,
+    DEFAULT_EMBEDDINGS,
+    CacheDirOption,
+    EmbeddingsOption,
+    ModelOption,
+    help_text,
+)
+from .help import HelpCommand
+from .output import load, progress_bar, report
+
+if TYPE_CHECKING:
+    import socket
+
+    from starlette.applications import Starlette
+
+    from ..web.app import Served
+
+HELP = """Serve the explorer on a local web page, with the matrix kept in memory.
+
+The page ranks neighbours as you click (each neighbour a link that makes it the query),
+shows the query's tokens, compares two words (with the dimension scatter), solves analogies
+and maps a neighbourhood in 2-D; every view is a URL you can share. The same answers are
+JSON under /api/ (see the README). The model and its metrics are fixed at start: each
+--metric is prepared once (and cached), and the page offers those.
+
+The server listens on 127.0.0.1 unless --host says otherwise: it has no authentication, so
+anyone who can reach the port can query the model. --port 0 picks a free port. The URL is
+printed on standard output.
+
+Examples:
+
+  tokneigh serve
+
+  tokneigh serve --model ./my-checkpoint --metric cosine --metric csls --open
+"""
+
+DEFAULT_METRICS = ["cosine", "centered", "abtt", "csls"]
+
+
+def serve(
+    port: Annotated[
+        int, typer.Option("--port", "-p", min=0, max=65535, metavar="N", help="TCP port.")
+    ] = 8000,
+    host: Annotated[
+        str, typer.Option("--host", metavar="ADDRESS", help="Address to listen on.")
+    ] = "127.0.0.1",
+    metrics: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            metavar="cosine|centered|abtt[:D]|csls[:K]",
+            help="A metric the page offers (repeatable; default cosine, centered, abtt and "
+            "csls). The first is the page's default.",
+            show_default=False,
+        ),
+    ] = None,
+    open_browser: Annotated[
+        bool, typer.Option("--open", help="Open the page in a web browser.")
+    ] = False,
+    embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
+    model: ModelOption = DEFAULT,
+    cache_dir: CacheDirOption = None,
+) -> None:
+    from ..errors import UsageError
+    from ..metrics import parse_metric
+
+    listener = _listen(host, port)  # a busy port fails before the model loads
+    emb = load(model, cache_dir, embeddings)
+    spaces = {}
+    for spec in metrics or DEFAULT_METRICS:
+        chosen = parse_metric(spec, emb.dim, emb.vocab_size - int(emb.unusable.size))
+        if chosen.name in spaces:
+            raise UsageError(f"metric {chosen.name} is given twice")
+        with progress_bar(f"metric {chosen.name}") as progress:
+            spaces[chosen.name] = emb.under(chosen, report=report, progress=progress)
+
+    from ..web.app import Served, create_app
+    from ..web.worker import Worker
+
+    served = Served(spaces)
+    worker = Worker(spaces)
+    _warm_up(served)
+    bound_host, bound_port = listener.getsockname()[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    url = f"http://{shown}:{bound_port}/"
+    if not _is_loopback(host):
+        report(
+            f"warning: listening on {host}, not loopback: anyone who can reach port "
+            f"{bound_port} can query {emb.model} (there is no authentication)"
+        )
+    shape = f"{emb.vocab_size:,} x {emb.dim}"
+    report(f"serving {emb.model} ({shape}; {', '.join(spaces)}); Ctrl-C stops")
+    print(url, flush=True)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(url)  # the socket is listening: the browser's request waits for us
+    try:
+        _run(create_app(served, worker), listener)
+    finally:
+        worker.close()
+        listener.close()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    import socket
+
+    from ..errors import UsageError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise UsageError(f"cannot listen on {host!r}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    listener = socket.socket(family, kind, proto)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind(address)
+        listener.listen(2048)
+    except OSError as exc:
+        listener.close()
+        raise UsageError(f"cannot listen on {host} port {port}: {exc.strerror}") from None
+    listener.set_inheritable(True)
+    return listener
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _warm_up(served: Served) -> None:
+    """Read every matrix once, so the first request does not pay for paging it in."""
+    emb = served.default
+    unusable = set(emb.unusable.tolist())
+    first = next((i for i in range(emb.vocab_size) if i not in unusable), None)
+    if first is None:
+        return
+    for space in served.spaces.values():
+        space.neighbors(first, k=1)
+
+
+def _run(app: Starlette, listener: socket.socket) -> None:
+    import gc
+
+    import uvicorn
+
+    # What is loaded now lives as long as the server: keep the collector off it.
+    gc.collect()
+    gc.freeze()
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        server_header=False,
+        timeout_keep_alive=30,
+    )
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve", cls=HelpCommand, help=help_text(HELP))(serve)
