@@ -97,8 +97,10 @@ def serve(
             f"warning: listening on {host}, not loopback: anyone who can reach port "
             f"{bound_port} can query {emb.model} (there is no authentication)"
         )
+    from ..results import model_label
+
     shape = f"{emb.vocab_size:,} x {emb.dim}"
-    report(f"serving {emb.model} ({shape}; {', '.join(spaces)}); Ctrl-C stops")
+    report(f"serving {model_label(emb.model)} ({shape}; {', '.join(spaces)}); Ctrl-C stops")
     print(url, flush=True)
     if open_browser:
         import webbrowser
