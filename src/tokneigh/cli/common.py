@@ -102,17 +102,3 @@ def error_line(message: str) -> None:
     """One line on stderr: the whole of an error report."""
     text = " ".join(str(message).split())
     print(f"tokneigh: error: {text}", file=sys.stderr, flush=True)
-
-
-def report(message: str) -> None:
-    """Progress and warnings: stderr, so stdout stays clean for results."""
-    print(f"tokneigh: {message}", file=sys.stderr, flush=True)
-
-
-def load(
-    model: str, cache_dir: Path | None, embeddings: str = "input"
-):  # -> api.Embeddings (import kept lazy)
-    from ..api import load as api_load
-
-    kind = embeddings.value if isinstance(embeddings, Enum) else embeddings
-    return api_load(model, cache_dir=cache_dir, report=report, embeddings=kind)

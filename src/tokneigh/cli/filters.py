@@ -63,7 +63,7 @@ def filter_args(
 
 def report_shortfall(found: int, wanted: int, what: str, vocab_size: int) -> None:
     """A note on stderr when the filters leave fewer than --top tokens."""
-    from .common import report
+    from .output import report
 
     if found < min(wanted, vocab_size):
         passes = "token passes" if found == 1 else "tokens pass"
