@@ -23,7 +23,7 @@ from conftest import run_cli
 from explore_refs import assert_same_ranking, filtered_ranking
 
 SHARED_CACHE = True
-METRICS = ("cosine", "centered")
+METRICS = ("cosine", "centered", "abtt")
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,8 @@ def served(minilm_dir: Path, module_cache: Path):
     from tokneigh.web.app import Served
 
     emb = api.load(str(minilm_dir), cache_dir=module_cache, report=lambda _: None)
-    return Served({name: emb.under(name, report=lambda _: None) for name in METRICS})
+    spaces = [emb.under(name, report=lambda _: None) for name in METRICS]
+    return Served({space.metric.name: space for space in spaces})
 
 
 @pytest.fixture(scope="module")
@@ -117,10 +118,20 @@ def test_map_and_vector_against_references(client, served, minilm_ref):
     np.testing.assert_allclose(vector["values"], minilm_ref.raw[ids].mean(axis=0), atol=1e-7)
 
 
+def test_a_metric_is_asked_for_by_any_of_its_names(client, served):
+    """abtt is abtt:4 for MiniLM's 384 dimensions (round(dim / 100)), in any case."""
+    from tokneigh.filters import Filters
+
+    want = served.spaces["abtt:4"].neighbors("king", 20, filters=Filters(skip_special=True))
+    for name in ("abtt:4", "abtt", " ABTT "):
+        got = client.get("/api/neighbors", params={"q": "king", "metric": name}).json()
+        assert got == want.to_json() and got["metric"] == "abtt:4"
+
+
 def test_health_names_the_model_and_metrics(client, served):
     health = client.get("/api/health").json()
     assert health["status"] == "ok"
-    assert health["metrics"] == list(METRICS)
+    assert health["metrics"] == ["cosine", "centered", "abtt:4"]
     assert (health["vocab_size"], health["dim"]) == (30522, 384)
     assert health["model"] == served.default.model
     assert set(health["batching"]) == {"products", "queries", "largest"}
@@ -153,7 +164,8 @@ BAD = [
     ("/api/neighbors", {"q": "king", "min_sim": "2"}, 400, "between -1 and 1"),
     ("/api/neighbors", {"q": "king", "min_sim": "nan"}, 400, "between -1 and 1"),
     ("/api/neighbors", {"q": "king", "dedupe": "maybe"}, 400, "is 1 or 0"),
-    ("/api/neighbors", {"q": "king", "metric": "csls"}, 400, "not served here"),
+    ("/api/neighbors", {"q": "king", "metric": "csls"}, 400, "'csls:10' is not served here"),
+    ("/api/neighbors", {"q": "king", "metric": "cosin"}, 400, "unknown metric 'cosin'"),
     ("/api/neighbors", {"q": "king", "model": "gpt2"}, 400, "unknown parameter 'model'"),
     ("/api/neighbors", {"q": "x" * 1001}, 400, "the limit is 1,000"),
     ("/api/neighbors", {"q": "#99999999"}, 404, "outside 0..30521"),

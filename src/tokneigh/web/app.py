@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..api import Embeddings
 from ..errors import TokenIdError, TokneighError
 from ..filters import Filters
+from ..metrics import parse_metric
 from ..render import json_text
 from .worker import Worker
 
@@ -159,8 +160,12 @@ def create_app(served: Served, worker: Worker) -> Starlette:
     """The app serving ``served``; model work runs on ``worker``."""
 
     def space(params: Params) -> tuple[str, Embeddings]:
-        name = params.get("metric") or next(iter(served.spaces))
-        name = name.strip().lower()
+        asked = params.get("metric")
+        if not asked:
+            name = next(iter(served.spaces))
+        else:  # "csls" is "csls:10", "ABTT" is "abtt:4" here: the metric's own name
+            emb = served.default
+            name = parse_metric(asked, emb.dim, emb.vocab_size - int(emb.unusable.size)).name
         if name not in served.spaces:
             raise BadRequest(
                 f"metric {name!r} is not served here (this server serves "
@@ -226,7 +231,7 @@ def create_app(served: Served, worker: Worker) -> Starlette:
     async def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers=_PAGE_HEADERS)
 
-    async def not_found(request: Request, exc: Exception) -> Response:
+    async def error_page(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
         if not request.url.path.startswith("/api/"):
@@ -245,7 +250,7 @@ def create_app(served: Served, worker: Worker) -> Starlette:
         # StaticFiles serves only files under STATIC: `..` and symlinks out are refused.
         Mount("/static", StaticFiles(directory=STATIC, follow_symlink=False), name="static"),
     ]
-    handlers = {HTTPException: not_found, Exception: not_found}
+    handlers = {HTTPException: error_page, Exception: error_page}
     app = Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
     app.add_middleware(Limits)
     return app
