@@ -32,7 +32,7 @@ def served(minilm_dir: Path, module_cache: Path):
     from tokneigh.web.app import Served
 
     emb = api.load(str(minilm_dir), cache_dir=module_cache, report=lambda _: None)
-    spaces = [emb.under(name, report=lambda _: None) for name in METRICS]
+    spaces = [emb.under(name, report=lambda _: None).resident() for name in METRICS]
     return Served({space.metric.name: space for space in spaces})
 
 
@@ -126,6 +126,23 @@ def test_a_metric_is_asked_for_by_any_of_its_names(client, served):
     for name in ("abtt:4", "abtt", " ABTT "):
         got = client.get("/api/neighbors", params={"q": "king", "metric": name}).json()
         assert got == want.to_json() and got["metric"] == "abtt:4"
+
+
+def test_resident_matrices_answer_as_the_mapped_ones(served, minilm_dir, module_cache):
+    """The server's in-memory copies (`Embeddings.resident`) give the very answers of the
+    memory-mapped cache, under every metric, and cannot be written to."""
+    from tokneigh import api
+    from tokneigh.filters import Filters
+
+    mapped = api.load(str(minilm_dir), cache_dir=module_cache, report=lambda _: None)
+    filters = Filters(skip_special=True, dedupe=True)
+    for name, resident in served.spaces.items():
+        assert not isinstance(resident.unit, np.memmap) and not resident.unit.flags.writeable
+        space = mapped.under(name, report=lambda _: None)
+        assert isinstance(space.unit, np.memmap)
+        for query in ("king", "embeddings", 5465):
+            want = space.neighbors(query, 15, filters=filters).to_json()
+            assert resident.neighbors(query, 15, filters=filters).to_json() == want
 
 
 def test_health_names_the_model_and_metrics(client, served):

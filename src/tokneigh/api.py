@@ -212,6 +212,13 @@ class Embeddings:
             cache.save_derived(entry, name, radius, say)
         return Embeddings(entry, chosen, radius=radius)
 
+    def resident(self) -> Embeddings:
+        """These embeddings with the matrix they compare copied into memory (see
+        ``cache.in_memory``): faster products, for a process that answers many queries."""
+        return Embeddings(
+            self._entry, self.metric, space=cache.in_memory(self.unit), radius=self._radius
+        )
+
     def _query_radius(self, vectors: np.ndarray, parsed: Sequence[Query | None]) -> list[float]:
         """CSLS's r of each query: a one-token query's cached r, else the mean cosine of the
         vector's K nearest rows."""

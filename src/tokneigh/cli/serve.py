@@ -81,7 +81,7 @@ def serve(
         if chosen.name in spaces:
             raise UsageError(f"metric {chosen.name} is given twice")
         with progress_bar(f"metric {chosen.name}") as progress:
-            spaces[chosen.name] = emb.under(chosen, report=report, progress=progress)
+            spaces[chosen.name] = emb.under(chosen, report=report, progress=progress).resident()
 
     from ..web.app import Served, create_app
     from ..web.worker import Worker
