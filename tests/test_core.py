@@ -27,6 +27,23 @@ def test_normalize_rows_gives_unit_rows_and_raw_norms(rng):
     np.testing.assert_allclose(norms, np.linalg.norm(matrix.astype(np.float64), axis=1), rtol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+def test_normalize_rows_in_blocks_matches_the_formula_and_leaves_its_input(rng, dtype):
+    """Several blocks (and a last short one), a bad row in one of them: each row is
+    row / ||row|| in float64, bad rows zero, and the caller's matrix is never written to."""
+    matrix = rng.normal(size=(2 * core._NORM_BLOCK + 37, 6)).astype(dtype)
+    matrix[core._NORM_BLOCK + 5, 2] = np.nan
+    before = matrix.copy()
+    unit, norms = core.normalize_rows(matrix)
+    np.testing.assert_array_equal(matrix, before)
+    raw = matrix.astype(np.float64)
+    length = np.sqrt((raw * raw).sum(axis=1))
+    good = np.isfinite(length)
+    np.testing.assert_allclose(unit[good], raw[good] / length[good, None], rtol=1e-6)
+    np.testing.assert_allclose(norms[good], length[good], rtol=1e-6)
+    assert not unit[~good].any() and not norms[~good].any() and good.sum() == len(good) - 1
+
+
 def test_zero_rows_stay_zero_and_never_nan(rng):
     matrix = rng.normal(size=(20, 4)).astype(np.float32)
     matrix[[3, 9]] = 0

@@ -64,6 +64,13 @@ class Extracted:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     # Storage type of each tensor read, for a GGUF file ({"token_embd.weight": "Q8_0"}).
     quantization: dict[str, str] = field(default_factory=dict)
+    # The tokenizer's size, added tokens included, when the reader has parsed it already.
+    tokenizer_size: int | None = None
+
+
+def matrix_digest(matrix: np.ndarray) -> str:
+    """SHA-256 of the matrix's bytes, read in place (``tobytes`` would copy 154 MB for GPT-2)."""
+    return hashlib.sha256(np.ascontiguousarray(matrix).data).hexdigest()
 
 
 class _LocalFiles:
@@ -257,7 +264,7 @@ def _extract(source: ModelSource, report: Report, embeddings: str) -> Extracted:
     _check_tokenizer_size(files, tokenizer, size, matrix.shape[0], tensor)
     if not source.is_local:
         fingerprint = files.fingerprint()  # the hub revision is known once a file is fetched
-    fingerprint["matrix_sha256"] = hashlib.sha256(matrix.tobytes()).hexdigest()
+    fingerprint["matrix_sha256"] = matrix_digest(matrix)
     return Extracted(
         matrix=matrix,
         tokenizer_json=tokenizer_json,
@@ -265,6 +272,7 @@ def _extract(source: ModelSource, report: Report, embeddings: str) -> Extracted:
         tensor=tensor,
         resolved=files.describe(),
         fingerprint=fingerprint,
+        tokenizer_size=size,
     )
 
 

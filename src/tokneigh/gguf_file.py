@@ -15,7 +15,6 @@ llama.cpp's ``gpt2`` model, SentencePiece-style BPE for ``llama``, WordPiece for
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .errors import ModelNotFoundError, TiedEmbeddings
-from .extract import Extracted, Report
+from .extract import Extracted, Report, matrix_digest
 from .models import ModelSource, local_fingerprint
 
 INPUT_TENSOR = "token_embd.weight"
@@ -708,7 +707,7 @@ def extract(source: ModelSource, report: Report, embeddings: str = "input") -> E
             "coarse moves neighbours: rankings differ from the full-precision model's"
         )
     matrix = read_matrix(header, name, report)
-    fingerprint["matrix_sha256"] = hashlib.sha256(matrix.tobytes()).hexdigest()
+    fingerprint["matrix_sha256"] = matrix_digest(matrix)
     return Extracted(
         matrix=matrix,
         tokenizer_json=tokenizer.tokenizer_json,
