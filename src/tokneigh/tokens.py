@@ -34,6 +34,12 @@ def write_index(tokenizer_path: Path, style: str, special_ids: Iterable[int]) ->
     unparsable tokenizer.json, a folder that cannot be written): the caller decides."""
     path = Path(tokenizer_path)
     data = path.read_bytes()  # the index is bound to these very bytes
+    tokindex.save_index(path, build_index(data, style, special_ids))
+
+
+def build_index(data: bytes, style: str, special_ids: Iterable[int]) -> bytes:
+    """The index of the tokenizer.json ``data`` (see ``write_index``), built once per process
+    for the same bytes and rules; writes nothing."""
     specials = frozenset(int(i) for i in special_ids)
     import hashlib
 
@@ -51,7 +57,7 @@ def write_index(tokenizer_path: Path, style: str, special_ids: Iterable[int]) ->
         if len(_built) >= 4:
             _built.pop(next(iter(_built)))
         _built[memo_key] = content
-    tokindex.save_index(path, content)
+    return content
 
 
 # Indexes this process built, by the tokenizer bytes and display rules they were made from: a
