@@ -342,3 +342,12 @@ def test_serve_refuses_bad_starts_in_one_line(minilm_dir, module_cache, tmp_path
         assert done.returncode != 0 and done.stdout == ""
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("tokneigh: error: "), done.stderr
+    if os.path.exists("/dev/full"):  # the URL cannot be printed: one line, exit 1, no server
+        command = [sys.executable, "-m", "tokneigh", "serve", "--model", str(minilm_dir)]
+        command += ["--cache-dir", str(module_cache), "--port", "0", "--metric", "cosine"]
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True,
+                                  timeout=120)  # fmt: skip
+        errors = [line for line in done.stderr.splitlines() if "error" in line]
+        assert done.returncode == 1
+        assert errors == ["tokneigh: error: cannot write the output (No space left on device)"]

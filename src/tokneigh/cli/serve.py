@@ -101,7 +101,12 @@ def serve(
 
     shape = f"{emb.vocab_size:,} x {emb.dim}"
     report(f"serving {model_label(emb.model)} ({shape}; {', '.join(spaces)}); Ctrl-C stops")
-    print(url, flush=True)
+    try:
+        print(url, flush=True)
+    except OSError as exc:  # a full device or a closed stdout: the one line every command gives
+        from ..render import output_error
+
+        raise output_error(exc) from exc
     if open_browser:
         import webbrowser
 
