@@ -325,7 +325,9 @@ def test_serve_prints_its_url_and_warns_off_loopback(minilm_dir, module_cache):
     assert "Traceback" not in err
 
 
-def test_serve_refuses_bad_starts_in_one_line(minilm_dir, module_cache, tmp_path):
+def test_serve_refuses_bad_starts_in_one_line(minilm_dir, module_cache, tmp_path, served):
+    """(``served`` has built the module's cache entry: a first use's progress lines would be
+    more lines than the one error.)"""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
