@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -160,3 +161,28 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600)
         env=full_env,
         timeout=timeout,
     )
+
+
+_IMPORT_PROBE = """
+import json, sys
+import tokneigh.cli
+try:
+    tokneigh.cli.main({args!r})
+except SystemExit as exit:
+    code = exit.code
+else:
+    code = 0
+heavy = {heavy!r}
+print(json.dumps({{"code": code, "loaded": [m for m in heavy if m in sys.modules]}}),
+      file=sys.stderr)
+"""
+
+
+def heavy_imports(args: list[str], heavy: list[str]) -> list[str]:
+    """Which of the ``heavy`` modules a fresh process imported to run ``tokneigh ARGS``
+    (the run itself must succeed)."""
+    script = _IMPORT_PROBE.format(args=list(args), heavy=list(heavy))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    report = json.loads(proc.stderr.strip().splitlines()[-1])
+    assert report["code"] in (0, None), proc.stderr
+    return report["loaded"]

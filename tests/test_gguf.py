@@ -13,14 +13,13 @@ import json
 import os
 import random
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from checkpoints import gpt2_tokenizer, llama_tokenizer, minilm_folder
-from conftest import run_cli
+from conftest import heavy_imports, run_cli
 from gguf_files import (
     bert_vocab,
     checkpoint_tensor,
@@ -452,30 +451,13 @@ def test_a_changed_file_is_rebuilt(files, tmp_path):
     assert rebuilt.meta["quantization"] == {"token_embd.weight": "Q4_0"}
 
 
-_PROBE = """
-import json, sys
-import tokneigh.cli
-try:
-    tokneigh.cli.main({args!r})
-except SystemExit as exit:
-    code = exit.code
-else:
-    code = 0
-heavy = ["gguf", "torch", "transformers", "huggingface_hub"]
-print(json.dumps({{"code": code, "loaded": [m for m in heavy if m in sys.modules]}}),
-      file=sys.stderr)
-"""
-
-
 def test_a_warm_query_imports_neither_gguf_nor_transformers(files):
     model = str(files["llama-Q4_0"])
     _entry(model)
+    heavy = ["gguf", "torch", "transformers", "huggingface_hub"]
     for args in (["neighbors", "king", "--top", "5"], ["tokenize", "kings"]):
-        script = _PROBE.format(args=[*args, "--model", model, "--format", "json"])
-        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-        report = json.loads(proc.stderr.strip().splitlines()[-1])
-        assert report["code"] in (0, None), proc.stderr
-        assert report["loaded"] == [], report
+        loaded = heavy_imports([*args, "--model", model, "--format", "json"], heavy)
+        assert loaded == [], loaded
 
 
 # --- damaged files: one line each, nothing cached --------------------------------------------

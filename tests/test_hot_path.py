@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import heavy_imports, run_cli
 
 import tokneigh
 from tokneigh import cache, core, tokindex
@@ -27,28 +25,12 @@ SHARED_CACHE = True
 
 # --- imports --------------------------------------------------------------------------------
 
-_PROBE = """
-import sys
-import tokneigh.cli
-try:
-    tokneigh.cli.main({args!r})
-except SystemExit as exit:
-    code = exit.code
-else:
-    code = 0
-heavy = ["torch", "transformers", "huggingface_hub", "pydantic", "rich"]
-print(json.dumps({{"code": code, "loaded": [m for m in heavy if m in sys.modules]}}),
-      file=sys.stderr)
-"""
+HEAVY = ["torch", "transformers", "huggingface_hub", "pydantic", "rich", "starlette", "uvicorn"]
 
 
 def _loaded(*args: str) -> list[str]:
     """The heavy modules a fresh process imported to run ``tokneigh ARGS``."""
-    script = "import json\n" + _PROBE.format(args=list(args))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    report = json.loads(proc.stderr.strip().splitlines()[-1])
-    assert report["code"] in (0, None), proc.stderr
-    return report["loaded"]
+    return heavy_imports(list(args), HEAVY)
 
 
 @pytest.fixture
