@@ -290,7 +290,7 @@ def main() -> None:
     import numpy as np
 
     import tokneigh
-    from tokneigh import core
+    from tokneigh.space import core
 
     env = _env(CACHE)
     tk = tokneigh_command()

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from tokneigh import allpairs, core
+from tokneigh.space import allpairs, core
 
 
 def bare_products(matrix: np.ndarray, block: int = allpairs.BLOCK) -> float:

@@ -56,7 +56,7 @@ class Reference:
     def scores(self, vector: np.ndarray) -> np.ndarray:
         return self.unit @ vector
 
-    # --- token properties, decided independently of tokneigh.tokens ----------------------
+    # --- token properties, decided independently of tokneigh.tokens.codec ----------------------
 
     def token_text(self, i: int) -> tuple[str, bool]:
         """(text, is_fragment) of one token id."""

@@ -8,7 +8,7 @@ Environment variables, all optional (production code knows nothing of them):
   so that every process starts ``load`` at the same moment.
 - ``DRIVER_SLOW_BUILD=<seconds>``: sleep after the extraction, keeping the build window open.
 - ``DRIVER_KILL_AT=<function>:<n>``: SIGKILL this process at the n-th call (1-based, before the
-  call runs) of ``fsync_write`` (tokneigh.cache._fsync_write), ``rename`` (os.rename) or
+  call runs) of ``fsync_write`` (tokneigh.store.cache._fsync_write), ``rename`` (os.rename) or
   ``rmtree`` (shutil.rmtree), i.e. at a chosen point of the cache write.
 """
 
@@ -37,7 +37,7 @@ def _slow_build() -> None:
     delay = float(os.environ.get("DRIVER_SLOW_BUILD") or 0)
     if not delay:
         return
-    from tokneigh import extract
+    from tokneigh.formats import extract
 
     real = extract.extract
 
@@ -54,7 +54,7 @@ def _kill_at() -> None:
     if not spec:
         return
     function, nth = spec.split(":")
-    from tokneigh import cache
+    from tokneigh.store import cache
 
     owner, attribute = {
         "fsync_write": (cache, "_fsync_write"),

@@ -9,8 +9,8 @@ from reference import raw_matrix
 from typer.testing import CliRunner
 
 import tokneigh
-from tokneigh import cache
 from tokneigh.cli import app
+from tokneigh.store import cache
 
 runner = CliRunner()
 

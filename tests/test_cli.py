@@ -138,7 +138,7 @@ def test_compare_plot_is_the_seed_scatter(emb, tmp_path, monkeypatch):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tokneigh.plot import compare_scatter
+    from tokneigh.present.plot import compare_scatter
 
     seen = {}
     monkeypatch.setattr(plt, "close", lambda fig: seen.setdefault("fig", fig))

@@ -7,7 +7,7 @@ from functools import partial
 import numpy as np
 import pytest
 
-from tokneigh import core
+from tokneigh.space import core
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from safetensors.numpy import load_file, save_file
 from typer.testing import CliRunner
 
 import tokneigh
-from tokneigh import diff
+from tokneigh.analyses import diff
 from tokneigh.cli import app
 
 SHARED_CACHE = True

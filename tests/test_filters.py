@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import tokneigh
-from tokneigh import core
 from tokneigh.cli import app
+from tokneigh.space import core
 
 runner = CliRunner()
 

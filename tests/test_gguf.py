@@ -29,9 +29,9 @@ from gguf_files import (
     write_gguf,
 )
 
-from tokneigh import cache
 from tokneigh.errors import ModelNotFoundError
-from tokneigh.models import resolve
+from tokneigh.sources.models import resolve
+from tokneigh.store import cache
 
 # One cache for the module: every entry is built once (the damaged-file tests use their own).
 SHARED_CACHE = True
@@ -121,9 +121,9 @@ class _Served:
     seconds to build): the extracted matrix, its meta fields, a codec on its tokenizer."""
 
     def __init__(self, model: str | Path, folder: Path) -> None:
-        from tokneigh.display import detect_style
-        from tokneigh.extract import extract
-        from tokneigh.tokens import TokenCodec
+        from tokneigh.formats.extract import extract
+        from tokneigh.tokens.codec import TokenCodec
+        from tokneigh.tokens.display import detect_style
 
         found = extract(resolve(str(model)), lambda _: None)
         self.matrix = found.matrix
@@ -150,7 +150,7 @@ _EXTRACTED: dict[str, Any] = {}
 
 def _extracted(model: Path):
     """What the build reads from a file (memoized: several tests look at the same one)."""
-    from tokneigh.extract import extract
+    from tokneigh.formats.extract import extract
 
     if str(model) not in _EXTRACTED:
         _EXTRACTED[str(model)] = extract(resolve(str(model)), lambda _: None)
@@ -370,7 +370,7 @@ def test_output_weight_is_the_output_matrix(files, checkpoints):
 
 
 def test_a_file_without_output_weight_is_tied_and_serves_the_input(files):
-    from tokneigh import api
+    from tokneigh.api import embeddings as api
 
     lines: list[str] = []
     emb = api.load(str(files["llama-tied"]), embeddings="output", report=lines.append)

@@ -15,9 +15,11 @@ import pytest
 from conftest import heavy_imports, run_cli
 
 import tokneigh
-from tokneigh import cache, core, tokindex
-from tokneigh.display import BYTE_LEVEL, token_bytes
-from tokneigh.tokens import TokenCodec, write_index
+from tokneigh.space import core
+from tokneigh.store import cache
+from tokneigh.tokens import index as tokindex
+from tokneigh.tokens.codec import TokenCodec, write_index
+from tokneigh.tokens.display import BYTE_LEVEL, token_bytes
 
 # One cache for the module: the GPT-2 entry is built once. Tests that damage it (the index,
 # tokenizer.json) leave it whole again or rebuilt by the next load.

@@ -35,10 +35,13 @@ from test_reliability import (
     warnings,
 )
 
-from tokneigh import api, cache, render
+import tokneigh
+from tokneigh.api import embeddings as api
 from tokneigh.errors import CacheError
+from tokneigh.present import render
+from tokneigh.store import cache
 
-SRC = Path(api.__file__).parent
+SRC = Path(tokneigh.__file__).parent
 
 
 @pytest.fixture

@@ -31,10 +31,10 @@ from test_errors import assert_one_line_error
 from typer.testing import CliRunner
 
 import tokneigh
-from tokneigh import extract
 from tokneigh.cli import app
 from tokneigh.errors import ModelNotFoundError
-from tokneigh.models import resolve
+from tokneigh.formats import extract
+from tokneigh.sources.models import resolve
 
 runner = CliRunner()
 
@@ -192,7 +192,7 @@ def test_a_file_truncated_after_its_header_was_read_is_one_line(gpt2_dir, tmp_pa
 _RACE = textwrap.dedent("""
     import os, sys, threading
     from pathlib import Path
-    from tokneigh import extract
+    from tokneigh.formats import extract
     from tokneigh.errors import ModelNotFoundError
 
     path = Path(sys.argv[1])

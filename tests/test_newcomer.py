@@ -9,8 +9,8 @@ import shutil
 from typer.testing import CliRunner
 
 import tokneigh
-from tokneigh import cache
 from tokneigh.cli import app
+from tokneigh.store import cache
 
 runner = CliRunner()
 

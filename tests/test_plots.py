@@ -14,8 +14,8 @@ from explore_refs import Reference
 from typer.testing import CliRunner
 
 import tokneigh
-from tokneigh import core
 from tokneigh.cli import app
+from tokneigh.space import core
 
 runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

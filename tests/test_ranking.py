@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import tokneigh
-from tokneigh import core
 from tokneigh.cli.shell import Shell, ShellFormat
+from tokneigh.space import core
 
 SHARED_CACHE = True
 

@@ -27,12 +27,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tokneigh import api, cache
+import tokneigh
+from tokneigh.api import embeddings as api
 from tokneigh.cli import app
 from tokneigh.errors import ModelNotFoundError, TokneighError
+from tokneigh.store import cache
 
 DRIVER = Path(__file__).with_name("reliability_driver.py")
-SRC = Path(api.__file__).parent
+SRC = Path(tokneigh.__file__).parent
 QUERY = ["neighbors", "Mike", " banana", "--top", "8", "--format", "json"]
 ENTRY_FILES = {cache.MATRIX, cache.NORMS, cache.TOKENIZER, cache.INDEX, cache.META}
 

@@ -8,7 +8,7 @@ import json
 import pytest
 
 import tokneigh
-from tokneigh import render
+from tokneigh.present import render
 from tokneigh.results import model_label
 
 SHARED_CACHE = True

@@ -18,7 +18,7 @@ from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 from typer.testing import CliRunner
 
 import tokneigh
-from tokneigh import scan
+from tokneigh.analyses import scan
 from tokneigh.cli import app
 from tokneigh.errors import UsageError
 

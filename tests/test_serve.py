@@ -28,7 +28,7 @@ METRICS = ("cosine", "centered", "abtt")
 
 @pytest.fixture(scope="module")
 def served(minilm_dir: Path, module_cache: Path):
-    from tokneigh import api
+    from tokneigh.api import embeddings as api
     from tokneigh.web.app import Served
 
     emb = api.load(str(minilm_dir), cache_dir=module_cache, report=lambda _: None)
@@ -106,7 +106,7 @@ def test_map_and_vector_against_references(client, served, minilm_ref):
     """The map is the API's map (the CLI prints the same object); the vector is the raw rows'
     mean, read from the checkpoint itself."""
     got = client.get("/api/map", params={"q": "king", "k": "12"}).json()
-    from tokneigh.filters import Filters
+    from tokneigh.analyses.filters import Filters
 
     want = served.default.map("king", 12, filters=Filters(skip_special=True)).to_json()
     assert got == want
@@ -120,7 +120,7 @@ def test_map_and_vector_against_references(client, served, minilm_ref):
 
 def test_a_metric_is_asked_for_by_any_of_its_names(client, served):
     """abtt is abtt:4 for MiniLM's 384 dimensions (round(dim / 100)), in any case."""
-    from tokneigh.filters import Filters
+    from tokneigh.analyses.filters import Filters
 
     want = served.spaces["abtt:4"].neighbors("king", 20, filters=Filters(skip_special=True))
     for name in ("abtt:4", "abtt", " ABTT "):
@@ -131,8 +131,8 @@ def test_a_metric_is_asked_for_by_any_of_its_names(client, served):
 def test_resident_matrices_answer_as_the_mapped_ones(served, minilm_dir, module_cache):
     """The server's in-memory copies (`Embeddings.resident`) give the very answers of the
     memory-mapped cache, under every metric, and cannot be written to."""
-    from tokneigh import api
-    from tokneigh.filters import Filters
+    from tokneigh.analyses.filters import Filters
+    from tokneigh.api import embeddings as api
 
     mapped = api.load(str(minilm_dir), cache_dir=module_cache, report=lambda _: None)
     filters = Filters(skip_special=True, dedupe=True)
@@ -251,8 +251,8 @@ def test_requests_write_nothing_to_the_cache(client, module_cache):
 def test_queries_waiting_together_share_one_product(served):
     """Sixteen queries queued while the worker is busy are answered by one product, each
     exactly as alone; a refused query fails alone and another k is its own batch."""
+    from tokneigh.analyses.filters import Filters
     from tokneigh.errors import TokenIdError
-    from tokneigh.filters import Filters
     from tokneigh.web.worker import Worker
 
     emb = served.default

@@ -136,7 +136,7 @@ def test_the_page_walks_through_every_view(
     from playwright.sync_api import expect
 
     import tokneigh
-    from tokneigh.filters import Filters
+    from tokneigh.analyses.filters import Filters
 
     base = server
     page = browser.new_page(viewport={"width": 1280, "height": 900})

@@ -12,9 +12,11 @@ import shutil
 
 import pytest
 
-from tokneigh import bpe, tokens, tokindex
-from tokneigh.display import BYTE_LEVEL, token_bytes
-from tokneigh.tokens import TokenCodec, write_index
+from tokneigh.tokens import bpe
+from tokneigh.tokens import codec as tokens
+from tokneigh.tokens import index as tokindex
+from tokneigh.tokens.codec import TokenCodec, write_index
+from tokneigh.tokens.display import BYTE_LEVEL, token_bytes
 
 SPECIAL = [50256]  # GPT-2's <|endoftext|>
 

@@ -10,9 +10,9 @@ from explore_refs import Reference, full_order
 from typer.testing import CliRunner
 
 import tokneigh
-from tokneigh import core
 from tokneigh.cli import app
 from tokneigh.errors import UsageError
+from tokneigh.space import core
 
 runner = CliRunner()
 

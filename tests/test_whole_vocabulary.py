@@ -13,9 +13,9 @@ from safetensors.numpy import load_file, save_file
 from typer.testing import CliRunner
 
 import tokneigh
-from tokneigh import allpairs, core
 from tokneigh.cli import app
-from tokneigh.metrics import parse_metric
+from tokneigh.space import allpairs, core
+from tokneigh.space.metrics import parse_metric
 
 SHARED_CACHE = True
 runner = CliRunner()
@@ -240,7 +240,7 @@ def test_abtt_projects_the_centred_vector_on_the_top_components(llama):
 
 
 def test_abtt_removes_the_projection_of_the_centred_row_not_of_the_raw_one():
-    from tokneigh.metrics import Metric, transformed
+    from tokneigh.space.metrics import Metric, transformed
 
     rng = np.random.default_rng(2)
     raw = rng.standard_normal((300, 16)) * np.linspace(3, 0.5, 16) + 4.0  # a large common mean
@@ -388,7 +388,7 @@ def test_graph_bad_input_is_one_line_and_leaves_no_file(tied_llama, llama, tmp_p
 
 
 def test_an_interrupted_write_leaves_no_partial_file(llama, tmp_path, monkeypatch):
-    from tokneigh import graphfile
+    from tokneigh.present import graphfile
 
     def explode(graph, path, shown):
         path.write_bytes(b"partial")

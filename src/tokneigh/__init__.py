@@ -19,11 +19,11 @@ __version__ = "0.1.0"
 
 # Where each public name lives; imported on first use.
 _HOMES = {
-    "load": "api",
-    "load_vocabulary": "api",
-    "Embeddings": "api",
-    "Vocabulary": "api",
-    "Filters": "filters",
+    "load": "api.embeddings",
+    "load_vocabulary": "api.embeddings",
+    "Embeddings": "api.embeddings",
+    "Vocabulary": "api.embeddings",
+    "Filters": "analyses.filters",
     "CacheBuild": "results",
     "CacheListing": "results",
     "CacheRemoval": "results",
@@ -58,9 +58,9 @@ _HOMES = {
     "SpaceStats": "results",
     "TokenScan": "results",
     "VectorSource": "results",
-    "Metric": "metrics",
-    "VectorQuery": "vectors",
-    "load_vector": "vectors",
+    "Metric": "space.metrics",
+    "VectorQuery": "api.vectors",
+    "load_vector": "api.vectors",
     "OllamaNameError": "errors",
     "OutputFileError": "errors",
 }
@@ -116,7 +116,9 @@ __all__ = [  # the names of _HOMES, spelled out for tools that read __all__ stat
 if TYPE_CHECKING:
     from typing import Any
 
-    from .api import Embeddings, Vocabulary, load, load_vocabulary
+    from .analyses.filters import Filters
+    from .api.embeddings import Embeddings, Vocabulary, load, load_vocabulary
+    from .api.vectors import VectorQuery, load_vector
     from .errors import (
         CacheError,
         EmptyQueryError,
@@ -130,8 +132,6 @@ if TYPE_CHECKING:
         TokneighError,
         UsageError,
     )
-    from .filters import Filters
-    from .metrics import Metric
     from .results import (
         CacheBuild,
         CachedModel,
@@ -159,7 +159,7 @@ if TYPE_CHECKING:
         VectorSource,
         Verification,
     )
-    from .vectors import VectorQuery, load_vector
+    from .space.metrics import Metric
 
 
 def __getattr__(name: str) -> Any:

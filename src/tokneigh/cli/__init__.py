@@ -104,7 +104,7 @@ class _OneLineErrors(HelpGroup):
         except Exception as exc:
             failure = _output_failure(exc)
             if failure is not None:  # typer.echo (`cache path`, help) on a full or broken stdout
-                from ..render import output_error
+                from ..present.render import output_error
 
                 _discard_stdout()
                 error_line(describe(output_error(failure))[0])
@@ -208,7 +208,7 @@ def _end_process(code: object) -> None:
         # again (a traceback-like "Exception ignored" and status 120).
         _discard_stdout()
         if code == 0 and not isinstance(failure, BrokenPipeError):  # the result was lost
-            from ..render import output_error
+            from ..present.render import output_error
 
             error_line(describe(output_error(failure))[0])
             code = 1

@@ -18,12 +18,7 @@ from .common import (
     ModelOption,
     help_text,
 )
-from .filters import (
-    DedupeOption,
-    IncludeSpecialOption,
-    MinSimOption,
-    WordsOnlyOption,
-)
+from .filters import DedupeOption, IncludeSpecialOption, MinSimOption, WordsOnlyOption
 from .help import HelpCommand
 from .output import clamp_top, emit, load, make_filters, note_shortfall
 

@@ -33,7 +33,7 @@ app = typer.Typer(
 
 
 def _root(cache_dir):  # -> Path
-    from ..cache import resolve_root
+    from ..store.cache import resolve_root
 
     return resolve_root(cache_dir)
 
@@ -57,8 +57,8 @@ def path(cache_dir: CacheDirOption = None) -> None:
     ),
 )
 def list_(output: FormatOption = DEFAULT_FORMAT, cache_dir: CacheDirOption = None) -> None:
-    from ..cache import list_entries
     from ..results import CacheListing
+    from ..store.cache import list_entries
 
     root = _root(cache_dir)
     listing = CacheListing(str(root), list_entries(root))
@@ -83,7 +83,7 @@ def build(
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from ..api import load
+    from ..api.embeddings import load
     from ..results import CacheBuild
 
     emb = load(
@@ -113,10 +113,10 @@ def clear(
     ] = None,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from .. import cache
     from ..errors import TokneighError, UsageError
-    from ..models import resolve
     from ..results import CacheRemoval
+    from ..sources.models import resolve
+    from ..store import cache
 
     root = _root(cache_dir)
     if all_ == (model is not None):

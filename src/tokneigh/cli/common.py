@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ..models import DEFAULT_MODEL
+from ..sources.models import DEFAULT_MODEL
 
 
 class OutputFormat(str, Enum):

@@ -56,14 +56,14 @@ def compare(
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from ..plot import check_destination
+    from ..present.plot import check_destination
 
     if plot is not None:
         check_destination(plot)  # fail before the (possibly slow) load
     emb = load(model, cache_dir, embeddings, metric)
     result = emb.compare(a, b, filters=make_filters(include_special=include_special))
     if plot is not None:
-        from ..plot import compare_scatter
+        from ..present.plot import compare_scatter
 
         compare_scatter(emb.raw_vector(a), emb.raw_vector(b), result, plot)
         report(f"wrote {plot}")

@@ -126,7 +126,7 @@ def diff(
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from ..diff import compare_models
+    from ..analyses.diff import compare_models
 
     wanted = list(words or [])
     if words_file is not None:

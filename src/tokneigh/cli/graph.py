@@ -64,7 +64,7 @@ def graph(
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from ..graphfile import file_format, write_graph
+    from ..present.graphfile import file_format, write_graph
     from ..results import GraphFile
 
     file_format(output_file)  # an unknown extension or an unwritable folder fails first

@@ -53,7 +53,7 @@ def hubness(
     cache_dir: CacheDirOption = None,
 ) -> None:
     if plot is not None:
-        from ..plot import check_destination
+        from ..present.plot import check_destination
 
         check_destination(plot)  # fail before the (possibly long) pass
     emb = load(model, cache_dir, embeddings, metric)
@@ -62,7 +62,7 @@ def hubness(
             top, include_special=include_special, hubs=hubs, progress=progress, report=report
         )
     if plot is not None:
-        from ..plot import hubness_histogram
+        from ..present.plot import hubness_histogram
 
         hubness_histogram(result, plot)
         report(f"wrote {plot}")

@@ -19,12 +19,7 @@ from .common import (
     ModelOption,
     help_text,
 )
-from .filters import (
-    DedupeOption,
-    IncludeSpecialOption,
-    MinSimOption,
-    WordsOnlyOption,
-)
+from .filters import DedupeOption, IncludeSpecialOption, MinSimOption, WordsOnlyOption
 from .help import HelpCommand
 from .output import clamp_top, emit, load, make_filters, note_shortfall, report
 
@@ -79,7 +74,7 @@ def map_command(
     cache_dir: CacheDirOption = None,
 ) -> None:
     from ..errors import UsageError
-    from ..plot import check_destination, token_map
+    from ..present.plot import check_destination, token_map
 
     if (query is None) == (token_id is None):
         raise UsageError("give a QUERY or --id N (one of them)")

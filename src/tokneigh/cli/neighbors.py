@@ -18,13 +18,7 @@ from .common import (
     ModelOption,
     help_text,
 )
-from .filters import (
-    DedupeOption,
-    IncludeSpecialOption,
-    MinSimOption,
-    PlotOption,
-    WordsOnlyOption,
-)
+from .filters import DedupeOption, IncludeSpecialOption, MinSimOption, PlotOption, WordsOnlyOption
 from .help import HelpCommand
 from .output import clamp_top, emit, load, make_filters, note_shortfall, report
 
@@ -115,7 +109,7 @@ def neighbors(
         raise UsageError(f"dot products are raw products, not {metric} scores")  # before a pass
     wanted: list[object] = [*(queries or []), *(ids or [])]
     if vectors:
-        from ..vectors import load_vector
+        from ..api.vectors import load_vector
 
         wanted += [load_vector(spec) for spec in vectors]  # a bad file fails before the load
     if not wanted and not centroid:
@@ -124,7 +118,7 @@ def neighbors(
         )
     filters = make_filters(dedupe, min_sim, words_only, include_special)
     if plot is not None:
-        from ..plot import check_destination
+        from ..present.plot import check_destination
 
         check_destination(plot)  # fail before the (possibly slow) load
     emb = load(model, cache_dir, embeddings, metric)
@@ -136,7 +130,7 @@ def neighbors(
     )
     note_shortfall(results, top, filters)
     if plot is not None:
-        from ..plot import MAX_BARS, neighbors_bars
+        from ..present.plot import MAX_BARS, neighbors_bars
 
         if top > MAX_BARS:
             report(f"warning: the plot shows the first {MAX_BARS} neighbours of each query")

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..api import Embeddings
-    from ..filters import Filters
-    from ..render import Renderable
+    from ..analyses.filters import Filters
+    from ..api.embeddings import Embeddings
+    from ..present.render import Renderable
 
 
 def report(message: str) -> None:
@@ -30,7 +30,7 @@ def load(
 ) -> Embeddings:
     """The model's embeddings under ``metric``, with progress on stderr (and a line when this
     run built them)."""
-    from ..api import load as api_load
+    from ..api.embeddings import load as api_load
 
     emb = api_load(model, cache_dir=cache_dir, report=report, embeddings=_value(embeddings))
     if emb.built_seconds is not None:
@@ -40,7 +40,7 @@ def load(
             f"{emb.built_seconds:.1f} s at {emb.path}"
         )
     if metric != "cosine":
-        from ..metrics import parse_metric
+        from ..space.metrics import parse_metric
 
         parse_metric(metric, emb.dim, emb.vocab_size)  # a typo fails before a long pass
         with progress_bar(f"metric {metric}") as progress:
@@ -81,7 +81,7 @@ def make_filters(
 ) -> Filters:
     """The API's filters for these options (the CLI hides special tokens by default; the API
     ranks every row unless asked)."""
-    from ..filters import Filters
+    from ..analyses.filters import Filters
 
     return Filters(
         skip_special=not include_special, words_only=words_only, dedupe=dedupe, min_sim=min_sim
@@ -127,6 +127,6 @@ def note_shortfall(results: Sequence[Any], top: int, filters: Filters, what: str
 
 
 def emit(result: Renderable, output: Any) -> None:
-    from ..render import emit as render_emit
+    from ..present.render import emit as render_emit
 
     render_emit(result, _value(output))

@@ -75,13 +75,13 @@ def scan(
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from ..scan import check_request, parse_reference
-    from ..scan import scan as run_scan
+    from ..analyses.scan import check_request, parse_reference
+    from ..analyses.scan import scan as run_scan
 
     check_request(indicator, top)  # a typo fails before the model loads
     parse_reference(reference, None)  # so does a misspelt reference
     if plot is not None:
-        from ..plot import check_destination
+        from ..present.plot import check_destination
 
         check_destination(plot)  # fail before any work
     kind = embeddings.value if embeddings is not None else _MATRIX[indicator]
@@ -91,7 +91,7 @@ def scan(
     if line is not None and output != DEFAULT_FORMAT:  # a table says it in its subtitle
         report(line)
     if plot is not None:
-        from ..plot import scan_histogram
+        from ..present.plot import scan_histogram
 
         scan_histogram(result, plot)
         report(f"wrote {plot}")

@@ -71,7 +71,7 @@ def serve(
     cache_dir: CacheDirOption = None,
 ) -> None:
     from ..errors import UsageError
-    from ..metrics import parse_metric
+    from ..space.metrics import parse_metric
 
     listener = _listen(host, port)  # a busy port fails before the model loads
     emb = load(model, cache_dir, embeddings)
@@ -104,7 +104,7 @@ def serve(
     try:
         print(url, flush=True)
     except OSError as exc:  # a full device or a closed stdout: the one line every command gives
-        from ..render import output_error
+        from ..present.render import output_error
 
         raise output_error(exc) from exc
     if open_browser:

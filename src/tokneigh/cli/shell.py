@@ -108,7 +108,7 @@ class Shell:
         skip_special: bool = True,
         metric: str = "cosine",
     ) -> None:
-        from ..filters import Filters
+        from ..analyses.filters import Filters
 
         self.emb = emb
         self.filters = Filters(skip_special=skip_special)  # as `neighbors`: specials hidden
@@ -176,7 +176,7 @@ class Shell:
         if line is None:
             return "", ShellError("the line is not valid UTF-8 text")
         if isinstance(line, TooLong):
-            from ..api import MAX_TEXT_BYTES
+            from ..api.embeddings import MAX_TEXT_BYTES
 
             return "", ShellError(
                 f"the line has {line.size:,} bytes; a line holds at most {MAX_TEXT_BYTES:,}"
@@ -324,7 +324,7 @@ class Shell:
         self.notice("embeddings", self._describe(), self._banner())
 
     def cmd_vector(self, rest: str) -> None:
-        from ..vectors import load_vector
+        from ..api.vectors import load_vector
 
         [spec] = _args(rest, 1, ":vector FILE.npy[:ROW]")
         result = self.emb.neighbors(load_vector(spec), k=self.top, filters=self.filters)
@@ -353,7 +353,7 @@ class Shell:
     def show(self, command: str, result: Any) -> None:
         """One result, as every command renders it (``render.emit``): in JSON mode the
         command's own object plus ``"command"``, on one line."""
-        from ..render import emit
+        from ..present.render import emit
 
         if self.output is ShellFormat.json:
             emit(result, "json", command=command)
@@ -390,7 +390,7 @@ class Shell:
 
     def emit(self, data: dict[str, Any]) -> None:
         """One compact JSON object on one line (JSON Lines)."""
-        from ..render import json_text
+        from ..present.render import json_text
 
         self.write(json_text(data) + "\n")
 
@@ -454,7 +454,7 @@ def _pipe_batches(fd: int) -> Iterator[list[str | None | TooLong]]:
     is decoded, None when it is not UTF-8, or TooLong past ``MAX_TEXT_BYTES``."""
     import select
 
-    from ..api import MAX_TEXT_BYTES
+    from ..api.embeddings import MAX_TEXT_BYTES
 
     pending = bytearray()
     dropped = 0  # bytes of an overlong line thrown away so far
@@ -506,7 +506,7 @@ def _decode(raw: bytes) -> str | None:
 
 
 def _history(cache_dir: Path | None) -> Path | None:
-    from ..cache import resolve_root
+    from ..store.cache import resolve_root
 
     try:
         return resolve_root(cache_dir) / HISTORY_FILE

@@ -22,11 +22,11 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ..api import Embeddings
+from ..analyses.filters import Filters
+from ..api.embeddings import Embeddings
 from ..errors import TokenIdError, TokneighError
-from ..filters import Filters
-from ..metrics import parse_metric
-from ..render import json_text
+from ..present.render import json_text
+from ..space.metrics import parse_metric
 from .worker import Worker
 
 STATIC = Path(__file__).parent / "static"

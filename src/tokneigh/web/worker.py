@@ -29,9 +29,9 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..api import Embeddings
+from ..analyses.filters import Filters
+from ..api.embeddings import Embeddings
 from ..errors import TokneighError
-from ..filters import Filters
 from ..results import NeighborList
 
 # Queries answered by one product at most: bounds the score block (64 x vocab float32, 13 MB

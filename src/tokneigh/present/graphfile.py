@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import OutputFileError
-from .results import NeighborGraph
+from ..errors import OutputFileError
+from ..results import NeighborGraph
 
 FORMATS = {".parquet": "parquet", ".npz": "npz", ".jsonl": "jsonl"}
 

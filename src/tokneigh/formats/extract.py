@@ -21,8 +21,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .errors import HubUnavailableError, ModelNotFoundError, TiedEmbeddings, TokneighError
-from .models import ModelSource, checkpoint_file, local_fingerprint, shard_name_problem
+from ..errors import HubUnavailableError, ModelNotFoundError, TiedEmbeddings, TokneighError
+from ..sources.models import ModelSource, checkpoint_file, local_fingerprint, shard_name_problem
 
 Report = Callable[[str], None]
 
@@ -224,7 +224,7 @@ def extract(source: ModelSource, report: Report, embeddings: str = "input") -> E
     """
     with _library_errors(source):
         if source.kind == "gguf":
-            from . import gguf_file
+            from . import gguf as gguf_file
 
             return gguf_file.extract(source, report, embeddings)
         return _extract(source, report, embeddings)
@@ -287,7 +287,7 @@ def read_tokenizer(source: ModelSource, report: Report) -> tuple[str, list[int]]
     reading any weights: what a command that only tokenizes needs."""
     with _library_errors(source, "its tokenizer cannot be read"):
         if source.kind == "gguf":
-            from . import gguf_file
+            from . import gguf as gguf_file
 
             return gguf_file.read_tokenizer(source, report)
         files, config_path = _open_checkpoint(source, report)
@@ -684,7 +684,7 @@ def output_tensor(source: ModelSource, report: Report) -> str | None:
     """
     with _library_errors(source):  # a truncated or malformed config.json or header
         if source.kind == "gguf":
-            from . import gguf_file
+            from . import gguf as gguf_file
 
             return gguf_file.output_tensor(source, report)
         files, config_path = _open_checkpoint(source, report)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from stat import S_ISREG
 
-from .errors import ModelNameError, ModelNotFoundError
+from ..errors import ModelNameError, ModelNotFoundError
 
 DEFAULT_MODEL = "gpt2"
 

@@ -12,8 +12,8 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, TextIO
 
-from .errors import TokneighError
-from .results import Human, Table
+from ..errors import TokneighError
+from ..results import Human, Table
 
 FORMATS = ("table", "json", "tsv")
 

@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import display
-from .errors import TokenIdError, UsageError
-from .results import ScanToken, TokenScan
+from ..errors import TokenIdError, UsageError
+from ..results import ScanToken, TokenScan
+from ..tokens import display
 
 if TYPE_CHECKING:
-    from .api import Embeddings
+    from ..api.embeddings import Embeddings
 
 INDICATORS = ("magikarp", "norm", "centroid")
 

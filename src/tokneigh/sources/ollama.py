@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from .errors import ModelNotFoundError, OllamaNameError
+from ..errors import ModelNotFoundError, OllamaNameError
 
 PREFIX = "ollama:"
 REGISTRY = "registry.ollama.ai"

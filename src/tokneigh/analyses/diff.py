@@ -35,13 +35,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import core
-from .errors import UsageError
-from .results import DiffItem, DiffSummary, Neighbor, NeighborhoodDiff
+from ..errors import UsageError
+from ..results import DiffItem, DiffSummary, Neighbor, NeighborhoodDiff
+from ..space import core
 
 if TYPE_CHECKING:
-    from .api import Embeddings
-    from .results import Query
+    from ..api.embeddings import Embeddings
+    from ..results import Query
 
 # Queries scored per matrix product for rho: bounds the temporary to 256 x vocabulary floats.
 _BLOCK = 256

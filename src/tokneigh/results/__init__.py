@@ -1002,7 +1002,7 @@ class DiffSummary:
 @dataclass(slots=True)
 class NeighborhoodDiff:
     """How the top-k neighbourhoods of words and of sampled tokens change from space A to
-    space B, over the tokens both vocabularies share (``tokneigh.diff``)."""
+    space B, over the tokens both vocabularies share (``tokneigh.analyses.diff``)."""
 
     model_a: str
     embeddings_a: str

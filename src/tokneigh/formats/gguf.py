@@ -23,9 +23,9 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .errors import ModelNotFoundError, TiedEmbeddings
+from ..errors import ModelNotFoundError, TiedEmbeddings
+from ..sources.models import ModelSource, local_fingerprint
 from .extract import Extracted, Report, matrix_digest
-from .models import ModelSource, local_fingerprint
 
 INPUT_TENSOR = "token_embd.weight"
 OUTPUT_TENSOR = "output.weight"
@@ -520,7 +520,7 @@ def _byte_level(
 ) -> Any:
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 
-    from .display import byte_decoder
+    from ..tokens.display import byte_decoder
 
     alphabet = set(byte_decoder())
     spelling = {byte: char for char, byte in byte_decoder().items()}

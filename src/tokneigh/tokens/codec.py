@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import display, tokindex
+from . import display
+from . import index as tokindex
 
 
 def _parse_tokenizer(data: bytes) -> Any:

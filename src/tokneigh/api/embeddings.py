@@ -21,12 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import cache, core
-from .errors import EmptyQueryError, TokenIdError, UsageError
-from .filters import NO_FILTERS, Filters
-from .metrics import COSINE, Metric, parse_metric
-from .models import DEFAULT_MODEL, ModelSource, resolve
-from .results import (
+from ..analyses.filters import NO_FILTERS, Filters
+from ..errors import EmptyQueryError, TokenIdError, UsageError
+from ..results import (
     Comparison,
     Hubness,
     HubToken,
@@ -43,10 +40,14 @@ from .results import (
     VectorSource,
     Verification,
 )
+from ..sources.models import DEFAULT_MODEL, ModelSource, resolve
+from ..space import core
+from ..space.metrics import COSINE, Metric, parse_metric
+from ..store import cache
 
 if TYPE_CHECKING:
-    from .results import NeighborhoodDiff, TokenScan
-    from .tokens import TokenCodec
+    from ..results import NeighborhoodDiff, TokenScan
+    from ..tokens.codec import TokenCodec
     from .vectors import VectorQuery
 
 QueryLike = str | int
@@ -177,7 +178,7 @@ class Embeddings:
         progress: Progress | None = None,
     ) -> Embeddings:
         """These embeddings compared under another metric: ``cosine``, ``centered``,
-        ``abtt[:D]`` or ``csls[:K]`` (see ``tokneigh.metrics``). What the metric needs (the
+        ``abtt[:D]`` or ``csls[:K]`` (see ``tokneigh.space.metrics``). What the metric needs (the
         centred or ABTT matrix, CSLS's r over an all-pairs pass) is computed once and kept
         in the cache entry, so later loads pay only for reading it."""
         chosen = parse_metric(metric, self.dim, self.vocab_size - int(self.unusable.size))
@@ -191,7 +192,7 @@ class Embeddings:
         entry = self._entry
         name = f"metric-{chosen.file_stem}.npy"
         if chosen.transforms:
-            from .metrics import transformed
+            from ..space.metrics import transformed
 
             space = cache.load_derived_array(
                 entry, name, (self.vocab_size, self.dim), np.float32, say
@@ -200,7 +201,7 @@ class Embeddings:
                 space = transformed(chosen, entry.unit, entry.norms, usable)
                 cache.save_derived(entry, name, space, say)
             return Embeddings(entry, chosen, space=space)
-        from .metrics import csls_radius
+        from ..space.metrics import csls_radius
 
         radius = cache.load_derived_array(entry, name, (self.vocab_size,), np.float64, say)
         if radius is None:
@@ -335,7 +336,7 @@ class Embeddings:
 
     def centroid(self) -> VectorQuery:
         """The mean raw row (of the rows with a direction), as a vector query."""
-        from .metrics import mean_row
+        from ..space.metrics import mean_row
         from .vectors import VectorQuery
 
         usable = np.ones(self.vocab_size, dtype=bool)
@@ -724,9 +725,9 @@ class Embeddings:
     ) -> NeighborGraph:
         """The exact ``k`` nearest tokens of every token under this metric, self excluded,
         as ``neighbors`` would list each one (special tokens left out on both sides unless
-        ``include_special``). One all-pairs pass (``tokneigh.allpairs``), kept in the cache
+        ``include_special``). One all-pairs pass (``tokneigh.space.allpairs``), kept in the cache
         entry: ``hubness`` and a second ``graph`` read it."""
-        from .allpairs import knn_all_pairs
+        from ..space.allpairs import knn_all_pairs
 
         rows = self.graph_rows(include_special)
         if not 1 <= k <= rows.size - 1:
@@ -822,7 +823,7 @@ class Embeddings:
         sample of ``pairs`` pairs of distinct tokens, Ethayarajh 2019), the raw rows' norms,
         the share of variance along the top ``components`` principal components of the
         vectors the metric compares, and how many rows are hidden or special."""
-        from .metrics import principal_axes
+        from ..space.metrics import principal_axes
 
         if pairs < 1:
             raise UsageError(f"the number of pairs to sample must be at least 1, got {pairs}")
@@ -980,10 +981,10 @@ class Embeddings:
         reference: str | Sequence[int] | None = "auto",
         top: int = 20,
     ) -> TokenScan:
-        """Tokens ranked from most to least likely under-trained (``tokneigh.scan``): give
+        """Tokens ranked from most to least likely under-trained (``tokneigh.analyses.scan``): give
         magikarp the output embeddings when the model has its own (``load(...,
         embeddings="output")``), norm and centroid the input ones."""
-        from .scan import scan
+        from ..analyses.scan import scan
 
         return scan(self, indicator=indicator, reference=reference, top=top)
 
@@ -999,8 +1000,8 @@ class Embeddings:
     ) -> NeighborhoodDiff:
         """How neighbourhoods change from these embeddings to ``other`` (another model,
         the output matrix, another metric): overlap@k, Jaccard and Spearman's rho of ``words``
-        and of a seeded sample of shared tokens (``tokneigh.diff``)."""
-        from .diff import compare_models
+        and of a seeded sample of shared tokens (``tokneigh.analyses.diff``)."""
+        from ..analyses.diff import compare_models
 
         return compare_models(
             self, other, words=words, sample=sample, seed=seed, k=k, changed=changed
@@ -1070,7 +1071,7 @@ def load(
     and serves the input matrix, which is the same. ``metric`` compares them under another
     metric than cosine (``Embeddings.under``); ``progress`` follows a long first computation.
     """
-    from .errors import TiedEmbeddings
+    from ..errors import TiedEmbeddings
 
     if embeddings not in cache.EMBEDDINGS_KINDS:
         raise UsageError(f"embeddings must be 'input' or 'output', not {embeddings!r}")
@@ -1100,9 +1101,9 @@ def load_vocabulary(
     import json
     import tempfile
 
-    from .display import detect_style
-    from .extract import read_tokenizer
-    from .tokens import TokenCodec
+    from ..formats.extract import read_tokenizer
+    from ..tokens.codec import TokenCodec
+    from ..tokens.display import detect_style
 
     source = _source(model)
     codec = cache.open_tokenizer(source, cache.resolve_root(cache_dir))

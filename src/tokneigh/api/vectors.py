@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UsageError
-from .results import VectorSource
+from ..errors import UsageError
+from ..results import VectorSource
 
 _FLOATS = (np.float16, np.float32, np.float64)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import results as _results
-from .errors import FigureError
-from .results import Comparison, Hubness, Neighbor, NeighborList, TokenMap, model_label
+from .. import results as _results
+from ..errors import FigureError
+from ..results import Comparison, Hubness, Neighbor, NeighborList, TokenMap, model_label
 
 _FORMATS = (".png", ".svg", ".pdf")
 

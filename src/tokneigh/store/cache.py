@@ -44,13 +44,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__
-from .errors import CacheError, UsageError
-from .models import ModelSource, local_fingerprint
-from .results import CachedModel
+from .. import __version__
+from ..errors import CacheError, UsageError
+from ..results import CachedModel
+from ..sources.models import ModelSource, local_fingerprint
 
 if TYPE_CHECKING:
-    from .tokens import TokenCodec
+    from ..tokens.codec import TokenCodec
 
 Report = Callable[[str], None]
 
@@ -215,7 +215,7 @@ def _check_real(folder: Path) -> None:
 
 def check_entry(folder: Path) -> dict[str, Any]:
     """Validate an entry's files and tokenizer (not its freshness); its meta, or InvalidEntry."""
-    from .tokens import TokenCodec
+    from ..tokens.codec import TokenCodec
 
     meta, _, _ = _open_files(folder)
     try:
@@ -268,7 +268,7 @@ def get(
             if os.path.lexists(folder):  # (else removed as it was read: simply missing)
                 report(f"warning: the cache entry for {what} is unusable ({exc}); rebuilding it")
     if embeddings != "input":
-        from .extract import output_tensor
+        from ..formats.extract import output_tensor
 
         # Tied or not is read from config.json and the tensor names, before any "building".
         output_tensor(source, report)
@@ -303,7 +303,7 @@ def get(
 
 def _open_fresh(folder: Path, source: ModelSource) -> Entry:
     """The entry in ``folder`` if whole and still matching the source; else InvalidEntry."""
-    from .tokens import TokenCodec
+    from ..tokens.codec import TokenCodec
 
     meta, unit, norms = _open_files(folder)
     if source.is_local:
@@ -330,7 +330,7 @@ def _refresh_index(folder: Path, meta: dict[str, Any]) -> None:
     """Rewrite a missing or outdated tokenizer index (an entry from an older tokneigh, or a
     new ``tokenizers`` library) in place. The index is derived data and only speeds up later
     queries: in a read-only cache, or on any failure, the entry serves without it."""
-    from .tokens import write_index
+    from ..tokens.codec import write_index
 
     if not os.access(folder, os.W_OK):
         return
@@ -356,7 +356,7 @@ def build_meta(
     unusable: tuple[list[int], list[int]] = ([], []),
 ) -> dict[str, Any]:
     """meta.json of a new entry: the schema that ``read_meta`` checks."""
-    from .display import detect_style
+    from ..tokens.display import detect_style
 
     tokenizer_json = extracted.tokenizer_json
     return {
@@ -394,8 +394,8 @@ def _unusable_summary(non_finite: list[int], zero: list[int]) -> str:
 
 
 def _build(source: ModelSource, root: Path, name: str, report: Report, embeddings: str) -> None:
-    from .core import normalize_rows, unusable_rows
-    from .extract import extract
+    from ..formats.extract import extract
+    from ..space.core import normalize_rows, unusable_rows
 
     extracted = extract(source, report, embeddings)
     unusable = unusable_rows(extracted.matrix)
@@ -633,14 +633,14 @@ def write_entry(
 
 def _prepare_index(tokenizer_bytes: bytes, meta: dict[str, Any]) -> None:
     """Build the index ``_write_index`` will write (kept by ``tokens.build_index``)."""
-    from .tokens import build_index
+    from ..tokens.codec import build_index
 
     with contextlib.suppress(Exception):  # _write_index meets the same failure and decides
         build_index(tokenizer_bytes, meta["token_style"], meta["special_ids"])
 
 
 def _write_index(folder: Path, meta: dict[str, Any]) -> None:
-    from .tokens import write_index
+    from ..tokens.codec import write_index
 
     try:
         write_index(folder / TOKENIZER, meta["token_style"], meta["special_ids"])

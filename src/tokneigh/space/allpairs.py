@@ -1,0 +1,360 @@
+"""The exact all-pairs pass: the k nearest rows of every row of a matrix, self excluded.
+
+Pure numpy, like ``core``. The similarity matrix of a set of rows with itself is symmetric, so
+the rows are cut into blocks and each pair of blocks is multiplied once: block (i, j) offers
+its rows' scores to the rows of block i and its columns' scores to the rows of block j. The
+products are nearly the whole cost; selection stays a few per cent of it because every row
+keeps a running threshold (its ``keep``-th best so far), seeded by its own diagonal block:
+after that a block offers each row only the few scores above the row's threshold, found by
+one comparison and one ``flatnonzero`` over the block.
+
+Exactness is ``core``'s (see ``core.MARGIN``): the float32 products only shortlist, each
+row's shortlist is rescored in float64 exactly as ``core.exact_scores`` scores one query, and
+rows are ordered by (-score, id). A row whose shortlist might miss a candidate within the
+margin of its k-th score (a plateau of ties) is ranked again on its own by ``core``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from . import core
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+BLOCK = 4096  # rows per block: 64 MB float32 score blocks, large enough for BLAS to run at speed
+_EXTRA = 8  # candidates kept beyond k per row: room for near-ties at the k-th score
+_EXACT_ROWS = 128  # rows rescored together in float64: the temporary stays in the L3 cache
+
+Progress = Callable[[int, int], None]  # (work done, total work), in score cells
+
+
+def knn_all_pairs(
+    unit: np.ndarray,
+    rows: np.ndarray,
+    k: int,
+    *,
+    radius: np.ndarray | None = None,
+    progress: Progress | None = None,
+    block: int = BLOCK,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(neighbour ids (n, k) int64, scores (n, k) float64) of each row id in ``rows`` among
+    the other ``rows``, best first, ties broken by lower id.
+
+    The score is the cosine of the unit rows, or with ``radius`` the CSLS score
+    2 cos(x, y) - radius[x] - radius[y]. Each row's list is the one ``core.rank_many`` gives
+    for that row as a one-token query with everything outside ``rows`` left out.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = np.asarray(rows, dtype=np.int64)
+    n = rows.size
+    if not 1 <= k <= n - 1:
+        raise ValueError(f"k must be between 1 and {n - 1}, got {k}")
+    if n == unit.shape[0] and (rows == np.arange(n)).all():
+        matrix = np.ascontiguousarray(unit, dtype=np.float32)  # every row: no copy
+    else:
+        matrix = np.ascontiguousarray(unit[rows], dtype=np.float32)
+    bias = None if radius is None else np.asarray(radius, dtype=np.float64)[rows]
+    bias32 = None if bias is None else bias.astype(np.float32)
+    keep = min(k + _EXTRA, n - 1)
+    best = _Best(n, keep)
+    bounds = block_bounds(n, block, keep)
+    # Diagonal blocks first: they seed every row's threshold. Then each pair above the
+    # diagonal, block row by block row: once row i is done, its rows' lists are final.
+    pairs = [(i, i) for i in range(len(bounds))]
+    pairs += [(i, j) for i in range(len(bounds)) for j in range(i + 1, len(bounds))]
+    # The last pair that offers a block row anything: after it, those rows are final.
+    last = len(bounds) - 1
+    finished_by: dict[tuple[int, int], list[int]] = {}
+    for r in range(len(bounds)):
+        finished_by.setdefault((r, last) if r < last else pairs[-1], []).append(r)
+    total = sum((bounds[i][1] - bounds[i][0]) * (bounds[j][1] - bounds[j][0]) for i, j in pairs)
+    widest = max(b - a for a, b in bounds)
+    # Two buffers: BLAS fills one while a worker thread selects from the other, so selection
+    # (numpy work on one core) hides behind the products. The worker runs its jobs in order,
+    # so no two of them ever touch the same rows at once.
+    buffers = [np.empty(widest * widest, dtype=np.float32) for _ in range(2)]
+    busy: list[Future[None] | None] = [None, None]
+    out_ids = np.empty((n, k), dtype=np.int64)
+    out_scores = np.empty((n, k), dtype=np.float64)
+    final = _Final(matrix, best, k, bias, out_ids, out_scores)
+    done = 0
+    ranked: list[Future[None]] = []
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        for number, (i, j) in enumerate(pairs):
+            (a, b), (c, d) = bounds[i], bounds[j]
+            slot = number % 2
+            if busy[slot] is not None:
+                busy[slot].result()  # type: ignore[union-attr]
+            scores = np.matmul(
+                matrix[a:b], matrix[c:d].T, out=_view(buffers[slot], b - a, d - c)
+            )
+            busy[slot] = worker.submit(best.absorb, scores, a, c, i == j, bias32)
+            ranked += [worker.submit(final.rows, *bounds[r]) for r in finished_by.get((i, j), [])]
+            done += (b - a) * (d - c)
+            if progress:
+                progress(done, total)
+        for job in [*busy, *ranked]:
+            if job is not None:
+                job.result()
+    final.plateaus()
+    return rows[out_ids], out_scores
+
+
+def block_bounds(n: int, block: int, keep: int) -> list[tuple[int, int]]:
+    """(start, stop) of each block of rows. A last block much smaller than the rest would
+    give its rows too few candidates to seed a threshold from: it joins the one before."""
+    starts = list(range(0, n, block))
+    if len(starts) > 1 and n - starts[-1] < 8 * keep:
+        starts.pop()
+    return [(s, starts[i + 1] if i + 1 < len(starts) else n) for i, s in enumerate(starts)]
+
+
+def _view(buffer: np.ndarray, height: int, width: int) -> np.ndarray:
+    return buffer[: height * width].reshape(height, width)
+
+
+class _Best:
+    """Each row's ``keep`` best (float32 score, column) so far, unordered, and its threshold:
+    the smallest score kept (-inf until ``keep`` are known)."""
+
+    def __init__(self, n: int, keep: int) -> None:
+        self.keep = keep
+        self.values = np.full((n, keep), -np.inf, dtype=np.float32)
+        self.ids = np.full((n, keep), -1, dtype=np.int64)
+        self.threshold = np.full(n, -np.inf, dtype=np.float32)
+        self._masks = np.empty(0, dtype=bool)
+
+    def _mask(self, shape: tuple[int, int]) -> np.ndarray:
+        # One reused buffer: a fresh 16 MB array per block costs its page faults every time.
+        size = shape[0] * shape[1]
+        if self._masks.size < size:
+            self._masks = np.empty(size, dtype=bool)
+        return self._masks[:size].reshape(shape)
+
+    def absorb(
+        self, scores: np.ndarray, row0: int, col0: int, diagonal: bool, bias: np.ndarray | None
+    ) -> None:
+        """Offer one score block (rows row0.., columns col0..) to every row it concerns."""
+        height, width = scores.shape
+        if diagonal:  # its own transpose: the rows' share is all of it
+            if bias is not None:
+                scores *= 2
+                scores -= bias[None, col0 : col0 + width]
+            np.fill_diagonal(scores, -np.inf)
+            self.absorb_rows(row0, scores, col0, seed=True)
+        elif bias is not None:
+            self.absorb_rows(row0, 2 * scores - bias[None, col0 : col0 + width], col0)
+            self.absorb_columns(col0, 2 * scores - bias[row0 : row0 + height, None], row0)
+        else:
+            self.absorb_both(scores, row0, col0)
+
+    def absorb_both(self, scores: np.ndarray, row0: int, col0: int) -> None:
+        """Offer a block to its rows and to the rows its columns stand for, in one pass: what
+        beats the lower of all the thresholds involved; each side then keeps what beats its
+        own rows' thresholds. When the thresholds differ so much that the pass finds a crowd
+        (a tenth of the block), each side makes its own pass instead."""
+        height, width = scores.shape
+        floor = min(
+            self.threshold[row0 : row0 + height].min(), self.threshold[col0 : col0 + width].min()
+        )
+        flat = np.flatnonzero(np.greater(scores, floor, out=self._mask(scores.shape)))
+        if flat.size > scores.size // 10:
+            self.absorb_rows(row0, scores, col0)
+            self.absorb_columns(col0, scores, row0)
+            return
+        values = scores.ravel()[flat]
+        rows, cols = row0 + flat // width, col0 + flat % width
+        by_row = values > self.threshold[rows]
+        self._merge(rows[by_row], cols[by_row], values[by_row])
+        by_column = values > self.threshold[cols]
+        order = np.argsort(cols[by_column], kind="stable")
+        self._merge(cols[by_column][order], rows[by_column][order], values[by_column][order])
+
+    def absorb_rows(self, row0: int, scores: np.ndarray, col0: int, seed: bool = False) -> None:
+        """Offer block ``scores`` (rows row0.., columns col0..) to its rows."""
+        height, width = scores.shape
+        if seed:
+            # >=, not >: a cut-off met by ties must keep them (at least `keep` reach it).
+            cutoff = _group_cutoff(scores, self.keep)[:, None]
+            flat = np.flatnonzero(np.greater_equal(scores, cutoff, out=self._mask(scores.shape)))
+        else:
+            threshold = self.threshold[row0 : row0 + height, None]
+            flat = np.flatnonzero(np.greater(scores, threshold, out=self._mask(scores.shape)))
+        if flat.size:
+            self._merge(row0 + flat // width, col0 + flat % width, scores.ravel()[flat])
+
+    def absorb_columns(self, col0: int, scores: np.ndarray, row0: int) -> None:
+        """Offer block ``scores`` (rows row0.., columns col0..) to the rows its columns stand
+        for (the block's transpose, without transposing it)."""
+        width = scores.shape[1]
+        threshold = self.threshold[col0 : col0 + width]
+        flat = np.flatnonzero(np.greater(scores, threshold[None, :], out=self._mask(scores.shape)))
+        if flat.size:
+            served = col0 + flat % width
+            order = np.argsort(served, kind="stable")
+            flat = flat[order]
+            self._merge(served[order], row0 + flat // width, scores.ravel()[flat])
+
+    def _merge(self, owners: np.ndarray, ids: np.ndarray, values: np.ndarray) -> None:
+        """Add candidates (grouped by owner row, in increasing owner order) and keep each
+        owner's ``keep`` best."""
+        if owners.size == 0:
+            return
+        touched, first, counts = _runs(owners)
+        width = int(counts.max())
+        slot = np.arange(owners.size) - np.repeat(first, counts)
+        which = np.repeat(np.arange(touched.size), counts)
+        pool_v = np.full((touched.size, self.keep + width), -np.inf, dtype=np.float32)
+        pool_i = np.full((touched.size, self.keep + width), -1, dtype=np.int64)
+        pool_v[:, : self.keep] = self.values[touched]
+        pool_i[:, : self.keep] = self.ids[touched]
+        pool_v[which, self.keep + slot] = values
+        pool_i[which, self.keep + slot] = ids
+        if width > 0:
+            pick = np.argpartition(-pool_v, self.keep - 1, axis=1)[:, : self.keep]
+            pool_v = np.take_along_axis(pool_v, pick, axis=1)
+            pool_i = np.take_along_axis(pool_i, pick, axis=1)
+        self.values[touched] = pool_v
+        self.ids[touched] = pool_i
+        self.threshold[touched] = pool_v.min(axis=1)
+
+
+def _runs(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(distinct values, index of each one's first occurrence, run lengths) of a sorted array
+    (np.unique would import numpy.ma on first use)."""
+    change = np.flatnonzero(np.diff(sorted_values)) + 1
+    first = np.concatenate([[0], change])
+    counts = np.diff(np.concatenate([first, [sorted_values.size]]))
+    return sorted_values[first], first, counts
+
+
+def _group_cutoff(scores: np.ndarray, keep: int) -> np.ndarray:
+    """A score per row that at least ``keep`` of the row's scores reach (see
+    ``core._top_k_by_group_maxima``): the ``keep``-th largest of its strided group maxima.
+    -inf where a row has fewer than ``keep`` finite scores."""
+    height, width = scores.shape
+    groups = min(64, width // max(1, 4 * keep))
+    if groups < 2:  # too narrow to group: the exact keep-th best
+        if width < keep:
+            return np.full(height, -np.inf, dtype=np.float32)
+        return np.partition(scores, width - keep, axis=1)[:, width - keep]
+    span = width // groups
+    maxima = scores[:, : groups * span].reshape(height, groups, span).max(axis=1)
+    return np.partition(maxima, span - keep, axis=1)[:, span - keep]
+
+
+class _Final:
+    """Each row's k best in exact order, from its float32 shortlist: rows whose shortlists
+    are complete, a block at a time (``rows``), then the plateaus (``plateaus``)."""
+
+    def __init__(
+        self,
+        matrix: np.ndarray,
+        best: _Best,
+        k: int,
+        bias: np.ndarray | None,
+        out_ids: np.ndarray,
+        out_scores: np.ndarray,
+    ) -> None:
+        self.matrix, self.best, self.k, self.bias = matrix, best, k, bias
+        self.out_ids, self.out_scores = out_ids, out_scores
+        self.margin = core.MARGIN * (2 if bias is not None else 1)
+        self._norms: np.ndarray | None = None
+        self.unsound: list[np.ndarray] = []
+
+    @property
+    def norms(self) -> np.ndarray:
+        if self._norms is None:  # first needed in the worker thread, behind the products
+            self._norms = _row_norms(self.matrix)
+        return self._norms
+
+    def rows(self, first: int, stop: int) -> None:
+        for start in range(first, stop, _EXACT_ROWS):
+            self._rank(start, min(stop, start + _EXACT_ROWS))
+
+    def _rank(self, start: int, stop: int) -> None:
+        k, margin, bias = self.k, self.margin, self.bias
+        order = np.argsort(-self.best.values[start:stop], axis=1, kind="stable")
+        values = np.take_along_axis(self.best.values[start:stop], order, axis=1)
+        ids = np.take_along_axis(self.best.ids[start:stop], order, axis=1)
+        kth = values[:, k - 1].astype(np.float64)
+        # Sound when the shortlist holds every row within the margin of the k-th score: a row
+        # left out scored at most the last one kept (thresholds only rise).
+        if self.best.keep < self.matrix.shape[0] - 1:
+            self.unsound.append(start + np.flatnonzero(values[:, -1] >= kth - margin))
+        # As core.exact_prefix, only what scores within the margin of the k-th in float32 is
+        # rescored: a prefix of each sorted shortlist.
+        eligible = values >= (kth - margin)[:, None]
+        width = int(eligible.sum(axis=1).max())
+        shortlist, eligible = ids[:, :width], eligible[:, :width]
+        exact = _exact_block(self.matrix, self.norms, np.arange(start, stop), shortlist, bias)
+        # The float32 scores leave out CSLS's constant -radius[x] of each row; exact has it.
+        shift = 0.0 if bias is None else bias[start:stop, None]
+        keep = eligible & (exact + shift >= (kth - margin / 2)[:, None])
+        key = np.where(keep, -exact, np.inf)
+        chosen = np.lexsort((shortlist, key), axis=1)[:, :k]
+        self.out_ids[start:stop] = np.take_along_axis(shortlist, chosen, axis=1)
+        self.out_scores[start:stop] = np.take_along_axis(exact, chosen, axis=1)
+
+    def plateaus(self) -> None:
+        """Rank again, each on its own, the rows whose shortlist may be incomplete."""
+        for row in np.concatenate([np.empty(0, dtype=np.int64), *self.unsound]).tolist():
+            self.out_ids[row], self.out_scores[row] = _one_row(
+                self.matrix, row, self.k, self.bias
+            )
+
+
+def _row_norms(matrix: np.ndarray) -> np.ndarray:
+    """Each row's float64 norm, as core.exact_scores computes it for the rows it scores."""
+    out = np.empty(matrix.shape[0], dtype=np.float64)
+    for start in range(0, matrix.shape[0], 8192):
+        rows = matrix[start : start + 8192].astype(np.float64)
+        out[start : start + rows.shape[0]] = np.sqrt(np.einsum("wd,wd->w", rows, rows))
+    return out
+
+
+def _query_rows(matrix: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    # Each row as core.query_vectors makes a one-token query: normalized again (bit for bit).
+    return core.normalize_rows(matrix[rows])[0].astype(np.float64)
+
+
+def _exact_block(
+    matrix: np.ndarray,
+    norms: np.ndarray,
+    rows: np.ndarray,
+    shortlist: np.ndarray,
+    bias: np.ndarray | None,
+) -> np.ndarray:
+    """Float64 scores of each row against its shortlist, computed as ``core.exact_scores``
+    does (``einsum``'s loop along each row, the same norms), so the numbers match a
+    ``neighbors`` query to the last bit."""
+    queries = _query_rows(matrix, rows)
+    q_norms = np.sqrt(np.einsum("cd,cd->c", queries, queries))
+    dots = np.einsum("cwd,cd->cw", matrix[shortlist].astype(np.float64), queries)
+    denominators = norms[shortlist] * q_norms[:, None]
+    cos = np.zeros_like(dots)
+    np.divide(dots, denominators, out=cos, where=denominators > 0)
+    np.clip(cos, -1.0, 1.0, out=cos)
+    if bias is None:
+        return cos
+    return 2.0 * cos - bias[shortlist] - bias[rows][:, None]
+
+
+def _one_row(
+    matrix: np.ndarray, row: int, k: int, bias: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """One row's list by ``core``'s own exact ranking (a plateau of ties at its k-th score)."""
+    query = _query_rows(matrix, np.asarray([row]))[0].astype(np.float32)
+    if bias is None:
+        [(ids, scores)] = core.rank_many(matrix, query[None, :], k, [[row]])
+    else:
+        [(ids, scores)] = core.rank_many(
+            matrix, query[None, :], k, [[row]], radius=bias, query_radius=[float(bias[row])]
+        )
+    return ids, scores
