@@ -11,11 +11,11 @@ raises is importable from here.
 
 from __future__ import annotations
 
+from .version import __version__
+
 # Not `from typing import ...`: typing (with re and enum) is 5 ms of every start-up, spent
 # before the Ctrl-C handler can be installed.
 TYPE_CHECKING = False
-
-__version__ = "0.1.0"
 
 # Where each public name lives; imported on first use.
 _HOMES = {

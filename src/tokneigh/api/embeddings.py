@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,7 @@ import numpy as np
 
 from ..analyses.filters import NO_FILTERS, Filters
 from ..errors import EmptyQueryError, TokenIdError, UsageError
+from ..reporting import WARNING, Message, Progress, Report, info, level_of, note
 from ..results import (
     Comparison,
     Hubness,
@@ -57,7 +58,6 @@ AnyQuery = Any
 # Similarities closer than this are a tie: float32 rounding alone can order them either way.
 TIE = 1e-6
 
-Report = Callable[[str], None]
 
 # The longest text a query or tokenize takes, in UTF-8 bytes: tokenizing 10 MB would take
 # gigabytes and minutes; no word or passage worth a neighbour list comes near 1 MB.
@@ -120,7 +120,6 @@ class Vocabulary:
         )
 
 
-Progress = Callable[[int, int], None]  # (work done, total work) of a long computation
 
 
 class Embeddings:
@@ -206,8 +205,10 @@ class Embeddings:
         radius = cache.load_derived_array(entry, name, (self.vocab_size,), np.float64, say)
         if radius is None:
             say(
-                f"computing {chosen.name}'s r for {int(usable.sum()):,} tokens (an all-pairs "
-                "pass, once per model)"
+                info(
+                    f"computing {chosen.name}'s r for {int(usable.sum()):,} tokens (an "
+                    "all-pairs pass, once per model)"
+                )
             )
             radius = csls_radius(entry.unit, np.flatnonzero(usable), chosen.param or 10, progress)
             cache.save_derived(entry, name, radius, say)
@@ -1041,9 +1042,9 @@ def _terms(terms: QueryLike | Sequence[QueryLike]) -> list[QueryLike]:
 # --- loading ------------------------------------------------------------------------------
 
 
-def _log_report(message: str) -> None:
-    if message.startswith("warning: "):
-        log.warning(message[len("warning: ") :])
+def _log_report(message: Message) -> None:
+    if level_of(message) == WARNING:
+        log.warning(getattr(message, "text", message))
     else:
         log.info(message)
 
@@ -1082,8 +1083,10 @@ def load(
         entry = cache.get(source, root, embeddings, rebuild=rebuild, report=say)
     except TiedEmbeddings as exc:
         say(
-            f"note: {source.name} has no separate output embeddings ({exc}): input and output "
-            "are the same matrix; serving the input embeddings"
+            note(
+                f"{source.name} has no separate output embeddings ({exc}): input and output "
+                "are the same matrix; serving the input embeddings"
+            )
         )
         entry = cache.get(source, root, "input", rebuild=rebuild, report=say)
     emb = Embeddings(entry)

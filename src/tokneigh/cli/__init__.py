@@ -17,8 +17,8 @@ from typing import Any
 
 import typer
 
-from .. import __version__
 from ..errors import TokneighError
+from ..version import __version__
 from . import (
     analogy,
     compare,

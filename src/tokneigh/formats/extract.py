@@ -22,9 +22,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import HubUnavailableError, ModelNotFoundError, TiedEmbeddings, TokneighError
+from ..reporting import Report, info
 from ..sources.models import ModelSource, checkpoint_file, local_fingerprint, shard_name_problem
-
-Report = Callable[[str], None]
 
 # Tensor names of input embeddings across families (GPT-2, BERT, Llama/Mistral/Qwen,
 # GPT-NeoX, original Llama). A unique match is trusted; anything else asks transformers.
@@ -119,7 +118,7 @@ class _HubFiles:
             if constants.HF_HUB_OFFLINE:
                 self.missed_offline = True
                 return None
-            self.report(f"downloading {name} from {self.repo_id}")
+            self.report(info(f"downloading {name} from {self.repo_id}"))
             self._check_reachable(name)
             try:
                 path = hf_hub_download(self.repo_id, name)
@@ -522,7 +521,7 @@ def _truncated(path: Path, detail: str) -> ModelNotFoundError:
 
 def _read_safetensors(path: Path, key: str, report: Report) -> np.ndarray:
     """One 2-D floating-point tensor of a safetensors file, as float32."""
-    report(f"reading {key} from {path.name}")
+    report(info(f"reading {key} from {path.name}"))
     with open(path, "rb", buffering=0) as handle:
         header, data_start = _read_header(handle, path)
         entry = header.get(key) if key != "__metadata__" else None
@@ -647,7 +646,7 @@ def _name_from_transformers(folder: Path, names: list[str]) -> str:
 
 
 def _read_with_transformers(folder: Path, report: Report) -> tuple[np.ndarray, str]:
-    report("loading the checkpoint with transformers (no safetensors file)")
+    report(info("loading the checkpoint with transformers (no safetensors file)"))
     try:
         with _quiet_transformers():
             from transformers import AutoModel
@@ -786,7 +785,7 @@ def _output_name_from_transformers(folder: Path, names: list[str]) -> str | None
 
 
 def _read_output_with_transformers(folder: Path, report: Report) -> tuple[np.ndarray, str]:
-    report("loading the checkpoint with transformers (no safetensors file)")
+    report(info("loading the checkpoint with transformers (no safetensors file)"))
     try:
         with _quiet_transformers():
             import transformers

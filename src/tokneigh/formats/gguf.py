@@ -23,9 +23,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from .. import reporting
 from ..errors import ModelNotFoundError, TiedEmbeddings
+from ..reporting import Report
 from ..sources.models import ModelSource, local_fingerprint
-from .extract import Extracted, Report, matrix_digest
+from .extract import Extracted, matrix_digest
 
 INPUT_TENSOR = "token_embd.weight"
 OUTPUT_TENSOR = "output.weight"
@@ -352,7 +354,7 @@ def read_matrix(header: Header, name: str, report: Report) -> np.ndarray:
         raise _truncated(
             path, f"{header.size:,} bytes, its header places {name} up to byte {end:,}"
         )
-    report(f"reading {name} ({kind}) from {path.name}")
+    report(reporting.info(f"reading {name} ({kind}) from {path.name}"))
     out = np.empty((rows, dim), dtype=np.float32)
     step = max(1, _ROWS_BYTES // row_bytes)
     direct = kind == "F32"  # read straight into the output, no copy
@@ -542,8 +544,10 @@ def _byte_level(
     if split is None:
         if pre not in _GPT2_SPLITS:
             report(
-                f"note: {path.name} names the pre-tokenizer {pre!r}, which tokneigh does not "
-                "know; it splits text as GPT-2 does (a few tokenizations may differ)"
+                reporting.note(
+                    f"{path.name} names the pre-tokenizer {pre!r}, which tokneigh does not "
+                    "know; it splits text as GPT-2 does (a few tokenizations may differ)"
+                )
             )
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     else:
@@ -703,8 +707,10 @@ def extract(source: ModelSource, report: Report, embeddings: str = "input") -> E
     bits = bits_per_weight(info.type_id)
     if bits < 5:
         report(
-            f"note: {name} is stored as {kind} ({bits:g} bits per weight); quantization this "
-            "coarse moves neighbours: rankings differ from the full-precision model's"
+            reporting.note(
+                f"{name} is stored as {kind} ({bits:g} bits per weight); quantization this "
+                "coarse moves neighbours: rankings differ from the full-precision model's"
+            )
         )
     matrix = read_matrix(header, name, report)
     fingerprint["matrix_sha256"] = matrix_digest(matrix)

@@ -16,11 +16,11 @@ margin of its k-th score (a plateau of ties) is ranked again on its own by ``cor
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..reporting import Progress
 from . import core
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ BLOCK = 4096  # rows per block: 64 MB float32 score blocks, large enough for BLA
 _EXTRA = 8  # candidates kept beyond k per row: room for near-ties at the k-th score
 _EXACT_ROWS = 128  # rows rescored together in float64: the temporary stays in the L3 cache
 
-Progress = Callable[[int, int], None]  # (work done, total work), in score cells
 
 
 def knn_all_pairs(

@@ -16,14 +16,12 @@ keeps the cosine matrix and needs the vector r, which takes an all-pairs pass (`
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import UsageError
-
-Progress = Callable[[int, int], None]
+from ..reporting import Progress
 
 KINDS = ("cosine", "centered", "abtt", "csls")
 CSLS_K = 10

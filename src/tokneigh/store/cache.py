@@ -44,15 +44,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import __version__
 from ..errors import CacheError, UsageError
+from ..reporting import Report, info, note, warning
 from ..results import CachedModel
 from ..sources.models import ModelSource, local_fingerprint
+from ..version import __version__
 
 if TYPE_CHECKING:
     from ..tokens.codec import TokenCodec
-
-Report = Callable[[str], None]
 
 try:  # CPython's own SHA-256, hashlib's digest without loading OpenSSL (~5 ms per query)
     from _sha256 import sha256 as _sha256  # type: ignore[import-not-found]  # Python <= 3.11
@@ -266,7 +265,7 @@ def get(
             pass
         except InvalidEntry as exc:
             if os.path.lexists(folder):  # (else removed as it was read: simply missing)
-                report(f"warning: the cache entry for {what} is unusable ({exc}); rebuilding it")
+                report(warning(f"the cache entry for {what} is unusable ({exc}); rebuilding it"))
     if embeddings != "input":
         from ..formats.extract import output_tensor
 
@@ -279,7 +278,7 @@ def get(
             except InvalidEntry:
                 pass
         started = time.perf_counter()
-        report(f"building the cache for {what}" + ("" if rebuild else " (first use)"))
+        report(info(f"building the cache for {what}" + ("" if rebuild else " (first use)")))
         for attempt in (1, 2):
             _build(source, root, folder.name, report, embeddings)
             try:
@@ -291,7 +290,12 @@ def get(
                         f"the cache entry just built for {what} does not validate: {exc}; "
                         "another process removed it twice as it was built"
                     ) from exc
-                report(f"the cache entry for {what} was removed as it was built; building it again")
+                report(
+                    info(
+                        f"the cache entry for {what} was removed as it was built; "
+                        "building it again"
+                    )
+                )
             except InvalidEntry as exc:  # e.g. the checkpoint was rewritten during the build
                 raise CacheError(
                     f"the cache entry just built for {what} does not validate: {exc}; "
@@ -402,8 +406,8 @@ def _build(source: ModelSource, root: Path, name: str, report: Report, embedding
     if unusable[0] or unusable[1]:
         # NaN or infinite values mean a damaged checkpoint; zero rows are common (never
         # trained, or padding): a note.
-        kind = "warning" if unusable[0] else "note"
-        report(f"{kind}: {_unusable_summary(*unusable)}; no ranking lists them")
+        say = warning if unusable[0] else note
+        report(say(f"{_unusable_summary(*unusable)}; no ranking lists them"))
     unit, norms = normalize_rows(extracted.matrix)
     meta = build_meta(source, extracted, unit, norms, embeddings, unusable)
     write_entry(root, name, unit, norms, extracted.tokenizer_json, meta)
@@ -678,7 +682,7 @@ def load_derived_array(
             raise InvalidEntry(f"{name} holds NaN or infinite values")
         return array
     except InvalidEntry as exc:
-        report(f"warning: the cached {exc}; computing it again")
+        report(warning(f"the cached {exc}; computing it again"))
         return None
 
 
@@ -700,7 +704,7 @@ def load_derived_arrays(
         check(arrays)
         return arrays
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        report(f"warning: the cached {name} is unusable ({_first_words(exc)}); computing it again")
+        report(warning(f"the cached {name} is unusable ({_first_words(exc)}); computing it again"))
         return None
 
 
@@ -746,7 +750,7 @@ def save_derived(
                     scratch.unlink()
     except (OSError, CacheError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        report(f"note: {name} is not cached ({reason}); it will be computed again next time")
+        report(note(f"{name} is not cached ({reason}); it will be computed again next time"))
 
 
 def _is_link(path: Path) -> bool:
