@@ -8,7 +8,7 @@ Environment variables, all optional (production code knows nothing of them):
   so that every process starts ``load`` at the same moment.
 - ``DRIVER_SLOW_BUILD=<seconds>``: sleep after the extraction, keeping the build window open.
 - ``DRIVER_KILL_AT=<function>:<n>``: SIGKILL this process at the n-th call (1-based, before the
-  call runs) of ``fsync_write`` (tokneigh.store.cache._fsync_write), ``rename`` (os.rename) or
+  call runs) of ``fsync_write`` (tokneigh.store.files.fsync_write), ``rename`` (os.rename) or
   ``rmtree`` (shutil.rmtree), i.e. at a chosen point of the cache write.
 """
 
@@ -46,7 +46,7 @@ def _slow_build() -> None:
         time.sleep(delay)
         return result
 
-    extract.extract = slow  # api._build imports it at call time
+    extract.extract = slow  # store.build imports it at call time
 
 
 def _kill_at() -> None:
@@ -54,10 +54,9 @@ def _kill_at() -> None:
     if not spec:
         return
     function, nth = spec.split(":")
-    from tokneigh.store import cache
-
+    from tokneigh.store import files
     owner, attribute = {
-        "fsync_write": (cache, "_fsync_write"),
+        "fsync_write": (files, "fsync_write"),
         "rename": (os, "rename"),
         "rmtree": (shutil, "rmtree"),
     }[function]

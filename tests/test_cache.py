@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import tokneigh
 from tokneigh.cli import app
-from tokneigh.store import cache
+from tokneigh.store import layout, listing
 
 runner = CliRunner()
 
@@ -20,10 +20,10 @@ def test_entry_layout_and_meta(gpt2_dir, cache_dir):
     assert emb.path.parent == cache_dir
     # The entry's own files, plus the tokenizer index derived from tokenizer.json on first open.
     assert sorted(p.name for p in emb.path.iterdir()) == sorted(
-        [cache.MATRIX, cache.NORMS, cache.TOKENIZER, cache.META, "tokenizer.index"]
+        [layout.MATRIX, layout.NORMS, layout.TOKENIZER, layout.META, "tokenizer.index"]
     )
-    meta = json.loads((emb.path / cache.META).read_text())
-    assert meta["format_version"] == cache.FORMAT_VERSION
+    meta = json.loads((emb.path / layout.META).read_text())
+    assert meta["format_version"] == layout.FORMAT_VERSION
     assert meta["model"] == str(gpt2_dir) and meta["source"] == "local"
     assert (meta["vocab_size"], meta["dim"]) == (50257, 32)
     assert meta["tensor"] == "wte.weight"
@@ -61,7 +61,7 @@ def test_saved_padding_and_truncation_are_not_applied(minilm_dir):
     assert emb.tokenize("banana").ids == [15212]
     long_text = " ".join(["word"] * 300)
     assert len(emb.tokenize(long_text).ids) == 300
-    saved = json.loads((emb.path / cache.TOKENIZER).read_text())
+    saved = json.loads((emb.path / layout.TOKENIZER).read_text())
     assert saved["padding"] is None and saved["truncation"] is None
     assert 101 not in emb.tokenize("hello").ids  # no [CLS]
 
@@ -69,7 +69,7 @@ def test_saved_padding_and_truncation_are_not_applied(minilm_dir):
 def test_a_damaged_entry_is_rebuilt_with_a_warning(gpt2_dir):
     emb = tokneigh.load(str(gpt2_dir))
     expected = [n.id for n in emb.neighbors("Mike", k=5).neighbors]
-    with open(emb.path / cache.MATRIX, "r+b") as handle:
+    with open(emb.path / layout.MATRIX, "r+b") as handle:
         handle.truncate(1000)
     messages: list[str] = []
     again = tokneigh.load(str(gpt2_dir), report=messages.append)
@@ -98,7 +98,7 @@ def test_cache_commands(gpt2_dir, cache_dir, tmp_path):
 
     result = runner.invoke(app, ["cache", "clear", "--model", str(gpt2_dir)])
     assert result.exit_code == 0 and "removed" in result.stdout
-    assert cache.list_entries(cache_dir) == []
+    assert listing.list_entries(cache_dir) == []
     assert (cache_dir / "keep-me.txt").exists() and (cache_dir / "other-folder").is_dir()
 
     runner.invoke(app, ["cache", "build", "--model", str(gpt2_dir)])

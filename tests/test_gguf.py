@@ -31,7 +31,8 @@ from gguf_files import (
 
 from tokneigh.errors import ModelNotFoundError
 from tokneigh.sources.models import resolve
-from tokneigh.store import cache
+from tokneigh.store import entries, layout
+from tokneigh.store import listing as store_listing
 
 # One cache for the module: every entry is built once (the damaged-file tests use their own).
 SHARED_CACHE = True
@@ -108,9 +109,9 @@ def files(tmp_path_factory, checkpoints) -> dict[str, Path]:
 
 
 def _entry(model: str | Path, embeddings: str = "input", lines: list[str] | None = None):
-    return cache.get(
+    return entries.get(
         resolve(str(model)),
-        cache.default_root(),
+        layout.default_root(),
         embeddings,
         report=(lines.append if lines is not None else lambda _: None),
     )
@@ -256,7 +257,7 @@ def test_quantized_minilm_neighbours_agree_with_full_precision(
 def test_a_4_bit_file_notes_that_quantization_moves_neighbours(files, tmp_path):
     for name, noted in (("llama-Q4_0", True), ("llama-F32", False), ("llama-Q8_0", False)):
         lines: list[str] = []
-        cache.get(resolve(str(files[name])), tmp_path / name, report=lines.append)
+        entries.get(resolve(str(files[name])), tmp_path / name, report=lines.append)
         notes = [line for line in lines if "quantization" in line]
         assert len(notes) == int(noted), lines
         if noted:
@@ -273,8 +274,8 @@ def test_cache_list_shows_the_quantization(files, checkpoints):
     rows = {row["path"]: row for row in json.loads(listing.stdout)}
     assert rows[str(files["llama-Q8_0"].resolve())]["quantization"] == "Q8_0"
     assert rows[str(checkpoints["llama"].resolve())]["quantization"] is None
-    root = cache.default_root()
-    (table,) = CacheListing(str(root), cache.list_entries(root)).human()
+    root = layout.default_root()
+    (table,) = CacheListing(str(root), store_listing.list_entries(root)).human()
     names = [row[0] for row in table.rows]
     assert "gguf0/llama-Q8_0.gguf (Q8_0)" in names, names
 
@@ -464,7 +465,7 @@ def test_a_warm_query_imports_neither_gguf_nor_transformers(files):
 
 
 def _entries(root: Path) -> list[Path]:
-    return [p for p in root.iterdir() if cache.is_entry_folder(p)] if root.exists() else []
+    return [p for p in root.iterdir() if layout.is_entry_folder(p)] if root.exists() else []
 
 
 def _one_error_line(result: subprocess.CompletedProcess) -> str:
@@ -521,7 +522,7 @@ def test_damaged_files_fail_in_one_line_and_cache_nothing(files, tmp_path):
     bad = _bad_files(files, tmp_path)
     for name, (path, says) in bad.items():
         with pytest.raises(ModelNotFoundError) as caught:
-            cache.get(resolve(str(path)), root, report=lambda _: None)
+            entries.get(resolve(str(path)), root, report=lambda _: None)
         line, code = describe(caught.value)
         assert code == 1 and says in line and "\n" not in line, (name, line)
         assert len(line) < 300, (name, line)

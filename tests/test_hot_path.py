@@ -16,7 +16,7 @@ from conftest import heavy_imports, run_cli
 
 import tokneigh
 from tokneigh.space import core
-from tokneigh.store import cache
+from tokneigh.store import layout
 from tokneigh.tokens import index as tokindex
 from tokneigh.tokens.codec import TokenCodec, write_index
 from tokneigh.tokens.display import BYTE_LEVEL, token_bytes
@@ -125,7 +125,7 @@ def _strings(vocab: list[str], count: int, seed: int) -> list[str]:
 
 def test_the_index_encodes_exactly_as_the_tokenizer_does(gpt2_dir):
     emb = tokneigh.load(str(gpt2_dir))
-    path = emb.path / cache.TOKENIZER
+    path = emb.path / layout.TOKENIZER
     index = tokindex.open_index(path)
     assert index is not None and index.can_encode  # GPT-2's byte-level BPE qualifies
     tokenizer = _real_tokenizer(path)
@@ -148,7 +148,7 @@ def test_the_index_encodes_exactly_as_the_tokenizer_does(gpt2_dir):
 
 def test_the_index_declines_what_it_cannot_prove(gpt2_dir):
     emb = tokneigh.load(str(gpt2_dir))
-    index = tokindex.open_index(emb.path / cache.TOKENIZER)
+    index = tokindex.open_index(emb.path / layout.TOKENIZER)
     for text in ["café", "tab\there", "new\nline", "a<|endoftext|>b", "\x7f", "\x1f"]:
         assert index.encode(text) is None, text
 
@@ -156,7 +156,7 @@ def test_the_index_declines_what_it_cannot_prove(gpt2_dir):
 def test_the_index_names_every_token_as_the_tokenizer_does(gpt2_dir, bert_dir, llama_dir):
     for folder in (gpt2_dir, bert_dir, llama_dir):
         emb = tokneigh.load(str(folder))
-        path = emb.path / cache.TOKENIZER
+        path = emb.path / layout.TOKENIZER
         index = tokindex.open_index(path)
         assert index is not None
         tokenizer = _real_tokenizer(path)
@@ -171,16 +171,16 @@ def test_the_index_names_every_token_as_the_tokenizer_does(gpt2_dir, bert_dir, l
 def test_other_families_encode_through_tokenizers(family, bert_dir, llama_dir):
     folder = {"bert": bert_dir, "llama": llama_dir}[family]
     emb = tokneigh.load(str(folder))
-    index = tokindex.open_index(emb.path / cache.TOKENIZER)
+    index = tokindex.open_index(emb.path / layout.TOKENIZER)
     assert index is not None and not index.can_encode
-    tokenizer = _real_tokenizer(emb.path / cache.TOKENIZER)
+    tokenizer = _real_tokenizer(emb.path / layout.TOKENIZER)
     for text in ["banana", "Hello world", "don't", "cosmic ray", "12345"]:
         assert emb.tokenize(text).ids == tokenizer.encode(text, add_special_tokens=False).ids
 
 
 def test_a_changed_or_damaged_index_is_ignored_and_rebuilt(gpt2_dir):
     emb = tokneigh.load(str(gpt2_dir))
-    path = emb.path / cache.TOKENIZER
+    path = emb.path / layout.TOKENIZER
     index_file = emb.path / tokindex.INDEX
     assert index_file.is_file()
     good = index_file.read_bytes()
@@ -211,7 +211,7 @@ def test_a_changed_or_damaged_index_is_ignored_and_rebuilt(gpt2_dir):
 
 def test_a_damaged_tokenizer_json_is_still_caught_at_load(gpt2_dir):
     emb = tokneigh.load(str(gpt2_dir))
-    (emb.path / cache.TOKENIZER).write_text("{ not json")
+    (emb.path / layout.TOKENIZER).write_text("{ not json")
     messages: list[str] = []
     again = tokneigh.load(str(gpt2_dir), report=messages.append)
     assert any(m.startswith("warning:") and "tokenizer.json" in m for m in messages)
@@ -221,7 +221,7 @@ def test_a_damaged_tokenizer_json_is_still_caught_at_load(gpt2_dir):
 def test_a_read_only_entry_works_without_an_index(gpt2_dir, tmp_path):
     emb = tokneigh.load(str(gpt2_dir))
     (emb.path / tokindex.INDEX).unlink()
-    codec = TokenCodec(emb.path / cache.TOKENIZER, BYTE_LEVEL, [50256])
+    codec = TokenCodec(emb.path / layout.TOKENIZER, BYTE_LEVEL, [50256])
     assert not codec.has_index and not (emb.path / tokindex.INDEX).exists()
     assert codec.encode("banana") == [3820, 2271] and codec.raw(3820) == "ban"
     # Without stored displays, tokens are shown and special ids found by the rules directly.
@@ -384,7 +384,7 @@ def test_one_query_ranks_on_the_same_numbers_as_compare(gpt2_dir):
 def test_an_index_belongs_to_the_bytes_it_was_built_from(gpt2_dir):
     """Built from a tokenizer.json that has since been replaced, an index is never used."""
     emb = tokneigh.load(str(gpt2_dir))
-    path = emb.path / cache.TOKENIZER
+    path = emb.path / layout.TOKENIZER
     tokenizer = _real_tokenizer(path)
     old_bytes = path.read_bytes() + b" "  # what the tokenizer was (say) parsed from
     _, data = tokindex.build_index(tokenizer, tokindex.source_print(old_bytes))
@@ -405,7 +405,7 @@ def test_the_index_stores_each_tokens_display_as_the_rules_give_it(gpt2_dir, ber
     for folder in (gpt2_dir, bert_dir, llama_dir):
         emb = tokneigh.load(str(folder))
         codec = emb.codec
-        index = tokindex.open_index(emb.path / cache.TOKENIZER)
+        index = tokindex.open_index(emb.path / layout.TOKENIZER)
         assert index is not None and index.display_key == codec._display_key()
         rows = emb.vocab_size
         for i in range(rows + 3):
@@ -419,7 +419,7 @@ def test_the_index_stores_each_tokens_display_as_the_rules_give_it(gpt2_dir, ber
 
 def test_an_index_with_other_display_rules_is_rebuilt(gpt2_dir):
     emb = tokneigh.load(str(gpt2_dir))
-    path = emb.path / cache.TOKENIZER
+    path = emb.path / layout.TOKENIZER
     tokenizer = _real_tokenizer(path)
     source = tokindex.source_print(path.read_bytes())
     _, data = tokindex.build_index(tokenizer, source)  # no displays at all

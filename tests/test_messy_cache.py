@@ -39,7 +39,8 @@ import tokneigh
 from tokneigh.api import embeddings as api
 from tokneigh.errors import CacheError
 from tokneigh.present import render
-from tokneigh.store import cache
+from tokneigh.store import build, files, layout
+from tokneigh.store import entries as store_entries
 
 SRC = Path(tokneigh.__file__).parent
 
@@ -128,7 +129,7 @@ def test_clear_racing_builds_never_breaks_one(clear, tiny_dir, cache_dir):
     assert clears and [err for code, _, err in clears if code != 0] == []
     assert leftovers(cache_dir) == []
     for entry in entries(cache_dir):
-        cache.check_entry(entry)
+        store_entries.check_entry(entry)
 
 
 def test_clear_all_keeps_a_scratch_folder_whose_build_holds_the_lock(seeded, cache_dir):
@@ -139,11 +140,11 @@ def test_clear_all_keeps_a_scratch_folder_whose_build_holds_the_lock(seeded, cac
     key = "0123456789abcdef"  # (a cached model's lock would make clear wait for its build)
     scratch = cache_dir / f".tmp-{key}-0123abcd"
     scratch.mkdir()
-    (scratch / cache.MATRIX).write_bytes(b"being written")
+    (scratch / layout.MATRIX).write_bytes(b"being written")
     with FileLock(str(cache_dir / ".locks" / f"{key}.lock")):  # the build in progress
         code, out, err = run_driver("cache", "clear", "--all")
         assert code == 0 and "removed 1" in out, err
-        assert (scratch / cache.MATRIX).read_bytes() == b"being written"
+        assert (scratch / layout.MATRIX).read_bytes() == b"being written"
         assert entries(cache_dir) == []
     code, out, err = run_driver("cache", "clear", "--all")
     assert code == 0, err
@@ -153,7 +154,7 @@ def test_clear_all_keeps_a_scratch_folder_whose_build_holds_the_lock(seeded, cac
 def _vanishing_build(monkeypatch: pytest.MonkeyPatch, times: int) -> list[Path]:
     """The first ``times`` entries written are removed at once, as by a clear that ignores the
     lock, between the build and its open."""
-    real, removed = cache.write_entry, []
+    real, removed = build.write_entry, []
 
     def write_then_vanish(*args, **kwargs):
         final = real(*args, **kwargs)
@@ -162,7 +163,7 @@ def _vanishing_build(monkeypatch: pytest.MonkeyPatch, times: int) -> list[Path]:
             removed.append(final)
         return final
 
-    monkeypatch.setattr(cache, "write_entry", write_then_vanish)
+    monkeypatch.setattr(build, "write_entry", write_then_vanish)
     return removed
 
 
@@ -193,7 +194,7 @@ def test_an_entry_that_keeps_vanishing_says_what_failed(tiny_dir, cache_dir, mon
 def test_an_entry_removed_while_it_is_read_is_built_without_a_warning(
     seeded, tiny_dir, expected, monkeypatch
 ):
-    real, calls = cache._load_array, []
+    real, calls = files.load_array, []
 
     def read_then_vanish(path, *args, **kwargs):
         calls.append(path)
@@ -203,7 +204,7 @@ def test_an_entry_removed_while_it_is_read_is_built_without_a_warning(
             return array
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(cache, "_load_array", read_then_vanish)
+    monkeypatch.setattr(files, "load_array", read_then_vanish)
     lines: list[str] = []
     api.load(str(tiny_dir), report=lines.append)
     assert builds(lines) == 1 and not [w for w in warnings(lines) if "unusable" in w], lines
@@ -422,7 +423,7 @@ def test_a_symlinked_entry_folder_is_replaced_never_followed(
     outside.mkdir()
     if target == "an-outside-entry":  # a whole, valid entry, whose index a load would rewrite
         shutil.move(str(seeded), outside / "entry")
-        (outside / "entry" / cache.INDEX).unlink()
+        (outside / "entry" / layout.INDEX).unlink()
     else:
         shutil.rmtree(seeded)
     seeded.symlink_to(outside / "entry", target_is_directory=True)
@@ -436,19 +437,19 @@ def test_a_symlinked_entry_folder_is_replaced_never_followed(
     assert snapshot(outside) == before  # byte for byte: nothing written, nothing removed
     assert seeded.is_dir() and not seeded.is_symlink()
     assert leftovers(cache_dir) == []  # the link moved aside is gone, as a link
-    cache.check_entry(seeded)
+    store_entries.check_entry(seeded)
     code, out, err = cli(*QUERY, "--model", tiny_dir)
     assert code == 0 and err == "" and json.loads(out) == expected
 
 
-@pytest.mark.parametrize("name", [cache.MATRIX, cache.NORMS, cache.TOKENIZER, cache.META,
-                                  cache.INDEX])
+@pytest.mark.parametrize("name", [layout.MATRIX, layout.NORMS, layout.TOKENIZER, layout.META,
+                                  layout.INDEX])
 def test_a_symlinked_file_in_an_entry_is_never_served(
     name, seeded, cache_dir, tmp_path, tiny_dir, expected
 ):
     outside = tmp_path / "outside"
     outside.mkdir()
-    if name == cache.MATRIX:  # another file of the same shape: it would be served silently
+    if name == layout.MATRIX:  # another file of the same shape: it would be served silently
         shape = np.load(seeded / name, mmap_mode="r").shape
         other = np.random.default_rng(5).standard_normal(shape).astype(np.float32)
         np.save(outside / name, other / np.linalg.norm(other, axis=1, keepdims=True))
@@ -466,7 +467,7 @@ def test_a_symlinked_file_in_an_entry_is_never_served(
     assert snapshot(outside) == before
     assert not any(p.is_symlink() for p in seeded.iterdir())
     assert leftovers(cache_dir) == []
-    cache.check_entry(seeded)
+    store_entries.check_entry(seeded)
 
 
 @pytest.mark.parametrize("how", ["build", "clear"])

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import tokneigh
 from tokneigh.cli import app
-from tokneigh.store import cache
+from tokneigh.store import listing
 
 runner = CliRunner()
 
@@ -77,7 +77,7 @@ def test_cache_clear_takes_the_name_of_a_folder_deleted_since(gpt2_dir, tmp_path
     shutil.rmtree(copy)
     cleared = cli("cache", "clear", "--model", str(copy))
     assert cleared.exit_code == 0, cleared.stderr
-    assert "removed 1 cached entry" in cleared.stdout and cache.list_entries(cache_dir) == []
+    assert "removed 1 cached entry" in cleared.stdout and listing.list_entries(cache_dir) == []
     missing = cli("cache", "clear", "--model", "gone/tiny")
     assert missing.exit_code == 0 and "is not cached" in missing.stderr
 
@@ -90,14 +90,14 @@ def test_an_ambiguous_short_name_is_refused(gpt2_dir, tmp_path, cache_dir):
     result = cli("cache", "clear", "--model", "same/tiny")
     assert result.exit_code == 2 and "--cache-dir" not in result.stderr
     assert "names several cached models" in result.stderr
-    assert len(cache.list_entries(cache_dir)) == 2
+    assert len(listing.list_entries(cache_dir)) == 2
 
 
 def test_tokenize_reads_only_the_tokenizer(llama_dir, cache_dir):
     result = cli("tokenize", "the king", "-m", str(llama_dir), "-f", "json")
     assert result.exit_code == 0, result.stderr
     assert "building" not in result.stderr
-    assert not cache_dir.exists() or cache.list_entries(cache_dir) == []  # nothing extracted
+    assert not cache_dir.exists() or listing.list_entries(cache_dir) == []  # nothing extracted
     cached = tokneigh.load(str(llama_dir))
     assert json.loads(result.stdout)[0]["ids"] == cached.tokenize("the king").ids
 

@@ -31,12 +31,13 @@ import tokneigh
 from tokneigh.api import embeddings as api
 from tokneigh.cli import app
 from tokneigh.errors import ModelNotFoundError, TokneighError
-from tokneigh.store import cache
+from tokneigh.store import entries as store_entries
+from tokneigh.store import files, layout
 
 DRIVER = Path(__file__).with_name("reliability_driver.py")
 SRC = Path(tokneigh.__file__).parent
 QUERY = ["neighbors", "Mike", " banana", "--top", "8", "--format", "json"]
-ENTRY_FILES = {cache.MATRIX, cache.NORMS, cache.TOKENIZER, cache.INDEX, cache.META}
+ENTRY_FILES = {layout.MATRIX, layout.NORMS, layout.TOKENIZER, layout.INDEX, layout.META}
 
 
 # --- helpers --------------------------------------------------------------------------------
@@ -192,13 +193,13 @@ def test_concurrent_first_uses_extract_once_and_agree(tiny_dir, cache_dir, tmp_p
     assert not any(warnings(err) for _, _, err in results)
     (entry,) = entries(cache_dir)
     assert leftovers(cache_dir) == []
-    cache.check_entry(entry)  # whole: validates
+    store_entries.check_entry(entry)  # whole: validates
     assert {p.name for p in entry.iterdir()} >= ENTRY_FILES
 
 
 def test_concurrent_uses_of_a_damaged_entry_rebuild_once(seeded, cache_dir, tmp_path, tiny_dir,
                                                          expected):
-    os.truncate(seeded / cache.MATRIX, 1000)
+    os.truncate(seeded / layout.MATRIX, 1000)
     results = race(tmp_path, tiny_dir)
     assert [code for code, _, _ in results] == [0] * RACERS, [err for _, _, err in results]
     assert all(json.loads(out) == expected for _, out, _ in results)
@@ -206,7 +207,7 @@ def test_concurrent_uses_of_a_damaged_entry_rebuild_once(seeded, cache_dir, tmp_
     assert all(len(warnings(err)) <= 1 for _, _, err in results)
     assert sum(len(warnings(err)) for _, _, err in results) >= 1
     assert leftovers(cache_dir) == []
-    cache.check_entry(seeded)
+    store_entries.check_entry(seeded)
 
 
 # --- 2. crashes -----------------------------------------------------------------------------
@@ -247,7 +248,7 @@ def test_a_build_killed_mid_write_leaves_nothing_a_later_run_uses(
     trash = [p for p in cache_dir.iterdir() if p.name.startswith(".trash-")]
     written = {
         "after-scratch-mkdir": set(),
-        "after-matrix-written": {cache.MATRIX},
+        "after-matrix-written": {layout.MATRIX},
         "after-meta-written-before-rename": ENTRY_FILES,
         "between-the-two-renames": ENTRY_FILES,
     }
@@ -264,7 +265,7 @@ def test_a_build_killed_mid_write_leaves_nothing_a_later_run_uses(
     assert builds(err) == (0 if point.startswith("after-the-renames") else 1)
     assert leftovers(cache_dir) == []  # stale scratch and trash folders are cleaned
     (entry,) = entries(cache_dir)
-    cache.check_entry(entry)
+    store_entries.check_entry(entry)
 
 
 # --- 3. damage ------------------------------------------------------------------------------
@@ -294,9 +295,9 @@ def _write(name: str, data: bytes):
 
 def _edit_meta(change):
     def damage(entry: Path) -> None:
-        meta = json.loads((entry / cache.META).read_text())
+        meta = json.loads((entry / layout.META).read_text())
         change(meta)
-        (entry / cache.META).write_text(json.dumps(meta))
+        (entry / layout.META).write_text(json.dumps(meta))
 
     return damage
 
@@ -316,35 +317,35 @@ def _make_folder(name: str):
 def _other_tokenizer(entry: Path) -> None:
     from checkpoints import minilm_folder
 
-    shutil.copy(minilm_folder() / "tokenizer.json", entry / cache.TOKENIZER)
+    shutil.copy(minilm_folder() / "tokenizer.json", entry / layout.TOKENIZER)
 
 
 DAMAGE = {
-    "matrix-truncated-to-nothing": _truncate(cache.MATRIX, lambda size: 0),
-    "matrix-truncated-in-header": _truncate(cache.MATRIX, lambda size: 40),
-    "matrix-truncated-in-data": _truncate(cache.MATRIX, lambda size: size // 2),
-    "matrix-one-byte-short": _truncate(cache.MATRIX, lambda size: size - 1),
-    "matrix-with-trailing-bytes": _truncate(cache.MATRIX, lambda size: size + 64),
-    "matrix-float64": _resave(cache.MATRIX, lambda a: a.astype(np.float64)),
-    "matrix-big-endian": _resave(cache.MATRIX, lambda a: a.astype(">f4")),
-    "matrix-one-row-short": _resave(cache.MATRIX, lambda a: a[:-1]),
-    "matrix-transposed": _resave(cache.MATRIX, lambda a: np.ascontiguousarray(a.T)),
-    "matrix-is-a-folder": _make_folder(cache.MATRIX),
-    "matrix-garbage": _write(cache.MATRIX, b"\x93NUMPY garbage" * 10),
-    "norms-missing": _unlink(cache.NORMS),
-    "norms-truncated": _truncate(cache.NORMS, lambda size: size // 2),
-    "norms-wrong-length": _resave(cache.NORMS, lambda a: a[:100]),
-    "meta-missing": _unlink(cache.META),
-    "meta-garbage": _write(cache.META, b"\x00\xff{not json"),
-    "meta-empty": _write(cache.META, b""),
-    "meta-not-an-object": _write(cache.META, b"[1, 2, 3]"),
-    "meta-absurdly-nested": _write(cache.META, b"[" * 100_000),
+    "matrix-truncated-to-nothing": _truncate(layout.MATRIX, lambda size: 0),
+    "matrix-truncated-in-header": _truncate(layout.MATRIX, lambda size: 40),
+    "matrix-truncated-in-data": _truncate(layout.MATRIX, lambda size: size // 2),
+    "matrix-one-byte-short": _truncate(layout.MATRIX, lambda size: size - 1),
+    "matrix-with-trailing-bytes": _truncate(layout.MATRIX, lambda size: size + 64),
+    "matrix-float64": _resave(layout.MATRIX, lambda a: a.astype(np.float64)),
+    "matrix-big-endian": _resave(layout.MATRIX, lambda a: a.astype(">f4")),
+    "matrix-one-row-short": _resave(layout.MATRIX, lambda a: a[:-1]),
+    "matrix-transposed": _resave(layout.MATRIX, lambda a: np.ascontiguousarray(a.T)),
+    "matrix-is-a-folder": _make_folder(layout.MATRIX),
+    "matrix-garbage": _write(layout.MATRIX, b"\x93NUMPY garbage" * 10),
+    "norms-missing": _unlink(layout.NORMS),
+    "norms-truncated": _truncate(layout.NORMS, lambda size: size // 2),
+    "norms-wrong-length": _resave(layout.NORMS, lambda a: a[:100]),
+    "meta-missing": _unlink(layout.META),
+    "meta-garbage": _write(layout.META, b"\x00\xff{not json"),
+    "meta-empty": _write(layout.META, b""),
+    "meta-not-an-object": _write(layout.META, b"[1, 2, 3]"),
+    "meta-absurdly-nested": _write(layout.META, b"[" * 100_000),
     "meta-other-format-version": _edit_meta(lambda m: m.update(format_version=999)),
     "meta-field-missing": _edit_meta(lambda m: m.pop("vocab_size")),
     "meta-field-wrong-type": _edit_meta(lambda m: m.update(dim="32")),
     "meta-vocab-disagrees-with-matrix": _edit_meta(lambda m: m.update(vocab_size=50000)),
-    "tokenizer-missing": _unlink(cache.TOKENIZER),
-    "tokenizer-garbage": _write(cache.TOKENIZER, b"{\"model\": nonsense"),
+    "tokenizer-missing": _unlink(layout.TOKENIZER),
+    "tokenizer-garbage": _write(layout.TOKENIZER, b"{\"model\": nonsense"),
     "tokenizer-of-another-model": _other_tokenizer,
 }
 
@@ -407,7 +408,7 @@ class _Payload:
         return (os.mkdir, (self.marker,))
 
 
-@pytest.mark.parametrize("name", [cache.MATRIX, cache.NORMS])
+@pytest.mark.parametrize("name", [layout.MATRIX, layout.NORMS])
 def test_object_arrays_are_never_unpickled(name, seeded, tiny_dir, tmp_path, expected_result):
     marker = tmp_path / "code-ran"
     payload = np.array([_Payload(marker)] * 4, dtype=object)
@@ -570,8 +571,8 @@ def test_no_model_value_writes_outside_the_cache_root(model, tmp_path, cache_dir
 @given(st.text(min_size=1, max_size=300))
 def test_entry_names_are_one_safe_path_component(name):
     for identity in (f"local:{name}", f"hub:{name}"):
-        folder = cache.entry_name(identity, name)
-        assert cache._ENTRY_NAME.match(folder)
+        folder = layout.entry_name(identity, name)
+        assert layout.ENTRY_NAME.match(folder)
         assert "/" not in folder and folder not in (".", "..") and len(folder) <= 70
 
 
@@ -579,9 +580,9 @@ def test_clear_all_removes_only_tokneigh_entries(seeded, cache_dir, tmp_path):
     key = seeded.name.rsplit("--", 1)[1]
     stale = cache_dir / f".tmp-{key}-0123abcd"
     stale.mkdir()
-    (stale / cache.MATRIX).write_bytes(b"half")
+    (stale / layout.MATRIX).write_bytes(b"half")
     damaged = Path(shutil.copytree(seeded, cache_dir / "damaged--00000000deadbeef"))
-    (damaged / cache.META).unlink()
+    (damaged / layout.META).unlink()
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "precious.txt").write_text("keep me")
@@ -696,7 +697,7 @@ def test_a_read_only_cache_still_serves_what_it_holds(seeded, cache_dir, tiny_di
     code, out, err = cli(*QUERY, "--model", tiny_dir)
     assert code == 0, err
     assert json.loads(out) == expected and err == ""
-    os.truncate(seeded / cache.MATRIX, 100)  # (the patch covers writes made by tokneigh)
+    os.truncate(seeded / layout.MATRIX, 100)  # (the patch covers writes made by tokneigh)
     code, _, err = cli(*QUERY, "--model", tiny_dir)
     assert code == 1
     assert len(warnings(err)) == 1
@@ -704,7 +705,7 @@ def test_a_read_only_cache_still_serves_what_it_holds(seeded, cache_dir, tiny_di
 
 
 def _disk_full_at(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    real = cache._fsync_write
+    real = files.fsync_write
 
     def fake(path: Path, *args, **kwargs):
         if path.name == name:
@@ -713,10 +714,10 @@ def _disk_full_at(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(cache, "_fsync_write", fake)
+    monkeypatch.setattr(files, "fsync_write", fake)
 
 
-@pytest.mark.parametrize("name", [cache.MATRIX, cache.META])
+@pytest.mark.parametrize("name", [layout.MATRIX, layout.META])
 def test_disk_full_during_a_build_leaves_no_entry(name, tiny_dir, cache_dir, expected,
                                                    monkeypatch):
     with monkeypatch.context() as patch:
@@ -733,19 +734,19 @@ def test_disk_full_during_a_build_leaves_no_entry(name, tiny_dir, cache_dir, exp
 
 def test_disk_full_during_a_rebuild_keeps_the_old_entry(seeded, tiny_dir, cache_dir, expected,
                                                          monkeypatch):
-    meta = (seeded / cache.META).read_text()
+    meta = (seeded / layout.META).read_text()
     with monkeypatch.context() as patch:
-        _disk_full_at(patch, cache.MATRIX)
+        _disk_full_at(patch, layout.MATRIX)
         code, _, err = cli("cache", "build", "--force", "--model", tiny_dir)
     assert code == 1 and "disk is full" in assert_one_error_line(err)
-    assert (seeded / cache.META).read_text() == meta and leftovers(cache_dir) == []
+    assert (seeded / layout.META).read_text() == meta and leftovers(cache_dir) == []
     code, out, err = cli(*QUERY, "--model", tiny_dir)
     assert code == 0 and json.loads(out) == expected and builds(err) == 0
 
 
 def test_a_failed_swap_puts_the_old_entry_back(seeded, tiny_dir, cache_dir, expected,
                                                monkeypatch):
-    meta = (seeded / cache.META).read_text()
+    meta = (seeded / layout.META).read_text()
     real, calls = os.rename, []
 
     def second_rename_fails(src, dst, *args, **kwargs):
@@ -759,7 +760,7 @@ def test_a_failed_swap_puts_the_old_entry_back(seeded, tiny_dir, cache_dir, expe
         code, _, err = cli("cache", "build", "--force", "--model", tiny_dir)
     assert len(calls) >= 2 and code == 1  # moved aside, failed, (put back)
     assert_one_error_line(err)
-    assert (seeded / cache.META).read_text() == meta and leftovers(cache_dir) == []
+    assert (seeded / layout.META).read_text() == meta and leftovers(cache_dir) == []
     code, out, err = cli(*QUERY, "--model", tiny_dir)
     assert code == 0 and json.loads(out) == expected and builds(err) == 0
 

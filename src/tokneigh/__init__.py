@@ -27,7 +27,7 @@ _HOMES = {
     "CacheBuild": "results",
     "CacheListing": "results",
     "CacheRemoval": "results",
-    "CachedModel": "results",
+    "CachedModel": "store.listing",
     "Comparison": "results",
     "MostSimilar": "results",
     "Neighbor": "results",

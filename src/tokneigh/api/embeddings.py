@@ -44,7 +44,7 @@ from ..results import (
 from ..sources.models import DEFAULT_MODEL, ModelSource, resolve
 from ..space import core
 from ..space.metrics import COSINE, Metric, parse_metric
-from ..store import cache
+from ..store import derived, entries, files, layout
 
 if TYPE_CHECKING:
     from ..results import NeighborhoodDiff, TokenScan
@@ -128,7 +128,7 @@ class Embeddings:
 
     def __init__(
         self,
-        entry: cache.Entry,
+        entry: entries.Entry,
         metric: Metric = COSINE,
         space: np.ndarray | None = None,
         radius: np.ndarray | None = None,
@@ -150,7 +150,7 @@ class Embeddings:
         self.embeddings: str = entry.meta.get("embeddings", "input")
         self.built_seconds = entry.built_seconds  # set when this load built the entry
         # How a GGUF file stored the matrix ("Q8_0"); None for safetensors and full precision.
-        self.quantization: str | None = cache.quantization_of(entry.meta)
+        self.quantization: str | None = entries.quantization_of(entry.meta)
         self._specials: np.ndarray | None = None  # codec.special_among(vocab_size), on first use
         # Rows with no direction (NaN/Inf values, all zero): never ranked, never a query.
         bad = entry.meta.get("unusable_rows", {})
@@ -193,16 +193,16 @@ class Embeddings:
         if chosen.transforms:
             from ..space.metrics import transformed
 
-            space = cache.load_derived_array(
+            space = derived.read_array(
                 entry, name, (self.vocab_size, self.dim), np.float32, say
             )
             if space is None:
                 space = transformed(chosen, entry.unit, entry.norms, usable)
-                cache.save_derived(entry, name, space, say)
+                derived.save(entry, name, space, say)
             return Embeddings(entry, chosen, space=space)
         from ..space.metrics import csls_radius
 
-        radius = cache.load_derived_array(entry, name, (self.vocab_size,), np.float64, say)
+        radius = derived.read_array(entry, name, (self.vocab_size,), np.float64, say)
         if radius is None:
             say(
                 info(
@@ -211,14 +211,14 @@ class Embeddings:
                 )
             )
             radius = csls_radius(entry.unit, np.flatnonzero(usable), chosen.param or 10, progress)
-            cache.save_derived(entry, name, radius, say)
+            derived.save(entry, name, radius, say)
         return Embeddings(entry, chosen, radius=radius)
 
     def resident(self) -> Embeddings:
         """These embeddings with the matrix they compare copied into memory (see
-        ``cache.in_memory``): faster products, for a process that answers many queries."""
+        ``files.in_memory``): faster products, for a process that answers many queries."""
         return Embeddings(
-            self._entry, self.metric, space=cache.in_memory(self.unit), radius=self._radius
+            self._entry, self.metric, space=files.in_memory(self.unit), radius=self._radius
         )
 
     def _query_radius(self, vectors: np.ndarray, parsed: Sequence[Query | None]) -> list[float]:
@@ -750,7 +750,7 @@ class Embeddings:
             if ((nbrs < 0) | (nbrs >= self.vocab_size)).any() or not np.isfinite(sims).all():
                 raise ValueError("it holds impossible values")
 
-        cached = cache.load_derived_arrays(self._entry, name, check, say)
+        cached = derived.read_arrays(self._entry, name, check, say)
         if cached is not None:
             return NeighborGraph(
                 self.model,
@@ -769,7 +769,7 @@ class Embeddings:
         )
         seconds = time.perf_counter() - started
         arrays = {"ids": rows, "neighbors": neighbors, "similarities": similarities}
-        cache.save_derived(self._entry, name, arrays, say)
+        derived.save(self._entry, name, arrays, say)
         return NeighborGraph(
             self.model, self.metric.name, k, include_special, rows, neighbors, similarities, seconds
         )
@@ -1074,13 +1074,13 @@ def load(
     """
     from ..errors import TiedEmbeddings
 
-    if embeddings not in cache.EMBEDDINGS_KINDS:
+    if embeddings not in layout.EMBEDDINGS_KINDS:
         raise UsageError(f"embeddings must be 'input' or 'output', not {embeddings!r}")
     source = _source(model)
-    root = cache.resolve_root(cache_dir)
+    root = layout.resolve_root(cache_dir)
     say = report or _log_report
     try:
-        entry = cache.get(source, root, embeddings, rebuild=rebuild, report=say)
+        entry = entries.get(source, root, embeddings, rebuild=rebuild, report=say)
     except TiedEmbeddings as exc:
         say(
             note(
@@ -1088,7 +1088,7 @@ def load(
                 "are the same matrix; serving the input embeddings"
             )
         )
-        entry = cache.get(source, root, "input", rebuild=rebuild, report=say)
+        entry = entries.get(source, root, "input", rebuild=rebuild, report=say)
     emb = Embeddings(entry)
     return emb if metric is None else emb.under(metric, report=say, progress=progress)
 
@@ -1109,13 +1109,13 @@ def load_vocabulary(
     from ..tokens.display import detect_style
 
     source = _source(model)
-    codec = cache.open_tokenizer(source, cache.resolve_root(cache_dir))
+    codec = entries.open_tokenizer(source, layout.resolve_root(cache_dir))
     if codec is None:
         tokenizer_json, special_ids = read_tokenizer(source, report or _log_report)
         style = detect_style(json.loads(tokenizer_json))
         # The codec reads its file once, when it is made: a scratch folder is enough.
         with tempfile.TemporaryDirectory(prefix="tokneigh-") as scratch:
-            path = Path(scratch) / cache.TOKENIZER
+            path = Path(scratch) / layout.TOKENIZER
             path.write_text(tokenizer_json, encoding="utf-8", errors="surrogatepass")
             codec = TokenCodec(path, style, special_ids)
     return Vocabulary(source.name, codec)

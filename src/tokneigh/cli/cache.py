@@ -33,7 +33,7 @@ app = typer.Typer(
 
 
 def _root(cache_dir):  # -> Path
-    from ..store.cache import resolve_root
+    from ..store.layout import resolve_root
 
     return resolve_root(cache_dir)
 
@@ -58,7 +58,7 @@ def path(cache_dir: CacheDirOption = None) -> None:
 )
 def list_(output: FormatOption = DEFAULT_FORMAT, cache_dir: CacheDirOption = None) -> None:
     from ..results import CacheListing
-    from ..store.cache import list_entries
+    from ..store.listing import list_entries
 
     root = _root(cache_dir)
     listing = CacheListing(str(root), list_entries(root))
@@ -116,21 +116,20 @@ def clear(
     from ..errors import TokneighError, UsageError
     from ..results import CacheRemoval
     from ..sources.models import resolve
-    from ..store import cache
-
+    from ..store import listing
     root = _root(cache_dir)
     if all_ == (model is not None):
         raise UsageError("say which: --model NAME or --all")
     if all_:
-        emit(CacheRemoval(str(root), cache.clear_all(root)), "table")
+        emit(CacheRemoval(str(root), listing.clear_all(root)), "table")
         return
     assert model is not None
     try:
         source = resolve(model)
     except TokneighError:  # a folder that no longer exists can still be named as listed
         source = None
-    found = cache.matching_entries(root, model, source)
-    removed = cache.remove_entries(root, found)
+    found = listing.matching_entries(root, model, source)
+    removed = listing.remove_entries(root, found)
     if not removed:
         report(f"{model} is not cached in {root} (see 'tokneigh cache list')")
         return

@@ -506,7 +506,7 @@ def _decode(raw: bytes) -> str | None:
 
 
 def _history(cache_dir: Path | None) -> Path | None:
-    from ..store.cache import resolve_root
+    from ..store.layout import resolve_root
 
     try:
         return resolve_root(cache_dir) / HISTORY_FILE

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..sources.models import model_label
+from ..store.listing import CachedModel
+
 # --- what a person reads ----------------------------------------------------------------------
 
 
@@ -33,14 +36,6 @@ class Table:
 
 
 Human = list["Table | str"]  # tables, and lines of plain text
-
-
-def model_label(model: str) -> str:
-    """A model as titles show it: a hub id as is, a folder as its last two path parts."""
-    if not model.startswith("/"):
-        return model
-    parts = [p for p in model.split("/") if p]
-    return "/".join(parts[-2:]) if parts else model
 
 
 def quoted(text: str) -> str:
@@ -633,37 +628,6 @@ def _xy(xy: tuple[float, float]) -> list[str]:
 
 
 # --- the cache ----------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class CachedModel:
-    """One cache entry as ``cache list`` shows it (``model`` None: a damaged entry)."""
-
-    model: str | None  # the hub id or the full checkpoint path
-    source: str | None  # "hub" or "local"
-    embeddings: str | None  # "input" or "output"
-    vocab_size: int | None
-    dim: int | None
-    size_bytes: int
-    folder: str  # the entry's folder
-    quantization: str | None = None  # a GGUF tensor's storage type ("Q8_0"), else None
-
-    @property
-    def label(self) -> str | None:
-        return None if self.model is None else model_label(self.model)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "model": self.label,
-            "path": self.model,
-            "source": self.source,
-            "embeddings": self.embeddings,
-            "vocab_size": self.vocab_size,
-            "dim": self.dim,
-            "size_bytes": self.size_bytes,
-            "entry": self.folder,
-            "quantization": self.quantization,
-        }
 
 
 @dataclass(slots=True)

@@ -81,6 +81,14 @@ def resolve(spec: str) -> ModelSource:
     return ModelSource("hub", spec, spec)
 
 
+def model_label(model: str) -> str:
+    """A model as titles show it: a hub id as is, a folder as its last two path parts."""
+    if not model.startswith("/"):
+        return model
+    parts = [p for p in model.split("/") if p]
+    return "/".join(parts[-2:]) if parts else model
+
+
 GGUF_SUFFIX = ".gguf"
 
 
