@@ -1,0 +1,73 @@
+"""What a person reads, as neutral values (``Table``, lines of text) any renderer can draw,
+and the formatting that several results' titles and cells share."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Column:
+    name: str
+    numeric: bool = False  # right-aligned and never wrapped
+
+
+@dataclass(slots=True)
+class Table:
+    """A titled table of display strings, in a form any renderer can draw."""
+
+    title: str
+    columns: list[Column]
+    rows: list[list[str]]
+    subtitle: list[str] = field(default_factory=list)  # lines under the title
+
+
+Human = list["Table | str"]  # tables, and lines of plain text
+
+
+def model_label(model: str) -> str:
+    """A model as titles show it: a hub id as is, a folder as its last two path parts."""
+    if not model.startswith("/"):
+        return model
+    parts = [p for p in model.split("/") if p]
+    return "/".join(parts[-2:]) if parts else model
+
+
+def quoted(text: str) -> str:
+    """A query text as a person reads it: in double quotes, control characters escaped."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+# Titles stay readable for any query: a 15,000-token text must not become a page-long title.
+_TITLE_TEXT = 80
+_TITLE_PIECES = 8
+
+
+def short_quoted(text: str) -> str:
+    """A query text for a title: quoted, cut to 80 characters."""
+    shown = quoted(text)
+    return shown if len(shown) <= _TITLE_TEXT else shown[: _TITLE_TEXT - 2] + '…"'
+
+
+def joined_pieces(labels: Sequence[str]) -> str:
+    """Token labels joined by ' + ', the first 8 and how many more."""
+    if len(labels) <= _TITLE_PIECES:
+        return " + ".join(labels)
+    return " + ".join(labels[:_TITLE_PIECES]) + f" + … ({len(labels) - _TITLE_PIECES} more)"
+
+
+def score_text(value: float) -> str:
+    """A similarity or score as a cell shows it."""
+    return f"{value:.3f}"
+
+
+def shape_text(vocab_size: int, dim: int) -> str:
+    """A matrix's shape as titles show it."""
+    return f"{vocab_size:,} tokens × {dim} dims"
+
+
+def with_metric(title: str, metric: str) -> str:
+    """A title with the metric appended, unless it is plain cosine."""
+    return title if metric == "cosine" else f"{title} · {metric}"
