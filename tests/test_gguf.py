@@ -265,7 +265,7 @@ def test_a_4_bit_file_notes_that_quantization_moves_neighbours(files, tmp_path):
 
 
 def test_cache_list_shows_the_quantization(files, checkpoints):
-    from tokneigh.results import CacheListing
+    from tokneigh.cli.reports import CacheListing
 
     _entry(files["llama-Q8_0"])
     _entry(checkpoints["llama"])

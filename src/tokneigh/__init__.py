@@ -9,6 +9,10 @@ transformers only when a model is extracted for the first time. Everything the A
 raises is importable from here.
 """
 
+# The imports under TYPE_CHECKING name the public API for type checkers; at run time `__all__`
+# is built from _HOMES, so ruff cannot see them used.
+# ruff: noqa: F401
+
 from __future__ import annotations
 
 from .version import __version__
@@ -24,9 +28,6 @@ _HOMES = {
     "Embeddings": "api.embeddings",
     "Vocabulary": "api.embeddings",
     "Filters": "analyses.filters",
-    "CacheBuild": "results",
-    "CacheListing": "results",
-    "CacheRemoval": "results",
     "CachedModel": "store.listing",
     "Comparison": "results",
     "MostSimilar": "results",
@@ -49,7 +50,6 @@ _HOMES = {
     "CacheError": "errors",
     "DiffItem": "results",
     "DiffSummary": "results",
-    "GraphFile": "results",
     "HubToken": "results",
     "Hubness": "results",
     "NeighborGraph": "results",
@@ -65,53 +65,16 @@ _HOMES = {
     "OutputFileError": "errors",
 }
 
-__all__ = [  # the names of _HOMES, spelled out for tools that read __all__ statically
-    "__version__",
-    "load",
-    "load_vocabulary",
-    "Embeddings",
-    "Vocabulary",
-    "Filters",
-    "CacheBuild",
-    "CacheListing",
-    "CacheRemoval",
-    "CachedModel",
-    "Comparison",
-    "MostSimilar",
-    "Neighbor",
-    "NeighborList",
-    "Query",
-    "Tokenization",
-    "Tokenizations",
-    "TokenMap",
-    "Variant",
-    "Verification",
-    "TokneighError",
-    "UsageError",
-    "EmptyQueryError",
-    "TokenIdError",
-    "ModelNameError",
-    "FigureError",
-    "ModelNotFoundError",
-    "HubUnavailableError",
-    "CacheError",
-    "DiffItem",
-    "DiffSummary",
-    "GraphFile",
-    "HubToken",
-    "Hubness",
-    "NeighborGraph",
-    "NeighborhoodDiff",
-    "ScanToken",
-    "SpaceStats",
-    "TokenScan",
-    "VectorSource",
-    "Metric",
-    "VectorQuery",
-    "load_vector",
-    "OllamaNameError",
-    "OutputFileError",
-]
+__all__ = ["__version__", *_HOMES]
+
+# Moved out of the public API (built only by the CLI): still reachable, with a warning, for one
+# release.
+_DEPRECATED = {
+    "CacheBuild": "cli.reports",
+    "CacheListing": "cli.reports",
+    "CacheRemoval": "cli.reports",
+    "GraphFile": "cli.reports",
+}
 
 if TYPE_CHECKING:
     from typing import Any
@@ -133,14 +96,9 @@ if TYPE_CHECKING:
         UsageError,
     )
     from .results import (
-        CacheBuild,
-        CachedModel,
-        CacheListing,
-        CacheRemoval,
         Comparison,
         DiffItem,
         DiffSummary,
-        GraphFile,
         Hubness,
         HubToken,
         MostSimilar,
@@ -160,13 +118,24 @@ if TYPE_CHECKING:
         Verification,
     )
     from .space.metrics import Metric
+    from .store.listing import CachedModel
 
 
 def __getattr__(name: str) -> Any:
     # Lazy so that `tokneigh --version` and `import tokneigh` do not pay for numpy.
     home = _HOMES.get(name)
     if home is None:
-        raise AttributeError(f"module 'tokneigh' has no attribute {name!r}")
+        home = _DEPRECATED.get(name)
+        if home is None:
+            raise AttributeError(f"module 'tokneigh' has no attribute {name!r}")
+        import warnings
+
+        warnings.warn(
+            f"tokneigh.{name} is deprecated and will be removed: it is built only by the CLI; "
+            f"import it from tokneigh.{home}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     import importlib
 
     return getattr(importlib.import_module(f".{home}", __name__), name)

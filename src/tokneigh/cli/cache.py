@@ -57,8 +57,8 @@ def path(cache_dir: CacheDirOption = None) -> None:
     ),
 )
 def list_(output: FormatOption = DEFAULT_FORMAT, cache_dir: CacheDirOption = None) -> None:
-    from ..results import CacheListing
     from ..store.listing import list_entries
+    from .reports import CacheListing
 
     root = _root(cache_dir)
     listing = CacheListing(str(root), list_entries(root))
@@ -84,7 +84,7 @@ def build(
     cache_dir: CacheDirOption = None,
 ) -> None:
     from ..api.embeddings import load
-    from ..results import CacheBuild
+    from .reports import CacheBuild
 
     emb = load(
         model, cache_dir=cache_dir, rebuild=force, report=report, embeddings=embeddings.value
@@ -114,9 +114,10 @@ def clear(
     cache_dir: CacheDirOption = None,
 ) -> None:
     from ..errors import TokneighError, UsageError
-    from ..results import CacheRemoval
     from ..sources.models import resolve
     from ..store import listing
+    from .reports import CacheRemoval
+
     root = _root(cache_dir)
     if all_ == (model is not None):
         raise UsageError("say which: --model NAME or --all")

@@ -65,7 +65,7 @@ def graph(
     cache_dir: CacheDirOption = None,
 ) -> None:
     from ..present.graphfile import file_format, write_graph
-    from ..results import GraphFile
+    from .reports import GraphFile
 
     file_format(output_file)  # an unknown extension or an unwritable folder fails first
     emb = load(model, cache_dir, embeddings, metric)

@@ -390,7 +390,7 @@ class Shell:
 
     def emit(self, data: dict[str, Any]) -> None:
         """One compact JSON object on one line (JSON Lines)."""
-        from ..present.render import json_text
+        from ..results.json import json_text
 
         self.write(json_text(data) + "\n")
 

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..analyses.filters import Filters
 from ..api.embeddings import Embeddings
 from ..errors import TokenIdError, TokneighError
-from ..present.render import json_text
+from ..results.json import json_text
 from ..space.metrics import parse_metric
 from .worker import Worker
 

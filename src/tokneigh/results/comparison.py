@@ -1,0 +1,80 @@
+"""Two queries compared: cosine, angle, correlation, norms and rank."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .tables import Column, Human, Table, model_label, score_text, with_metric
+from .tokens import Query
+
+
+@dataclass(slots=True)
+class Comparison:
+    a: Query
+    b: Query
+    model: str
+    cosine: float
+    angle_degrees: float
+    pearson: float
+    norm_a: float
+    norm_b: float
+    rank_of_b: int  # where b stands among a's neighbours (1 = nearest), as in `neighbors a`
+    metric: str = "cosine"
+    similarity: float = 0.0  # the metric's score: the cosine, or e.g. the CSLS score
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "a": self.a.to_json(),
+            "b": self.b.to_json(),
+            "metric": self.metric,
+            "similarity": self.similarity,
+            "cosine": self.cosine,
+            "angle_degrees": self.angle_degrees,
+            "pearson": self.pearson,
+            "norm_a": self.norm_a,
+            "norm_b": self.norm_b,
+            "rank_of_b": self.rank_of_b,
+        }
+
+    def tsv(self) -> tuple[list[str], list[list[Any]]]:
+        header = ["a", "b", "cosine", "angle_degrees", "pearson", "norm_a", "norm_b", "rank_of_b"]
+        row = [
+            self.a.term(),
+            self.b.term(),
+            self.cosine,
+            self.angle_degrees,
+            self.pearson,
+            self.norm_a,
+            self.norm_b,
+            self.rank_of_b,
+        ]
+        return header, [row]
+
+    def human(self) -> Human:
+        rows = [
+            ["pieces of A", " + ".join(self.a.labels)],
+            ["pieces of B", " + ".join(self.b.labels)],
+            *(
+                []
+                if self.metric == "cosine"
+                else [[f"{self.metric} score", score_text(self.similarity)]]
+            ),
+            [_cosine_label(self.metric), score_text(self.cosine)],
+            ["angle", f"{self.angle_degrees:.1f}°"],
+            ["Pearson correlation (raw)", score_text(self.pearson)],
+            ["norm of A (raw)", f"{self.norm_a:.3f}"],
+            ["norm of B (raw)", f"{self.norm_b:.3f}"],
+            ["rank of B among A's neighbours", f"{self.rank_of_b:,}"],
+        ]
+        title = with_metric(
+            f"{self.a.shown} vs {self.b.shown} · {model_label(self.model)}", self.metric
+        )
+        return [Table(title, [Column("measure"), Column("value", True)], rows)]
+
+
+def _cosine_label(metric: str) -> str:
+    # centered and abtt compare other vectors than the rows: say whose cosine it is.
+    if metric == "cosine" or metric.startswith("csls"):
+        return "cosine similarity"
+    return f"cosine ({metric} vectors)"

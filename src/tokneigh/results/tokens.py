@@ -1,0 +1,125 @@
+"""What a query stands for: a tokenized text, a token id, or a vector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .tables import Human, joined_pieces, quoted, short_quoted
+
+
+@dataclass(slots=True)
+class Tokenization:
+    """A text as the model's tokenizer splits it."""
+
+    text: str
+    ids: list[int]
+    tokens: list[str]  # decoded text of each token, e.g. " banana"
+    labels: list[str]  # as shown to a person: quoted, b"\xNN" for byte fragments
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "ids": self.ids, "tokens": self.tokens, "labels": self.labels}
+
+    def sentence(self) -> str:
+        """The seed's sentence: `"banana" comprises 2 tokens: ["ban", "ana"]  ids [...]`."""
+        n = len(self.ids)
+        noun = "token" if n == 1 else "tokens"
+        return (
+            f"{quoted(self.text)} comprises {n} {noun}: [{', '.join(self.labels)}]  ids {self.ids}"
+        )
+
+
+@dataclass(slots=True)
+class Tokenizations:
+    """Several texts tokenized, each with how its space-prefixed variant splits (None when the
+    text already starts with a space)."""
+
+    items: list[Tokenization]
+    spaced: list[Tokenization | None]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [t.to_json() for t in self.items]
+
+    def tsv(self) -> tuple[list[str], list[list[Any]]]:
+        # One row per token, keyed by the TEXT argument's 1-based index: repeating the text on
+        # every row would grow as length x tokens (gigabytes for a 100,000-character text).
+        rows = [
+            [number, pos, i, tok]
+            for number, t in enumerate(self.items, start=1)
+            for pos, (i, tok) in enumerate(zip(t.ids, t.tokens))
+        ]
+        return ["text_index", "position", "id", "token"], rows
+
+    def human(self) -> Human:
+        lines: Human = []
+        for t, spaced in zip(self.items, self.spaced):
+            lines.append(t.sentence())
+            if spaced is not None:
+                same = "  (same tokens)" if spaced.ids == t.ids else ""
+                lines.append("  " + spaced.sentence() + same)
+        return lines
+
+
+@dataclass(frozen=True, slots=True)
+class VectorSource:
+    """Where a vector query came from: a ``.npy`` file (and row), the centroid, or the API."""
+
+    source: str | None = None  # the file, or None for an array passed to the API
+    row: int | None = None  # the row of a 2-D file
+    centroid: bool = False  # the mean row of the matrix
+
+    @property
+    def shown(self) -> str:
+        if self.centroid:
+            return "the centroid"
+        if self.source is None:
+            return "the vector"
+        return f"vector {self.source}" + ("" if self.row is None else f":{self.row}")
+
+    def to_json(self) -> dict[str, Any]:
+        if self.centroid:
+            return {"centroid": True}
+        return {"vector": {"source": self.source, "row": self.row}}
+
+
+@dataclass(slots=True)
+class Query:
+    """What a query stands for: a text (``token_id`` None), one token id (``text`` None), or a
+    vector (both None, ``vector`` says where it came from)."""
+
+    text: str | None
+    token_id: int | None
+    ids: list[int]
+    tokens: list[str]
+    labels: list[str]
+    vector: VectorSource | None = None
+
+    @property
+    def shown(self) -> str:
+        """`"banana"`, `token #5` for an id query, `vector FILE:ROW`, `the centroid`."""
+        if self.vector is not None:
+            return self.vector.shown
+        return f"token #{self.token_id}" if self.text is None else short_quoted(self.text)
+
+    def described(self) -> str:
+        """The query with its pieces: `"banana" = "ban" + "ana" (mean of 2 tokens)`,
+        `token #5 ("&")`."""
+        if self.vector is not None:
+            return self.shown
+        if self.text is None:
+            return f"{self.shown} ({self.labels[0]})"
+        if len(self.ids) > 1:
+            return f"{self.shown} = {joined_pieces(self.labels)} (mean of {len(self.ids):,} tokens)"
+        return self.shown
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "query_id": self.token_id,
+            "ids": self.ids,
+            "tokens": self.tokens,
+        }
+
+    def term(self) -> str | int:
+        """The query in a JSON list of terms: its text, or its token id."""
+        return self.token_id if self.text is None else self.text  # type: ignore[return-value]
