@@ -21,6 +21,7 @@ from ..sources.models import ModelSource, local_fingerprint
 from .binary import FLOAT_DTYPES, bf16_to_float32, read_exactly_into
 from .extracted import Extracted, matrix_digest
 from .gguf_header import (
+    GGUF_FILE,
     INPUT_TENSOR,
     OUTPUT_TENSOR,
     Header,
@@ -75,7 +76,7 @@ def read_matrix(header: Header, name: str, report: Report) -> np.ndarray:
                 target = out[start : start + count].reshape(-1).view(np.uint8).data
             else:
                 target = memoryview(scratch)[: count * row_bytes]
-            read_exactly_into(handle, target, "GGUF file", path, lambda got: f"{name} ends early")
+            read_exactly_into(handle, target, GGUF_FILE, path, lambda got: f"{name} ends early")
             if direct:
                 continue
             raw = np.frombuffer(target, dtype=np.uint8)

@@ -20,6 +20,7 @@ import numpy as np
 from ..errors import ModelNotFoundError
 from . import binary
 
+GGUF_FILE = "GGUF file"  # how a truncation error names the file
 INPUT_TENSOR = "token_embd.weight"
 OUTPUT_TENSOR = "output.weight"
 _MAGIC = b"GGUF"
@@ -115,7 +116,7 @@ def _overrun(path: Path, why: str) -> ModelNotFoundError:
 
 
 def truncated(path: Path, detail: str) -> ModelNotFoundError:
-    return binary.truncated("GGUF file", path, detail)
+    return binary.truncated(GGUF_FILE, path, detail)
 
 
 class _Cursor:
