@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 import tokneigh
 from tokneigh.errors import UsageError
-from tokneigh.formats.extract import pick_output_tensor
+from tokneigh.formats.hf_checkpoint import pick_output_tensor
 
 runner = CliRunner()
 

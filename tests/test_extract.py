@@ -12,7 +12,7 @@ from conftest import run_cli
 from reference import raw_matrix
 
 import tokneigh
-from tokneigh.formats.extract import pick_embedding_tensor
+from tokneigh.formats.hf_checkpoint import pick_embedding_tensor
 
 
 @pytest.fixture(scope="module")

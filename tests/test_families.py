@@ -151,7 +151,7 @@ def test_picked_tensor_is_transformers_input_embeddings(
     import transformers
     from safetensors import safe_open
 
-    from tokneigh.formats.extract import pick_embedding_tensor
+    from tokneigh.formats.hf_checkpoint import pick_embedding_tensor
 
     folder = request.getfixturevalue(fixture)
     config = json.loads((folder / "config.json").read_text())

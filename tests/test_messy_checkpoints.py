@@ -33,7 +33,8 @@ from typer.testing import CliRunner
 import tokneigh
 from tokneigh.cli import app
 from tokneigh.errors import ModelNotFoundError
-from tokneigh.formats import extract
+from tokneigh.formats import checkpoint_files, extract
+from tokneigh.formats import safetensors as safetensors_reader
 from tokneigh.sources.models import resolve
 
 runner = CliRunner()
@@ -173,7 +174,7 @@ def test_a_file_truncated_after_its_header_was_read_is_one_line(gpt2_dir, tmp_pa
                                                                 monkeypatch):
     folder = gpt2_copy(gpt2_dir, tmp_path / "truncated-while-read")
     path = folder / "model.safetensors"
-    real = extract._read_header
+    real = safetensors_reader._read_header
     seen: list[int] = []
 
     def header_then_truncate(handle, where):
@@ -183,7 +184,7 @@ def test_a_file_truncated_after_its_header_was_read_is_one_line(gpt2_dir, tmp_pa
         seen.append(data_start)
         return header, data_start
 
-    monkeypatch.setattr(extract, "_read_header", header_then_truncate)
+    monkeypatch.setattr(safetensors_reader, "_read_header", header_then_truncate)
     assert_refused(cli("neighbors", "Mike", "--model", str(folder)), cache_dir,
                    "truncated or changed while it was read", "wte.weight")
     assert len(seen) == 2
@@ -192,7 +193,7 @@ def test_a_file_truncated_after_its_header_was_read_is_one_line(gpt2_dir, tmp_pa
 _RACE = textwrap.dedent("""
     import os, sys, threading
     from pathlib import Path
-    from tokneigh.formats import extract
+    from tokneigh.formats import safetensors
     from tokneigh.errors import ModelNotFoundError
 
     path = Path(sys.argv[1])
@@ -213,7 +214,7 @@ _RACE = textwrap.dedent("""
     try:
         for _ in range(400):
             try:
-                extract._read_safetensors(path, "wte.weight", lambda line: None)
+                safetensors.read_safetensors(path, "wte.weight", lambda line: None)
                 outcomes["read"] += 1
             except ModelNotFoundError as exc:
                 assert "truncated or changed while it was read" in str(exc), exc
@@ -443,7 +444,7 @@ def test_extract_turns_an_unexpected_failure_into_a_library_error(gpt2_dir, tmp_
     def cannot_list(path):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(extract, "local_fingerprint", cannot_list)
+    monkeypatch.setattr(checkpoint_files, "local_fingerprint", cannot_list)
     with pytest.raises(ModelNotFoundError) as raised:
         extract.extract(resolve(str(folder)), lambda line: None)
     message = str(raised.value)
