@@ -97,7 +97,7 @@ def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def template(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A cache root holding tiny_dir's entry, built once; tests copy it."""
-    from tokneigh.api import embeddings as api
+    from tokneigh.api import loading as api
 
     root = tmp_path_factory.mktemp("template")
     api.load(str(tiny_dir), cache_dir=root, report=lambda _: None)

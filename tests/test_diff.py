@@ -185,7 +185,7 @@ def noised(noised_dir, cache_root):
 
 
 def test_against_itself_every_overlap_and_rho_is_one(base, candidates):
-    result = diff.compare_models(base, base, words=["king"], sample=50, k=K)
+    result = diff.compare_models(base.view, base.view, words=["king"], sample=50, k=K)
     assert result.shared == candidates.size
     assert len(result.items) == 51
     for item in result.items:
@@ -201,11 +201,11 @@ def test_against_itself_every_overlap_and_rho_is_one(base, candidates):
 
 
 def test_the_sample_is_seeded_uniform_and_the_lists_are_those_of_neighbors(base, candidates):
-    result = diff.compare_models(base, base, sample=40, seed=5, k=K)
+    result = diff.compare_models(base.view, base.view, sample=40, seed=5, k=K)
     drawn = np.sort(np.random.default_rng(5).choice(candidates.size, 40, replace=False))
     assert [i.id for i in result.items] == candidates[drawn].tolist()
     assert {i.source for i in result.items} == {"sample"}
-    other = diff.compare_models(base, base, sample=40, seed=6, k=K)
+    other = diff.compare_models(base.view, base.view, sample=40, seed=6, k=K)
     assert [i.id for i in other.items] != [i.id for i in result.items]
     filters = tokneigh.Filters(skip_special=True)
     for item in result.items[:5]:
@@ -223,7 +223,7 @@ def test_a_permuted_copy_matches_by_string_with_overlap_one(base, permuted, perm
         assert j != i or i < 3
         assert permuted.codec.raw(j) == base.codec.raw(i)
         np.testing.assert_array_equal(permuted.unit[j], base.unit[i])
-    result = diff.compare_models(base, permuted, sample=60, k=K)
+    result = diff.compare_models(base.view, permuted.view, sample=60, k=K)
     assert result.shared == base.vocab_size - base._special_ids().size
     for item in result.items:
         assert item.overlap == 1.0 and item.jaccard == 1.0
@@ -238,7 +238,7 @@ def test_a_permuted_copy_matches_by_string_with_overlap_one(base, permuted, perm
 def test_a_noised_copy_matches_the_numpy_reference(
     base, noised, weights, noised_weights, candidates
 ):
-    result = diff.compare_models(base, noised, sample=80, seed=1, k=K)
+    result = diff.compare_models(base.view, noised.view, sample=80, seed=1, k=K)
     overlaps = []
     for item in result.items:
         assert item.id is not None
@@ -267,7 +267,7 @@ def test_a_word_of_several_tokens_is_the_mean_of_its_vectors(
     word = "bananas and cherries"
     ids_a = base.tokenize(word).ids
     assert len(ids_a) > 1 and noised.tokenize(word).ids == ids_a
-    [item] = diff.compare_models(base, noised, words=[word], k=K).items
+    [item] = diff.compare_models(base.view, noised.view, words=[word], k=K).items
     assert item.id is None and item.query == word and item.source == "word"
     others = candidates[~np.isin(candidates, ids_a)]
     rows = []
@@ -289,7 +289,7 @@ def test_only_shared_tokens_are_ranked_and_csls_lists_are_those_of_neighbors(
     folder = copy_checkpoint(llama_dir, tmp_path_factory.mktemp("renamed") / "ckpt", None, rename)
     b = tokneigh.load(str(folder), cache_dir=cache_root, metric="csls:5")
     shared = np.setdiff1d(candidates, renamed_ids)
-    result = diff.compare_models(base, b, sample=30, k=K)
+    result = diff.compare_models(base.view, b.view, sample=30, k=K)
     assert result.shared == shared.size
     for item in result.items:
         assert item.id is not None and item.id in shared
@@ -298,7 +298,7 @@ def test_only_shared_tokens_are_ranked_and_csls_lists_are_those_of_neighbors(
         assert [n.id for n in item.neighbors_a] == top_k(ua[others] @ ua[item.id], others, K)
         assert not {n.id for n in item.neighbors_b} & set(renamed_ids.tolist())
     # B under csls, same vocabulary: its lists are what `neighbors` lists under csls.
-    same = diff.compare_models(base, base.under("csls:5"), sample=10, k=K)
+    same = diff.compare_models(base.view, base.under("csls:5").view, sample=10, k=K)
     filters = tokneigh.Filters(skip_special=True)
     csls = base.under("csls:5")
     for item in same.items:
@@ -314,7 +314,7 @@ def test_only_shared_tokens_are_ranked_and_csls_lists_are_those_of_neighbors(
     )
     disjoint = tokneigh.load(str(folder), cache_dir=cache_root)
     with pytest.raises(tokneigh.UsageError, match="share no token"):
-        diff.compare_models(base, disjoint, sample=10, k=K)
+        diff.compare_models(base.view, disjoint.view, sample=10, k=K)
 
 
 def test_average_ranks_share_ties():

@@ -371,7 +371,7 @@ def test_output_weight_is_the_output_matrix(files, checkpoints):
 
 
 def test_a_file_without_output_weight_is_tied_and_serves_the_input(files):
-    from tokneigh.api import embeddings as api
+    from tokneigh.api import loading as api
 
     lines: list[str] = []
     emb = api.load(str(files["llama-tied"]), embeddings="output", report=lines.append)

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from tokneigh.api import embeddings as api
+from tokneigh.api import loading as api
 from tokneigh.cli import app
 
 # Text that has broken command lines and tokenizers before: emoji sequences, flags,

@@ -36,7 +36,7 @@ from test_reliability import (
 )
 
 import tokneigh
-from tokneigh.api import embeddings as api
+from tokneigh.api import loading as api
 from tokneigh.errors import CacheError
 from tokneigh.present import render
 from tokneigh.store import build, files, layout

@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 import tokneigh
-from tokneigh.api import embeddings as api
+from tokneigh.api import loading as api
 from tokneigh.cli import app
 from tokneigh.errors import ModelNotFoundError, TokneighError
 from tokneigh.store import entries as store_entries

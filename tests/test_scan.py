@@ -115,7 +115,7 @@ def magikarp_reference(w: np.ndarray, reference: list[int]) -> np.ndarray:
 
 def test_magikarp_is_the_cosine_distance_without_the_first_pc(gpt2, gpt2_weights):
     reference = list(range(177, 188))
-    result = scan.scan(gpt2, indicator="magikarp", reference=reference, top=25)
+    result = scan.scan(gpt2.view, indicator="magikarp", reference=reference, top=25)
     rows = usable_rows(gpt2.vocab_size)
     expected = magikarp_reference(
         gpt2_weights[rows], [int(np.searchsorted(rows, i)) for i in reference]
@@ -135,7 +135,7 @@ def test_norm_and_centroid_against_their_formulas(gpt2, gpt2_weights):
     norms = np.sqrt((w * w).sum(axis=1))
     centroid = np.sqrt(((w - w.mean(axis=0)) ** 2).sum(axis=1))
     for indicator, expected in (("norm", norms), ("centroid", centroid)):
-        result = scan.scan(gpt2, indicator=indicator, reference=None, top=10)
+        result = scan.scan(gpt2.view, indicator=indicator, reference=None, top=10)
         np.testing.assert_allclose(result.scores, expected, rtol=1e-5)
         assert [t.id for t in result.tokens] == rows[np.argsort(expected)][:10].tolist()
         assert result.reference_kind is None and result.to_json()["reference"] is None
@@ -147,7 +147,7 @@ def test_norm_and_centroid_against_their_formulas(gpt2, gpt2_weights):
 
 
 def test_gpt2_reachability_round_trips_the_tokenizers_own_decoding(gpt2, gpt2_tok):
-    reach = scan.reachability(gpt2)
+    reach = scan.reachability(gpt2.view)
     # Independent rule: the tokenizer's own decoder. A byte fragment decodes to U+FFFD, which
     # encodes to GPT-2's real U+FFFD tokens (4210 and kin, reachable), never to the fragment.
     decoded = gpt2_tok.decode_batch(
@@ -161,7 +161,7 @@ def test_gpt2_reachability_round_trips_the_tokenizers_own_decoding(gpt2, gpt2_to
 
 
 def test_gpt2_auto_reference_holds_the_bytes_no_text_holds(gpt2, gpt2_tok):
-    result = scan.scan(gpt2, top=5)
+    result = scan.scan(gpt2.view, top=5)
     ref = set(result.reference_ids)
     assert set(range(177, 188)) <= ref
     # No text ever yields them: every character of the Unicode planes in one text.
@@ -178,10 +178,10 @@ def test_bert_unused_slots_are_reference_tokens(minilm, minilm_dir):
     vocab = tok.get_vocab()
     unused = {i for s, i in vocab.items() if re.fullmatch(r"\[unused\d+\]", s)}
     assert len(unused) > 900
-    result = scan.scan(minilm, top=5)
+    result = scan.scan(minilm.view, top=5)
     ref = set(result.reference_ids)
     assert unused <= ref and result.reference_named == len(unused)
-    reach = scan.reachability(minilm)
+    reach = scan.reachability(minilm.view)
     # Continuation pieces are reachable inside words: "banana" is ban + ##ana.
     for word in ("banana", "playing"):
         for i in tok.encode(word, add_special_tokens=False).ids:
@@ -204,7 +204,7 @@ def test_json_tsv_and_table(gpt2, tmp_path):
     data = json.loads(result.stdout)
     assert set(data) == {"indicator", "reference", "tokens"}
     assert data["reference"] == {"kind": "ids", "ids": [177, 178, 179, 180, 187]}
-    api = scan.scan(gpt2, reference=[177, 178, 179, 180, 187], top=4)
+    api = scan.scan(gpt2.view, reference=[177, 178, 179, 180, 187], top=4)
     assert [t["id"] for t in data["tokens"]] == [t.id for t in api.tokens]
     assert set(data["tokens"][0]) == {"rank", "id", "token", "score", "reachable", "special"}
     tsv = invoke("--top", "3", "--indicator", "norm", "-f", "tsv", "-m", model)
@@ -245,15 +245,15 @@ def test_bad_inputs_are_one_line(gpt2, args, words):
 
 def test_no_reference_found_is_refused(words_dir):
     emb = tokneigh.load(str(words_dir))
-    assert scan.reachability(emb).reachable.all()
+    assert scan.reachability(emb.view).reachable.all()
     with pytest.raises(UsageError, match="no token known to be unused"):
-        scan.scan(emb)
+        scan.scan(emb.view)
     result = invoke("-m", str(words_dir))
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines()[-1].startswith("tokneigh: error: ")
     # Given ids, it ranks; the other indicators need no reference at all.
-    assert scan.scan(emb, reference="0-1", top=3).tokens[0].id in (0, 1)
-    assert len(scan.scan(emb, indicator="norm", reference=None, top=50).tokens) == 8
+    assert scan.scan(emb.view, reference="0-1", top=3).tokens[0].id in (0, 1)
+    assert len(scan.scan(emb.view, indicator="norm", reference=None, top=50).tokens) == 8
 
 
 def test_magikarp_reads_the_output_matrix_of_an_untied_model(llama_dir):

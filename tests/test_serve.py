@@ -28,7 +28,7 @@ METRICS = ("cosine", "centered", "abtt")
 
 @pytest.fixture(scope="module")
 def served(minilm_dir: Path, module_cache: Path):
-    from tokneigh.api import embeddings as api
+    from tokneigh.api import loading as api
     from tokneigh.web.app import Served
 
     emb = api.load(str(minilm_dir), cache_dir=module_cache, report=lambda _: None)
@@ -132,7 +132,7 @@ def test_resident_matrices_answer_as_the_mapped_ones(served, minilm_dir, module_
     """The server's in-memory copies (`Embeddings.resident`) give the very answers of the
     memory-mapped cache, under every metric, and cannot be written to."""
     from tokneigh.analyses.filters import Filters
-    from tokneigh.api import embeddings as api
+    from tokneigh.api import loading as api
 
     mapped = api.load(str(minilm_dir), cache_dir=module_cache, report=lambda _: None)
     filters = Filters(skip_special=True, dedupe=True)

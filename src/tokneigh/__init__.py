@@ -23,10 +23,10 @@ TYPE_CHECKING = False
 
 # Where each public name lives; imported on first use.
 _HOMES = {
-    "load": "api.embeddings",
-    "load_vocabulary": "api.embeddings",
+    "load": "api.loading",
+    "load_vocabulary": "api.loading",
     "Embeddings": "api.embeddings",
-    "Vocabulary": "api.embeddings",
+    "Vocabulary": "api.vocabulary",
     "Filters": "analyses.filters",
     "CachedModel": "store.listing",
     "Comparison": "results",
@@ -59,8 +59,8 @@ _HOMES = {
     "TokenScan": "results",
     "VectorSource": "results",
     "Metric": "space.metrics",
-    "VectorQuery": "api.vectors",
-    "load_vector": "api.vectors",
+    "VectorQuery": "analyses.vectors",
+    "load_vector": "analyses.vectors",
     "OllamaNameError": "errors",
     "OutputFileError": "errors",
 }
@@ -80,8 +80,10 @@ if TYPE_CHECKING:
     from typing import Any
 
     from .analyses.filters import Filters
-    from .api.embeddings import Embeddings, Vocabulary, load, load_vocabulary
-    from .api.vectors import VectorQuery, load_vector
+    from .analyses.vectors import VectorQuery, load_vector
+    from .api.embeddings import Embeddings
+    from .api.loading import load, load_vocabulary
+    from .api.vocabulary import Vocabulary
     from .errors import (
         CacheError,
         EmptyQueryError,

@@ -38,17 +38,19 @@ import numpy as np
 from ..errors import UsageError
 from ..results import DiffItem, DiffSummary, Neighbor, NeighborhoodDiff
 from ..space import core
+from .queries import query_tokens
+from .whole import graph_rows
 
 if TYPE_CHECKING:
-    from ..api.embeddings import Embeddings
     from ..results import Query
+    from .view import SpaceView
 
 # Queries scored per matrix product for rho: bounds the temporary to 256 x vocabulary floats.
 _BLOCK = 256
 _ROWS = 8192  # shared rows converted to float64 at a time (25 MB at 384 dims)
 
 
-def shared_tokens(a: Embeddings, b: Embeddings) -> tuple[np.ndarray, np.ndarray]:
+def shared_tokens(a: SpaceView, b: SpaceView) -> tuple[np.ndarray, np.ndarray]:
     """(ids in A, ids in B) of the tokens both models have, matched by vocabulary string,
     ascending by A's id: every id named, usable and not special in its model."""
     by_string: dict[str, int] = {}
@@ -67,9 +69,9 @@ def shared_tokens(a: Embeddings, b: Embeddings) -> tuple[np.ndarray, np.ndarray]
     return np.asarray(ids_a, dtype=np.int64), np.asarray(ids_b, dtype=np.int64)
 
 
-def _candidates(emb: Embeddings) -> np.ndarray:
+def _candidates(view: SpaceView) -> np.ndarray:
     """The ids ``neighbors`` may list by default: usable, not special, ascending."""
-    return emb.graph_rows(include_special=False)
+    return graph_rows(view, include_special=False)
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
@@ -101,17 +103,17 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 class _Side:
     """One space restricted to the shared tokens, in A's id order."""
 
-    def __init__(self, emb: Embeddings, ids: np.ndarray) -> None:
-        self.emb = emb
+    def __init__(self, view: SpaceView, ids: np.ndarray) -> None:
+        self.view = view
         self.ids = ids
-        self.unit = np.ascontiguousarray(emb.unit[ids])
-        radius = emb.csls_radius  # CSLS's r over the model's whole vocabulary, or None
+        self.unit = np.ascontiguousarray(view.unit[ids])
+        radius = view.radius  # CSLS's r over the model's whole vocabulary, or None
         self.radius = None if radius is None else np.ascontiguousarray(radius[ids])
-        self.local = np.full(emb.vocab_size, -1, dtype=np.int64)  # model id -> shared index
+        self.local = np.full(view.vocab_size, -1, dtype=np.int64)  # model id -> shared index
         self.local[ids] = np.arange(ids.size)
 
     def query_vectors(self, queries: Sequence[Query]) -> np.ndarray:
-        vectors = core.query_vectors(self.emb.unit, [q.ids for q in queries])
+        vectors = core.query_vectors(self.view.unit, [q.ids for q in queries])
         for query, vector in zip(queries, vectors):
             if not vector.any():  # tokens whose unit vectors cancel out exactly
                 raise UsageError(f"{query.shown}: the mean of its tokens' vectors is zero")
@@ -125,7 +127,7 @@ class _Side:
             return core.rank_many(self.unit, vectors, k, exclude)
         # r(q) shifts a query's scores by a constant: the list does not depend on it, the
         # scores shown do, and this is the r that `neighbors` uses for them.
-        query_radius = self.emb.query_radius(vectors, list(queries))
+        query_radius = self.view.query_radius(vectors, list(queries))
         return core.rank_many(
             self.unit, vectors, k, exclude, radius=self.radius, query_radius=query_radius
         )
@@ -148,14 +150,14 @@ class _Side:
         rows = []
         for rank, (j, s) in enumerate(zip(local.tolist(), scores.tolist()), start=1):
             token_id = int(self.ids[j])
-            text, label = self.emb.token_shown(token_id)
+            text, label = self.view.shown(token_id)
             rows.append(Neighbor(rank, token_id, text, float(s), label))
         return rows
 
 
 def compare_models(
-    a: Embeddings,
-    b: Embeddings,
+    a: SpaceView,
+    b: SpaceView,
     *,
     words: Sequence[str] = (),
     sample: int = 0,
@@ -194,16 +196,16 @@ def compare_models(
             raise UsageError("a word is empty or only whitespace")
         sources.append("word")
         texts.append(word)
-        queries_a.append(a.query_tokens(word))
-        queries_b.append(b.query_tokens(word))
+        queries_a.append(query_tokens(a, word))
+        queries_b.append(query_tokens(b, word))
     rng = np.random.default_rng(seed)
     drawn = np.sort(rng.choice(ids_a.size, size=min(sample, ids_a.size), replace=False))
     for j in drawn.tolist():
-        query_a = a.query_tokens(int(ids_a[j]))
+        query_a = query_tokens(a, int(ids_a[j]))
         sources.append("sample")
         texts.append(query_a.tokens[0])
         queries_a.append(query_a)
-        queries_b.append(b.query_tokens(int(ids_b[j])))
+        queries_b.append(query_tokens(b, int(ids_b[j])))
 
     # A query's own tokens, in either model, are left out of both sides: the same candidates.
     exclude = []

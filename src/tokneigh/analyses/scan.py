@@ -15,7 +15,7 @@ Indicators (smaller is always more under-trained, so every ranking is ascending)
   decay shrinks rows that gradients never reach.
 - ``centroid``: the L2 distance of the raw row to the mean raw row, smallest first.
 
-Rows with no direction (NaN, infinite or all zero: ``Embeddings.unusable``) are never scored;
+Rows with no direction (NaN, infinite or all zero: ``SpaceView.unusable``) are never scored;
 the result says how many were left out.
 
 Reachability: a token is reachable when encoding its own decoded text (no special tokens
@@ -35,7 +35,7 @@ from ..results import ScanToken, TokenScan
 from ..tokens import display
 
 if TYPE_CHECKING:
-    from ..api.embeddings import Embeddings
+    from .view import SpaceView
 
 INDICATORS = ("magikarp", "norm", "centroid")
 
@@ -71,30 +71,30 @@ class Reachability:
         self.impossible = impossible
 
 
-# The last few answers of ``reachability``, by cache folder: the folder's name is derived from the
-# checkpoint's content, and the shell or a test asks again about the same model.
+# The last few answers of ``reachability``, by tokenizer file (it lies in the cache folder, named
+# from the checkpoint's content): the shell or a test asks again about the same model.
 _memo: dict[tuple[str, int], Reachability] = {}
 
 
-def reachability(emb: Embeddings) -> Reachability:
+def reachability(view: SpaceView) -> Reachability:
     """Round-trip every row through the model's tokenizer, in batches (``encode_batch``: one
     call for the whole vocabulary instead of one per token; about a second for GPT-2)."""
-    key = (str(emb.path), emb.vocab_size)
+    key = (str(view.tokenizer_file), view.vocab_size)
     known = _memo.get(key)
     if known is None:
-        known = _reachability(emb)
+        known = _reachability(view)
         if len(_memo) >= 4:
             _memo.pop(next(iter(_memo)))
         _memo[key] = known
     return known
 
 
-def _reachability(emb: Embeddings) -> Reachability:
+def _reachability(view: SpaceView) -> Reachability:
     from tokenizers import Tokenizer
 
-    codec = emb.codec
-    n = emb.vocab_size
-    tokenizer = Tokenizer.from_file(str(emb.path / "tokenizer.json"))
+    codec = view.codec
+    n = view.vocab_size
+    tokenizer = Tokenizer.from_file(str(view.tokenizer_file))
     tokenizer.no_padding()  # a saved tokenizer.json can pad or truncate (MiniLM: 128)
     tokenizer.no_truncation()
     reachable = np.zeros(n, dtype=bool)
@@ -166,7 +166,7 @@ def parse_reference(text: str, vocab_size: int | None) -> list[int] | None:
 
 
 def auto_reference(
-    emb: Embeddings, reach: Reachability, usable: np.ndarray
+    view: SpaceView, reach: Reachability, usable: np.ndarray
 ) -> tuple[np.ndarray, int, int]:
     """(ids, unreachable, named slots): the rows known to be unused.
 
@@ -175,14 +175,14 @@ def auto_reference(
     can still contain (they are trained as pieces of longer characters: counting GPT-2's 344
     fragments in would put trained rows into the reference mean). Fragments holding a byte
     that no UTF-8 text holds stay in. Rows with no direction are never part of it."""
-    codec = emb.codec
-    named = np.zeros(emb.vocab_size, dtype=bool)
-    for i in range(emb.vocab_size):
+    codec = view.codec
+    named = np.zeros(view.vocab_size, dtype=bool)
+    for i in range(view.vocab_size):
         raw = codec.raw(i)
         if raw is not None and UNUSED_SLOT.fullmatch(raw):
             named[i] = True
-    control = np.zeros(emb.vocab_size, dtype=bool)
-    control[[i for i in codec.special_ids if i < emb.vocab_size]] = True
+    control = np.zeros(view.vocab_size, dtype=bool)
+    control[[i for i in codec.special_ids if i < view.vocab_size]] = True
     unreachable = ~reach.reachable & ~control & (~reach.fragment | reach.impossible)
     unreachable &= ~named & usable
     named &= usable
@@ -190,20 +190,20 @@ def auto_reference(
     return ids, int(unreachable.sum()), int(named.sum())
 
 
-def _raw_blocks(emb: Embeddings, rows: np.ndarray) -> Any:
+def _raw_blocks(view: SpaceView, rows: np.ndarray) -> Any:
     """The raw rows (unit row x norm) of ``rows``, in float64 blocks."""
     for start in range(0, rows.size, _BLOCK):
         block = rows[start : start + _BLOCK]
-        unit = np.asarray(emb.unit[block], dtype=np.float64)
-        yield block, unit * emb.norms[block, None].astype(np.float64)
+        unit = np.asarray(view.unit[block], dtype=np.float64)
+        yield block, unit * view.norms[block, None].astype(np.float64)
 
 
-def first_principal_component(emb: Embeddings, rows: np.ndarray) -> np.ndarray:
+def first_principal_component(view: SpaceView, rows: np.ndarray) -> np.ndarray:
     """The unit direction of largest variance of the raw ``rows`` (mean removed, as PCA)."""
-    d = emb.dim
+    d = view.dim
     gram = np.zeros((d, d))
     total = np.zeros(d)
-    for _, raw in _raw_blocks(emb, rows):
+    for _, raw in _raw_blocks(view, rows):
         gram += raw.T @ raw
         total += raw.sum(axis=0)
     mean = total / rows.size
@@ -214,32 +214,32 @@ def first_principal_component(emb: Embeddings, rows: np.ndarray) -> np.ndarray:
 
 
 def indicator_scores(
-    emb: Embeddings, indicator: str, rows: np.ndarray, reference: np.ndarray | None
+    view: SpaceView, indicator: str, rows: np.ndarray, reference: np.ndarray | None
 ) -> np.ndarray:
     """The indicator of each of ``rows`` (float64, same order)."""
-    norms = emb.norms[rows].astype(np.float64)
+    norms = view.norms[rows].astype(np.float64)
     if indicator == "norm":
         return norms
     if indicator == "centroid":
-        mean = np.zeros(emb.dim)
-        for _, raw in _raw_blocks(emb, rows):
+        mean = np.zeros(view.dim)
+        for _, raw in _raw_blocks(view, rows):
             mean += raw.sum(axis=0)
         mean /= rows.size
         return np.concatenate(
-            [np.sqrt(((raw - mean) ** 2).sum(axis=1)) for _, raw in _raw_blocks(emb, rows)]
+            [np.sqrt(((raw - mean) ** 2).sum(axis=1)) for _, raw in _raw_blocks(view, rows)]
         )
     assert reference is not None
-    pc = first_principal_component(emb, rows)
+    pc = first_principal_component(view, rows)
     # The reference mean of M' = M - (M pc) pc^T, then each row's cosine distance to it; M'
     # is built a block at a time, never as a whole second matrix.
-    ref_sum = np.zeros(emb.dim)
-    for _, raw in _raw_blocks(emb, reference):
+    ref_sum = np.zeros(view.dim)
+    for _, raw in _raw_blocks(view, reference):
         ref_sum += (raw - np.outer(raw @ pc, pc)).sum(axis=0)
     ref = ref_sum / reference.size
     ref_norm = float(np.linalg.norm(ref))
     out = np.empty(rows.size)
     done = 0
-    for _, raw in _raw_blocks(emb, rows):
+    for _, raw in _raw_blocks(view, rows):
         projected = raw - np.outer(raw @ pc, pc)
         lengths = np.sqrt((projected * projected).sum(axis=1))
         out[done : done + raw.shape[0]] = 1.0 - (projected @ ref) / np.clip(
@@ -260,7 +260,7 @@ def check_request(indicator: str, top: int) -> None:
 
 
 def scan(
-    emb: Embeddings,
+    view: SpaceView,
     *,
     indicator: str = "magikarp",
     reference: str | Sequence[int] | None = "auto",
@@ -272,33 +272,33 @@ def scan(
     Give magikarp the output embeddings when the model has its own, ``norm`` the input ones.
     """
     check_request(indicator, top)
-    usable = np.ones(emb.vocab_size, dtype=bool)
-    usable[emb.unusable] = False
+    usable = np.ones(view.vocab_size, dtype=bool)
+    usable[view.unusable] = False
     rows = np.flatnonzero(usable)
     if rows.size == 0:
-        raise UsageError(f"no row of {emb.model} has a direction: nothing to rank")
+        raise UsageError(f"no row of {view.model} has a direction: nothing to rank")
     if isinstance(reference, str):
-        explicit = parse_reference(reference, emb.vocab_size)
+        explicit = parse_reference(reference, view.vocab_size)
     elif reference is None:
         explicit = None
     else:
         explicit = [int(i) for i in reference]
         for i in explicit:
-            if not 0 <= i < emb.vocab_size:
-                raise TokenIdError(i, emb.vocab_size, "reference token id")
+            if not 0 <= i < view.vocab_size:
+                raise TokenIdError(i, view.vocab_size, "reference token id")
         if not explicit:
             raise UsageError("the reference holds no token ids")
-    reach = reachability(emb)
+    reach = reachability(view)
     ref_ids: np.ndarray | None = None
     kind: str | None = None
     unreachable = named = 0
     if indicator == "magikarp":
         if explicit is None:
-            ref_ids, unreachable, named = auto_reference(emb, reach, usable)
+            ref_ids, unreachable, named = auto_reference(view, reach, usable)
             kind = "auto"
             if ref_ids.size == 0:
                 raise UsageError(
-                    f"{emb.model} has no token known to be unused (none is unreachable or a "
+                    f"{view.model} has no token known to be unused (none is unreachable or a "
                     "named unused slot): give reference token ids"
                 )
         else:
@@ -312,12 +312,12 @@ def scan(
                 )
     elif explicit is not None:
         raise UsageError(f"the {indicator} indicator uses no reference tokens")
-    scores = indicator_scores(emb, indicator, rows, ref_ids)
+    scores = indicator_scores(view, indicator, rows, ref_ids)
     order = np.lexsort((rows, scores))  # ascending score, ties by lower id
     listed = []
     for rank, j in enumerate(order[:top].tolist(), start=1):
         token_id = int(rows[j])
-        text, label = emb.token_shown(token_id)
+        text, label = view.shown(token_id)
         listed.append(
             ScanToken(
                 rank=rank,
@@ -326,12 +326,12 @@ def scan(
                 label=label,
                 score=float(scores[j]),
                 reachable=bool(reach.reachable[token_id]),
-                special=bool(emb.codec.is_special(token_id)),
+                special=bool(view.codec.is_special(token_id)),
             )
         )
     return TokenScan(
-        model=emb.model,
-        embeddings=emb.embeddings,
+        model=view.model,
+        embeddings=view.embeddings,
         indicator=indicator,
         reference_kind=kind,
         reference_ids=[] if ref_ids is None else [int(i) for i in ref_ids],
@@ -339,7 +339,7 @@ def scan(
         reference_named=named,
         tokens=listed,
         ranked=int(rows.size),
-        unusable=int(emb.unusable.size),
+        unusable=int(view.unusable.size),
         unreachable=int((~reach.reachable).sum()),
         scores=scores,
     )

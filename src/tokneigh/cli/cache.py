@@ -83,7 +83,7 @@ def build(
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from ..api.embeddings import load
+    from ..api.loading import load
     from .reports import CacheBuild
 
     emb = load(

@@ -144,7 +144,9 @@ def diff(
         embeddings if against_embeddings is None else against_embeddings,
         metric if against_metric is None else against_metric,
     )
-    result = compare_models(a, b, words=wanted, sample=sample, seed=seed, k=top, changed=changed)
+    result = compare_models(
+        a.view, b.view, words=wanted, sample=sample, seed=seed, k=top, changed=changed
+    )
     if a.path == b.path and a.metric == b.metric:
         report("note: A and B are the same embeddings under the same metric: nothing changes")
     drawn = len(result.items) - len(wanted)

@@ -109,7 +109,7 @@ def neighbors(
         raise UsageError(f"dot products are raw products, not {metric} scores")  # before a pass
     wanted: list[object] = [*(queries or []), *(ids or [])]
     if vectors:
-        from ..api.vectors import load_vector
+        from ..analyses.vectors import load_vector
 
         wanted += [load_vector(spec) for spec in vectors]  # a bad file fails before the load
     if not wanted and not centroid:

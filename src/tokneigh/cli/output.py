@@ -30,7 +30,7 @@ def load(
 ) -> Embeddings:
     """The model's embeddings under ``metric``, with progress on stderr (and a line when this
     run built them)."""
-    from ..api.embeddings import load as api_load
+    from ..api.loading import load as api_load
 
     emb = api_load(model, cache_dir=cache_dir, report=report, embeddings=_value(embeddings))
     if emb.built_seconds is not None:

@@ -86,7 +86,7 @@ def scan(
         check_destination(plot)  # fail before any work
     kind = embeddings.value if embeddings is not None else _MATRIX[indicator]
     emb = load(model, cache_dir, kind)
-    result = run_scan(emb, indicator=indicator, reference=reference, top=top)
+    result = run_scan(emb.view, indicator=indicator, reference=reference, top=top)
     line = result.reference_line()
     if line is not None and output != DEFAULT_FORMAT:  # a table says it in its subtitle
         report(line)

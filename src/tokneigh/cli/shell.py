@@ -176,7 +176,7 @@ class Shell:
         if line is None:
             return "", ShellError("the line is not valid UTF-8 text")
         if isinstance(line, TooLong):
-            from ..api.embeddings import MAX_TEXT_BYTES
+            from ..api.vocabulary import MAX_TEXT_BYTES
 
             return "", ShellError(
                 f"the line has {line.size:,} bytes; a line holds at most {MAX_TEXT_BYTES:,}"
@@ -324,7 +324,7 @@ class Shell:
         self.notice("embeddings", self._describe(), self._banner())
 
     def cmd_vector(self, rest: str) -> None:
-        from ..api.vectors import load_vector
+        from ..analyses.vectors import load_vector
 
         [spec] = _args(rest, 1, ":vector FILE.npy[:ROW]")
         result = self.emb.neighbors(load_vector(spec), k=self.top, filters=self.filters)
@@ -454,7 +454,7 @@ def _pipe_batches(fd: int) -> Iterator[list[str | None | TooLong]]:
     is decoded, None when it is not UTF-8, or TooLong past ``MAX_TEXT_BYTES``."""
     import select
 
-    from ..api.embeddings import MAX_TEXT_BYTES
+    from ..api.vocabulary import MAX_TEXT_BYTES
 
     pending = bytearray()
     dropped = 0  # bytes of an overlong line thrown away so far

@@ -40,7 +40,7 @@ def tokenize(
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from ..api.embeddings import load_vocabulary
+    from ..api.loading import load_vocabulary
 
     del embeddings  # both matrices share the tokenizer: only the tokenizer is read
     vocabulary = load_vocabulary(model, cache_dir=cache_dir, report=report)
