@@ -6,17 +6,13 @@ Every failure the user can cause ends as one line on stderr and a non-zero exit 
 
 from __future__ import annotations
 
-# First of all, before Typer and numpy (a few hundred milliseconds): in the console script,
-# importing this installs the Ctrl-C handler (see __main__.py).
-from .. import __main__ as _entry
-
-# isort: split
 import os
 import sys
 from typing import Any
 
 import typer
 
+from .. import interrupts
 from ..errors import TokneighError
 from ..version import __version__
 from . import (
@@ -94,9 +90,9 @@ class _OneLineErrors(HelpGroup):
         ):
             # Without the SIGINT handler (the shell restores KeyboardInterrupt), the same line.
             if sys.stderr is not None:
-                sys.stderr.write(_entry.INTERRUPTED_LINE.decode())
+                sys.stderr.write(interrupts.INTERRUPTED_LINE.decode())
                 sys.stderr.flush()
-            sys.exit(_entry.INTERRUPTED_EXIT)
+            sys.exit(interrupts.INTERRUPTED_EXIT)
         except BrokenPipeError:
             # `tokneigh ... | head`: the reader left; not an error worth a traceback.
             sys.stderr.close()
@@ -167,13 +163,14 @@ app.add_typer(cache_commands.app, name="cache", cls=HelpGroup)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Run the command line: on ``argv``, or on ``sys.argv`` as this process's command (see
+    tokneigh/entry.py, which installs the Ctrl-C handler before importing this)."""
     import gc
 
-    if argv is None:  # this process is the command: Ctrl-C ends it (see __main__.py)
-        _entry.install_interrupt_handler()
+    if argv is None:  # this process is the command: Ctrl-C ends it (see tokneigh/entry.py)
+        interrupts.install_interrupt_handler()
         if sys.argv[1:2] == ["shell"]:  # except in the shell, which catches KeyboardInterrupt
-            _entry.restore_default_interrupts()
+            interrupts.restore_default_interrupts()
 
     # A query imports numpy and Rich: a hundred thousand objects, none of them garbage. With
     # the default threshold the cycle collector would sweep them some 150 times meanwhile.
