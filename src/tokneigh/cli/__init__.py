@@ -35,12 +35,7 @@ from ._fastparams import install as _install_fast_params
 from .common import error_line, help_text
 from .errors import describe, missing_arguments
 from .help import HelpGroup
-
-try:  # Typer >= 0.20 ships its own copy of click
-    from typer._click import exceptions as click_exceptions
-except ImportError:  # pragma: no cover - older Typer uses click itself
-    from click import exceptions as click_exceptions  # type: ignore[no-redef]
-
+from .typer_internals import click_exceptions, raised_by_echo, run_exit_functions
 
 _install_fast_params()  # keeps pydantic (Typer's value coercion) off the hot path
 
@@ -177,7 +172,7 @@ def main(argv: list[str] | None = None) -> None:
     thresholds = gc.get_threshold()
     gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
     try:
-        _only_invoked(sys.argv[1:] if argv is None else argv)(args=argv, prog_name="tokneigh")
+        app(args=argv, prog_name="tokneigh")
     except SystemExit as done:
         if argv is None:  # the console script (or python -m): this process ends here
             _end_process(done.code)
@@ -194,7 +189,6 @@ def _end_process(code: object) -> None:
     and atexit handlers run; if anything is unusual (a thread still running, a stream that
     cannot be flushed, a non-numeric status) this returns and Python exits the normal way.
     """
-    import atexit
     import threading
 
     if code is None:
@@ -217,22 +211,16 @@ def _end_process(code: object) -> None:
         sys.stderr.flush()
     except Exception:
         return
-    atexit._run_exitfuncs()
+    run_exit_functions()
     os._exit(code)
 
 
 def _output_failure(exc: BaseException) -> OSError | None:
     """``exc`` when it is a failed write to standard output, not another OSError: raised by
-    click's ``echo`` (it writes and flushes at once), or standard output cannot be flushed."""
+    ``typer.echo`` (it writes and flushes at once), or standard output cannot be flushed."""
     if not isinstance(exc, OSError):
         return None
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    code = tb.tb_frame.f_code if tb is not None else None
-    if code is not None and code.co_name == "echo" and code.co_filename.endswith(
-        os.path.join("click", "utils.py")
-    ):
+    if raised_by_echo(exc):
         return exc
     return _flush_stdout()
 
@@ -266,23 +254,3 @@ def _discard_stdout() -> None:
     except (OSError, ValueError):
         pass
 
-
-def _only_invoked(args: list[str]) -> typer.Typer:
-    """The app with just the command that ``args`` name, when they name one.
-
-    Typer turns every registered command into a Click command on each run, inspecting each
-    signature: about a millisecond apiece. Only the invoked one is needed; anything else
-    (help, --version, a mistyped name) gets the whole app.
-    """
-    if not args or args[0].startswith("-") or app.registered_callback is None:
-        return app
-    commands = [c for c in app.registered_commands if c.name == args[0]]
-    groups = [g for g in app.registered_groups if g.name == args[0]]
-    if len(commands) + len(groups) != 1:
-        return app
-    import copy
-
-    single = copy.copy(app)
-    single.registered_commands = commands
-    single.registered_groups = groups
-    return single
