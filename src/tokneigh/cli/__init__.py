@@ -253,4 +253,3 @@ def _discard_stdout() -> None:
         out.flush()
     except (OSError, ValueError):
         pass
-

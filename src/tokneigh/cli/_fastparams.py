@@ -151,6 +151,7 @@ def _number(annotation: Any, info: Any, value: Any, param: Any, ctx: Any) -> Any
 
 
 def _leaf(annotation: Any, info: Any, value: Any, param: Any, ctx: Any) -> Any:
+    pt = typer_internals.param_types()
     if info.parser is not None:
         raise _Unhandled
     if annotation is str:
@@ -166,7 +167,7 @@ def _leaf(annotation: Any, info: Any, value: Any, param: Any, ctx: Any) -> Any:
     if isinstance(annotation, type) and issubclass(annotation, Enum):
         choices = tuple(annotation)
         try:
-            return typer_internals.coerce_cli_choice(
+            return pt.coerce_cli_choice(
                 value, choices=choices, case_sensitive=info.case_sensitive, ctx=ctx
             )
         except ValueError:  # Typer's own way of saying "not one of them"
@@ -174,7 +175,7 @@ def _leaf(annotation: Any, info: Any, value: Any, param: Any, ctx: Any) -> Any:
     if (
         isinstance(annotation, type)
         and issubclass(annotation, Path)
-        and typer_internals.routes_to_path(annotation, info)
+        and pt.routes_to_path(annotation, info)
     ):
         path_type = info.path_type or annotation
         if not (isinstance(path_type, type) and issubclass(path_type, Path)):
@@ -183,9 +184,7 @@ def _leaf(annotation: Any, info: Any, value: Any, param: Any, ctx: Any) -> Any:
             value = path_type(value)
         if not isinstance(value, path_type):
             raise _Unhandled
-        return typer_internals.coerce_cli_path(
-            value, info, path_type=path_type, param=param, ctx=ctx
-        )
+        return pt.coerce_cli_path(value, info, path_type=path_type, param=param, ctx=ctx)
     raise _Unhandled
 
 

@@ -31,20 +31,8 @@ except ImportError:  # pragma: no cover - older Typer uses click itself
     from click import exceptions as click_exceptions  # type: ignore[no-redef]
     from click.formatting import join_options, wrap_text  # type: ignore[no-redef]
 
-__all__ = [
-    "Context",
-    "HelpFormatter",
-    "Parameter",
-    "click_exceptions",
-    "coerce_cli_choice",
-    "coerce_cli_path",
-    "join_options",
-    "raised_by_echo",
-    "route_value_coercion",
-    "routes_to_path",
-    "run_exit_functions",
-    "wrap_text",
-]
+# What cli/help.py and cli/errors.py take from here as they are.
+__all__ = ["Context", "HelpFormatter", "Parameter", "click_exceptions", "join_options", "wrap_text"]
 
 
 # --- output ---------------------------------------------------------------------------------
@@ -65,28 +53,15 @@ def run_exit_functions() -> None:
 
 
 # --- value coercion -------------------------------------------------------------------------
-# Looked up on each call, not bound at import: a helper Typer renames then fails the fast path
-# (which falls back to Typer's own coercion) instead of the import of the whole CLI.
 
 
-def coerce_cli_choice(value: Any, *, choices: Any, case_sensitive: bool, ctx: Any) -> Any:
+def param_types() -> Any:
+    """Typer's value helpers (coerce_cli_choice, coerce_cli_path, routes_to_path), looked up at
+    each use: one that Typer renames then fails the fast path, which falls back to Typer's own
+    coercion, instead of the import of the whole CLI."""
     from typer import _param_types
 
-    return _param_types.coerce_cli_choice(
-        value, choices=choices, case_sensitive=case_sensitive, ctx=ctx
-    )
-
-
-def coerce_cli_path(value: Any, info: Any, *, path_type: Any, param: Any, ctx: Any) -> Any:
-    from typer import _param_types
-
-    return _param_types.coerce_cli_path(value, info, path_type=path_type, param=param, ctx=ctx)
-
-
-def routes_to_path(annotation: Any, info: Any) -> bool:
-    from typer import _param_types
-
-    return bool(_param_types.routes_to_path(annotation, info))
+    return _param_types
 
 
 Coerce = Callable[[Any, Any, Any, Any, Any], Any]
