@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -89,7 +87,7 @@ def gpt2_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from test_reliability import make_tiny_checkpoint
+    from helpers_cache import make_tiny_checkpoint
 
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "ckpt")
 
@@ -107,11 +105,10 @@ def template(tiny_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def expected(tiny_dir: Path, template: Path) -> list:
     """`neighbors` JSON from an undamaged cache: what every recovered run must print."""
-    import json
+    from helpers import cli_outcome
+    from helpers_cache import QUERY
 
-    from test_reliability import QUERY, cli
-
-    code, out, err = cli(*QUERY, "--model", tiny_dir, "--cache-dir", template)
+    code, out, err = cli_outcome(*QUERY, "--model", tiny_dir, "--cache-dir", template)
     assert code == 0, err
     return json.loads(out)
 
@@ -149,40 +146,3 @@ def minilm_ref(minilm_dir: Path):
     from explore_refs import Reference
 
     return Reference(minilm_dir)
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600):
-    """Run `python -m tokneigh` in a fresh process (for import and exit-code checks)."""
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "tokneigh", *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        timeout=timeout,
-    )
-
-
-_IMPORT_PROBE = """
-import json, sys
-import tokneigh.cli
-try:
-    tokneigh.cli.main({args!r})
-except SystemExit as exit:
-    code = exit.code
-else:
-    code = 0
-heavy = {heavy!r}
-print(json.dumps({{"code": code, "loaded": [m for m in heavy if m in sys.modules]}}),
-      file=sys.stderr)
-"""
-
-
-def heavy_imports(args: list[str], heavy: list[str]) -> list[str]:
-    """Which of the ``heavy`` modules a fresh process imported to run ``tokneigh ARGS``
-    (the run itself must succeed)."""
-    script = _IMPORT_PROBE.format(args=list(args), heavy=list(heavy))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    report = json.loads(proc.stderr.strip().splitlines()[-1])
-    assert report["code"] in (0, None), proc.stderr
-    return report["loaded"]

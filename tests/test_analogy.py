@@ -7,20 +7,12 @@ import json
 import numpy as np
 import pytest
 from explore_refs import Reference, assert_same_ranking, filtered_ranking
-from typer.testing import CliRunner
+from helpers import cli
 
 import tokneigh
-from tokneigh.cli import app
 from tokneigh.errors import UsageError
 
-runner = CliRunner()
-
-
 SHARED_CACHE = True  # one cache per module: each model is built once
-
-
-def cli(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def analogy_json(model, *args: str) -> dict:

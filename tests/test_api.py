@@ -7,7 +7,7 @@ import pytest
 from reference import loop_similarities, mean_of_unit_rows, ranking, raw_matrix
 
 import tokneigh
-from tokneigh.errors import UsageError
+from tokneigh.errors import EmptyQueryError, TokenIdError, UsageError
 
 
 @pytest.fixture(scope="module")
@@ -125,10 +125,22 @@ def test_rank_of_a_multi_token_b_is_where_its_vector_would_stand(minilm):
     assert result.rank_of_b == int((scores > result.cosine).sum()) + 1
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "\n\t", 50257, -1, 3.5, None])
-def test_bad_queries_raise_usage_errors(gpt2, bad):
-    with pytest.raises(UsageError):
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        ("", EmptyQueryError),
+        ("   ", EmptyQueryError),
+        ("\n\t", EmptyQueryError),
+        (50257, TokenIdError),
+        (-1, TokenIdError),
+        (3.5, UsageError),  # neither text nor a token id: the base class, no subclass
+        (None, UsageError),
+    ],
+)
+def test_bad_queries_raise_usage_errors(gpt2, bad, error):
+    with pytest.raises(UsageError) as raised:
         gpt2.neighbors(bad)
+    assert type(raised.value) is error, type(raised.value)
 
 
 def test_k_below_one_is_refused_and_k_beyond_vocab_is_clamped(gpt2):

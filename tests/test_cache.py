@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 
 import numpy as np
+from helpers import cli
 from reference import raw_matrix
-from typer.testing import CliRunner
 
 import tokneigh
-from tokneigh.cli import app
 from tokneigh.store import layout, listing
-
-runner = CliRunner()
 
 
 def test_entry_layout_and_meta(gpt2_dir, cache_dir):
@@ -78,36 +75,41 @@ def test_a_damaged_entry_is_rebuilt_with_a_warning(gpt2_dir):
 
 
 def test_cache_commands(gpt2_dir, cache_dir, tmp_path):
-    result = runner.invoke(app, ["cache", "path"])
+    result = cli("cache", "path")
     assert result.stdout.strip() == str(cache_dir)
-    result = runner.invoke(app, ["cache", "list"])
+    result = cli("cache", "list")
     assert result.exit_code == 0 and "no cached models" in result.stderr
 
-    result = runner.invoke(app, ["cache", "build", "--model", str(gpt2_dir)])
+    result = cli("cache", "build", "--model", str(gpt2_dir))
     assert result.exit_code == 0, result.stderr
     assert "50,257 × 32" in result.stdout and result.stdout.startswith("built ")
     (cache_dir / "keep-me.txt").write_text("not tokneigh's")
     (cache_dir / "other-folder").mkdir()
 
-    result = runner.invoke(app, ["cache", "list"])
+    result = cli("cache", "list")
     assert result.exit_code == 0
-    [listed] = json.loads(runner.invoke(app, ["cache", "list", "-f", "json"]).stdout)
+    [listed] = json.loads(cli("cache", "list", "-f", "json").stdout)
     assert listed["model"] == f"{gpt2_dir.parent.name}/{gpt2_dir.name}"  # as titles name it
     assert listed["path"] == str(gpt2_dir)  # and the full path once
     assert "50,257" in result.stdout and "32" in result.stdout and "MB" in result.stdout
 
-    result = runner.invoke(app, ["cache", "clear", "--model", str(gpt2_dir)])
+    result = cli("cache", "clear", "--model", str(gpt2_dir))
     assert result.exit_code == 0 and "removed" in result.stdout
     assert listing.list_entries(cache_dir) == []
     assert (cache_dir / "keep-me.txt").exists() and (cache_dir / "other-folder").is_dir()
 
-    runner.invoke(app, ["cache", "build", "--model", str(gpt2_dir)])
-    result = runner.invoke(app, ["cache", "clear", "--all"])
+    cli("cache", "build", "--model", str(gpt2_dir))
+    result = cli("cache", "clear", "--all")
     assert result.exit_code == 0 and "removed 1" in result.stdout
     assert (cache_dir / "keep-me.txt").exists() and (cache_dir / "other-folder").is_dir()
 
 
 def test_cache_build_force_rebuilds(gpt2_dir):
-    runner.invoke(app, ["cache", "build", "--model", str(gpt2_dir)])
-    result = runner.invoke(app, ["cache", "build", "--model", str(gpt2_dir), "--force"])
+    first = cli("cache", "build", "--model", str(gpt2_dir))
+    assert first.exit_code == 0, first.stderr
+    [first_use] = [line for line in first.stderr.splitlines() if "building the cache" in line]
+    assert first_use.endswith(" (first use)"), first_use
+    result = cli("cache", "build", "--model", str(gpt2_dir), "--force")
     assert result.exit_code == 0 and "building the cache" in result.stderr
+    # The rebuild's own line: the first use's without "(first use)".
+    assert first_use.removesuffix(" (first use)") in result.stderr.splitlines(), result.stderr

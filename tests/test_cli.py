@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 
+import helpers
 import numpy as np
 import pytest
-from typer.testing import CliRunner
 
 import tokneigh
-from tokneigh.cli import app
-
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +19,8 @@ def shared_cache(tmp_path_factory):
 @pytest.fixture
 def cli(gpt2_dir, shared_cache):
     def invoke(*args: str, model: str | None = None):
-        return runner.invoke(
-            app, [*args, "--model", model or str(gpt2_dir), "--cache-dir", str(shared_cache)]
+        return helpers.cli(
+            *args, "--model", model or str(gpt2_dir), "--cache-dir", str(shared_cache)
         )
 
     return invoke
@@ -86,6 +83,9 @@ def test_compare_json_contract(cli, emb):
     assert data["b"]["tokens"] == ["ana"]
     assert data["cosine"] == pytest.approx(emb.similarity("ban", "ana"))
     assert isinstance(data["rank_of_b"], int) and data["rank_of_b"] >= 1
+    # The CLI hides special tokens unless --include-special: the API's rank with that filter.
+    no_special = tokneigh.Filters(skip_special=True)
+    assert data["rank_of_b"] == emb.rank("ban", "ana", filters=no_special)
 
 
 def test_tsv_is_plain_with_one_row_per_neighbour(cli):
@@ -161,18 +161,18 @@ def test_top_beyond_vocab_is_clamped_with_a_warning(cli):
 
 
 def test_version_and_help_with_examples_on_every_command():
-    result = runner.invoke(app, ["--version"])
+    result = helpers.cli("--version")
     assert result.exit_code == 0 and result.stdout.strip() == f"tokneigh {tokneigh.__version__}"
     for command in (["neighbors"], ["tokenize"], ["compare"], ["cache"], ["cache", "list"],
                     ["cache", "build"], ["cache", "clear"], ["cache", "path"], []):
-        result = runner.invoke(app, [*command, "--help"])
+        result = helpers.cli(*command, "--help")
         assert result.exit_code == 0, command
         assert "Example" in result.stdout, command
 
 
 def test_progress_goes_to_stderr_and_results_to_stdout(gpt2_dir, tmp_path):
-    result = runner.invoke(app, ["neighbors", "Mike", "-k", "2", "-f", "json", "--model",
-                                 str(gpt2_dir), "--cache-dir", str(tmp_path / "fresh")])
+    result = helpers.cli("neighbors", "Mike", "-k", "2", "-f", "json", "--model",
+                         str(gpt2_dir), "--cache-dir", str(tmp_path / "fresh"))
     assert result.exit_code == 0
     assert "building the cache" in result.stderr
     json.loads(result.stdout)  # nothing but the JSON on stdout

@@ -10,6 +10,7 @@ import re
 from enum import Enum
 from typing import Annotated
 
+import helpers
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -29,7 +30,7 @@ from tokneigh.errors import (
     UsageError,
 )
 
-runner = CliRunner()
+runner = CliRunner()  # for the scratch apps below; tokneigh's own CLI runs through helpers.cli
 
 # Anything that reads as a Python type or a pydantic message.
 TYPED = re.compile(r"<[a-z]|list\[|\{[a-z_]+\}|int range|\bx[<>]=|Input should|Value error")
@@ -39,8 +40,7 @@ TYPED = re.compile(r"<[a-z]|list\[|\{[a-z_]+\}|int range|\bx[<>]=|Input should|V
 def shared_cache(tmp_path_factory, gpt2_dir):
     """One cache root for the module, built once."""
     root = tmp_path_factory.mktemp("cli-help-cache")
-    result = runner.invoke(app, ["cache", "build", "--model", str(gpt2_dir), "--cache-dir",
-                                 str(root)])  # fmt: skip
+    result = helpers.cli("cache", "build", "--model", str(gpt2_dir), "--cache-dir", str(root))
     assert result.exit_code == 0, result.stderr
     return root
 
@@ -48,9 +48,7 @@ def shared_cache(tmp_path_factory, gpt2_dir):
 @pytest.fixture
 def cli(gpt2_dir, shared_cache):
     def invoke(*args: str):
-        return runner.invoke(
-            app, [*args, "--model", str(gpt2_dir), "--cache-dir", str(shared_cache)]
-        )
+        return helpers.cli(*args, "--model", str(gpt2_dir), "--cache-dir", str(shared_cache))
 
     return invoke
 
@@ -167,7 +165,7 @@ def test_every_real_command_has_a_plain_help_page():
         paths.append([name])
         paths.extend([name, sub] for sub in getattr(command, "commands", {}))
     for path in paths:
-        result = runner.invoke(app, [*path, "--help"])
+        result = helpers.cli(*path, "--help")
         assert result.exit_code == 0, path
         assert result.stdout.startswith(f"Usage: tokneigh {' '.join(path)}".rstrip()), path
         assert not TYPED.search(result.stdout), (path, TYPED.search(result.stdout))
@@ -176,7 +174,7 @@ def test_every_real_command_has_a_plain_help_page():
 
 
 def test_real_neighbors_help():
-    page = runner.invoke(app, ["neighbors", "--help"]).stdout
+    page = helpers.cli("neighbors", "--help").stdout
     assert page.startswith("Usage: tokneigh neighbors [OPTIONS] [QUERY]...\n")
     assert re.search(r"^  QUERY\.\.\.  +Text to look up\.", page, re.M), page
     assert re.search(r"^  --dedupe  +Fold", page, re.M), page
@@ -186,7 +184,7 @@ def test_real_neighbors_help():
 
 
 def test_bare_tokneigh_prints_the_top_level_help():
-    result = runner.invoke(app, [])
+    result = helpers.cli()
     assert result.exit_code == 0
     assert result.stdout.startswith("Usage: tokneigh [OPTIONS] COMMAND [ARGS]...")
     assert "neighbors" in result.stdout
@@ -214,7 +212,7 @@ def test_bare_tokneigh_prints_the_top_level_help():
     ],
 )
 def test_a_wrong_value_is_one_plain_line_with_exit_2(args, expected):
-    line = one_error_line(runner.invoke(app, args))
+    line = one_error_line(helpers.cli(*args))
     assert expected in line, line
     command = args[0] if args[0] != "frobnicate" else None
     see = f"(see 'tokneigh {command} --help')" if command else "(see 'tokneigh --help')"
@@ -222,9 +220,9 @@ def test_a_wrong_value_is_one_plain_line_with_exit_2(args, expected):
 
 
 def test_a_command_without_its_arguments_is_an_error_not_help():
-    line = one_error_line(runner.invoke(app, ["compare"]))
+    line = one_error_line(helpers.cli("compare"))
     assert "missing A" in line and line.endswith("(see 'tokneigh compare --help')")
-    line = one_error_line(runner.invoke(app, ["neighbors"]))
+    line = one_error_line(helpers.cli("neighbors"))
     assert "QUERY" in line
     result = runner.invoke(_scratch_app(), ["pair"])  # no_args_is_help=True is overruled
     assert result.exit_code == 2 and "Missing argument 'A'" in result.stderr

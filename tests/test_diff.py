@@ -9,15 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import cli
 from safetensors.numpy import load_file, save_file
-from typer.testing import CliRunner
 
 import tokneigh
 from tokneigh.analyses import diff
-from tokneigh.cli import app
 
 SHARED_CACHE = True
-runner = CliRunner()
 EMBED = "model.embed_tokens.weight"
 K = 8
 
@@ -332,7 +330,7 @@ def test_cli_output_embeddings_json_tsv_and_table(llama_dir, base, candidates, t
     words.write_text("king\n\nqueen\n", encoding="utf-8")
     args = ["diff", "Mike", "--words", str(words), "--model", str(llama_dir)]
     args += ["--against-embeddings", "output", "--top", str(K)]
-    result = runner.invoke(app, [*args, "--format", "json"])
+    result = cli(*args, "--format", "json")
     assert result.exit_code == 0, result.stderr
     assert f"{candidates.size:,} tokens matched by string" in result.stderr
     data = json.loads(result.stdout)
@@ -349,12 +347,12 @@ def test_cli_output_embeddings_json_tsv_and_table(llama_dir, base, candidates, t
         assert item["spearman"] == pytest.approx(rho, abs=1e-6)
     overlaps = [i["overlap"] for i in data["items"]]
     assert data["summary"]["overlap"]["mean"] == pytest.approx(np.mean(overlaps))
-    tsv = runner.invoke(app, [*args, "--format", "tsv"])
+    tsv = cli(*args, "--format", "tsv")
     assert tsv.exit_code == 0, tsv.stderr
     lines = tsv.stdout.strip().split("\n")
     assert lines[0].split("\t") == ["source", "query", "id", "overlap", "jaccard", "spearman"]
     assert [line.split("\t")[1] for line in lines[1:]] == ["Mike", "king", "queen"]
-    table = runner.invoke(app, [*args, "--changed", "1"])
+    table = cli(*args, "--changed", "1")
     assert table.exit_code == 0, table.stderr
     assert table.stdout.count("Most changed") == 1 and f"overlap@{K}" in table.stdout
 
@@ -374,7 +372,7 @@ def test_cli_output_embeddings_json_tsv_and_table(llama_dir, base, candidates, t
 )
 def test_bad_input_is_one_line_and_exit_2(llama_dir, base, extra, message):
     # ``base`` has cached the model in this module's cache: a load prints nothing more.
-    result = runner.invoke(app, ["diff", "--model", str(llama_dir), *extra])
+    result = cli("diff", "--model", str(llama_dir), *extra)
     assert result.exit_code == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

@@ -12,16 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from helpers import cli, run_cli
 from safetensors import safe_open
 from safetensors.numpy import save_file
-from typer.testing import CliRunner
 
 import tokneigh
 from tokneigh.errors import UsageError
 from tokneigh.formats.hf_checkpoint import pick_output_tensor
-
-runner = CliRunner()
 
 
 def tensors(folder: Path) -> dict[str, np.ndarray]:
@@ -185,10 +182,6 @@ def test_bad_kind_is_a_usage_error(llama_dir: Path) -> None:
 
 
 # --- the CLI ---------------------------------------------------------------------------------
-
-
-def cli(*args: str):
-    return runner.invoke(tokneigh.cli.app, list(args))
 
 
 def test_cli_commands_take_embeddings(llama_dir: Path) -> None:

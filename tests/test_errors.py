@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import run_cli
+from helpers import assert_one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -23,20 +23,6 @@ def snapshot(root):
         for p in sorted(root.rglob("*"))
         if p.is_file() and ".locks" not in p.parts
     }
-
-
-def assert_one_line_error(result, code: int, *fragments: str) -> None:
-    """Exactly one error line; anything else on stderr is tokneigh's own progress lines
-    (e.g. "tokneigh: building the cache ..."), never a traceback or a library's noise."""
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("tokneigh: error: ")]
-    assert result.returncode == code, (result.returncode, result.stderr)
-    assert len(errors) == 1, result.stderr
-    assert all(line.startswith("tokneigh: ") for line in lines), result.stderr
-    assert "Traceback" not in result.stderr
-    assert result.stdout == ""
-    for fragment in fragments:
-        assert fragment in errors[0], (fragment, errors[0])
 
 
 USAGE_ERRORS = [

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from helpers import run_cli
 from reference import raw_matrix
 
 import tokneigh

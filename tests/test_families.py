@@ -44,14 +44,10 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def cli(shared_cache: Path):
-    from typer.testing import CliRunner
-
-    from tokneigh.cli import app
-
-    runner = CliRunner()
+    import helpers
 
     def invoke(model: Path, *args: str):
-        return runner.invoke(app, [*args, "--model", str(model), "--cache-dir", str(shared_cache)])
+        return helpers.cli(*args, "--model", str(model), "--cache-dir", str(shared_cache))
 
     return invoke
 
@@ -131,7 +127,7 @@ def test_no_llama_token_displays_as_replacement_character(llama) -> None:
 
 
 def test_llama_table_output_through_a_real_process(llama_dir: Path, shared_cache: Path) -> None:
-    from conftest import run_cli
+    from helpers import run_cli
 
     done = run_cli(
         "tokenize", "king €", "--model", str(llama_dir), "--cache-dir", str(shared_cache)

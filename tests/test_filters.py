@@ -10,16 +10,12 @@ import numpy as np
 import pytest
 from checkpoints import GPT2_VOCAB, gpt2_tokenizer
 from explore_refs import assert_same_ranking, filtered_ranking
+from helpers import cli
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 import tokneigh
-from tokneigh.cli import app
 from tokneigh.space import core
-
-runner = CliRunner()
-
 
 SHARED_CACHE = True  # one cache per module: each model is built once
 
@@ -46,10 +42,6 @@ def padded_dir(tmp_path_factory, gpt2_ref) -> Path:
     model.save_pretrained(folder)
     gpt2_tokenizer().save_pretrained(folder)
     return folder
-
-
-def cli(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def neighbors_json(model, *args: str) -> list[dict]:

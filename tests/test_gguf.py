@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import pytest
 from checkpoints import gpt2_tokenizer, llama_tokenizer, minilm_folder
-from conftest import heavy_imports, run_cli
 from gguf_files import (
     bert_vocab,
     checkpoint_tensor,
@@ -28,6 +27,7 @@ from gguf_files import (
     quantized_reference,
     write_gguf,
 )
+from helpers import heavy_imports, run_cli
 
 from tokneigh.errors import ModelNotFoundError
 from tokneigh.sources.models import resolve

@@ -12,7 +12,7 @@ import random
 
 import numpy as np
 import pytest
-from conftest import heavy_imports, run_cli
+from helpers import heavy_imports, run_cli
 
 import tokneigh
 from tokneigh.space import core

@@ -13,12 +13,11 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import cli_outcome as cli
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from tokneigh.api import loading as api
-from tokneigh.cli import app
 
 # Text that has broken command lines and tokenizers before: emoji sequences, flags,
 # combining marks, right-to-left text and overrides, zero-width and control characters, NUL,
@@ -82,11 +81,6 @@ def answerable(*texts: str) -> bool:
     emb = _LOADED[0]
     unusable = set(emb.unusable.tolist())
     return all(t.strip() and not unusable.intersection(emb.tokenize(t).ids) for t in texts)
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout_bytes.decode("utf-8"), result.stderr
 
 
 def check_outcome(code: int, out: str, err: str) -> None:

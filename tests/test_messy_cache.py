@@ -23,17 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
-from test_reliability import (
-    DRIVER,
-    QUERY,
-    assert_one_error_line,
-    builds,
-    cli,
-    entries,
-    leftovers,
-    warnings,
-)
+from helpers import assert_one_error_line, run_cli
+from helpers import cli_outcome as cli
+from helpers_cache import DRIVER, QUERY, builds, entries, leftovers, warnings
 
 import tokneigh
 from tokneigh.api import loading as api
@@ -224,40 +216,76 @@ def _line_of(path: Path, text: str, after: str = "") -> int:
     return next((i + 1 for i in range(start, len(lines)) if text in lines[i]), 0)
 
 
-# Where the handler goes in: the first line of the console script's tokneigh.cli imports
-# __main__.py, whose last lines install it; `python -m` runs __main__.py, whose main() does.
-CLI_INSTALL_LINE = _line_of(SRC / "cli" / "__init__.py", "from .. import __main__")
-MAIN_INSTALL_LINE = _line_of(SRC / "__main__.py", "install_interrupt_handler()",
-                             after="def main(")
+# Where the handler goes in: the console script and `python -m tokneigh` both call
+# tokneigh.entry.main(), whose first line installs it (tokneigh/interrupts.py holds it); the CLI
+# is imported only after that.
+ENTRY_INSTALL_LINE = _line_of(SRC / "entry.py", "install_interrupt_handler()", after="def main(")
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)')
 
 
 def _before_the_handler(err: str) -> bool:
     """A KeyboardInterrupt traceback from before tokneigh's handler was in: its innermost frame
-    in tokneigh's source is at or before the lines that install the handler (or there is none:
+    in tokneigh's source is at or before the line that installs the handler (or there is none:
     the interpreter's start-up, site, runpy, the package's own __init__.py)."""
     ours = [f for f in _FRAME.finditer(err) if f["file"].startswith(str(SRC))]
     if not ours:
         return True
     file, line, func = Path(ours[-1]["file"]), int(ours[-1]["line"]), ours[-1]["func"]
-    if file == SRC / "__init__.py":
-        return True
-    if file == SRC / "__main__.py":
-        return func in ("<module>", "install_interrupt_handler") or (
-            func == "main" and line <= MAIN_INSTALL_LINE
-        )
-    return file == SRC / "cli" / "__init__.py" and func == "<module>" and (
-        line <= CLI_INSTALL_LINE
+    if file in (SRC / "__init__.py", SRC / "__main__.py"):
+        return func == "<module>"
+    if file == SRC / "interrupts.py":
+        return func in ("<module>", "install_interrupt_handler")
+    return file == SRC / "entry.py" and (
+        func == "<module>" or (func == "main" and line <= ENTRY_INSTALL_LINE)
     )
 
 
-def _entry_point(how: str) -> list[str]:
+def _declared_entry_point() -> tuple[str, str]:
+    """The module and function of the ``tokneigh`` script in pyproject.toml."""
+    tomllib = pytest.importorskip("tomllib")
+    pyproject = SRC.parent.parent / "pyproject.toml"
+    if not pyproject.exists():
+        pytest.skip("not run from a source checkout")
+    scripts = tomllib.loads(pyproject.read_text())["project"]["scripts"]
+    module, function = scripts["tokneigh"].split(":")
+    return module, function
+
+
+def _console_script(folder: Path) -> Path:
+    """The ``tokneigh`` script as pip writes it for the entry point pyproject.toml declares
+    (the installed one may predate a change of entry point until the next ``pip install``)."""
+    module, function = _declared_entry_point()
+    script = folder / "tokneigh"
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "# -*- coding: utf-8 -*-\n"
+        "import re\n"
+        "import sys\n"
+        f"from {module} import {function}\n"
+        "if __name__ == '__main__':\n"
+        "    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])\n"
+        f"    sys.exit({function}())\n"
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_the_installed_console_script_is_the_declared_entry_point():
+    """The script next to this interpreter runs what pyproject.toml declares (else: reinstall,
+    `pip install -e .`, or Ctrl-C while the CLI imports prints a traceback)."""
+    installed = Path(sys.executable).with_name("tokneigh")
+    if not installed.exists():
+        pytest.skip("no console script next to this interpreter")
+    module, function = _declared_entry_point()
+    assert f"from {module} import {function}\n" in installed.read_text(), (
+        f"{installed} is stale: run `pip install -e .`"
+    )
+
+
+def _entry_point(how: str, folder: Path) -> list[str]:
     if how == "python -m tokneigh":
         return [sys.executable, "-m", "tokneigh"]
-    script = Path(sys.executable).with_name("tokneigh")
-    if not script.exists():
-        pytest.skip("no console script next to this interpreter")
-    return [str(script)]
+    return [str(_console_script(folder))]
 
 
 def _outcome(code: int, err: str) -> str:
@@ -278,8 +306,8 @@ def _outcome(code: int, err: str) -> str:
 
 
 @pytest.mark.parametrize("how", ["python -m tokneigh", "console script"])
-def test_ctrl_c_at_any_moment_is_one_line_and_status_130(how, seeded, tiny_dir):
-    command = [*_entry_point(how), *QUERY, "--model", str(tiny_dir)]
+def test_ctrl_c_at_any_moment_is_one_line_and_status_130(how, seeded, tiny_dir, tmp_path):
+    command = [*_entry_point(how, tmp_path), *QUERY, "--model", str(tiny_dir)]
     outcomes: Counter[tuple[float, str]] = Counter()
     for delay in DELAYS:
         for _ in range(TRIALS):
@@ -331,7 +359,7 @@ def _wait_for_raw_mode(fd: int, polls: int = 200) -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 @pytest.mark.parametrize("how", ["python -m tokneigh", "console script"])
 def test_ctrl_c_in_the_interactive_shell_drops_the_line_and_the_session_goes_on(
-    how, seeded, tiny_dir
+    how, seeded, tiny_dir, tmp_path
 ):
     setsid = shutil.which("setsid")
     if setsid is None:
@@ -339,7 +367,7 @@ def test_ctrl_c_in_the_interactive_shell_drops_the_line_and_the_session_goes_on(
     # Not pty.fork(): forking a pytest worker that runs threads can hang the child before it
     # execs. subprocess execs without running Python in the child; `setsid -c` makes the
     # pseudo-terminal the shell's controlling terminal, so Ctrl-C sends it SIGINT.
-    command = [setsid, "-c", *_entry_point(how), "shell", "--model", str(tiny_dir)]
+    command = [setsid, "-c", *_entry_point(how, tmp_path), "shell", "--model", str(tiny_dir)]
     # In a full parallel run the shell sometimes shows nothing at all within a minute (not
     # understood; alone the module never does): up to three tries for the first prompt.
     for _attempt in range(3):
@@ -385,7 +413,7 @@ def test_ctrl_c_in_the_interactive_shell_drops_the_line_and_the_session_goes_on(
 # The driver calls cli.main(argv), which leaves SIGINT alone (a program that embeds the CLI
 # keeps its own): "handler" installs tokneigh's first, as the console script does.
 _WITH_HANDLER = (
-    "import runpy, sys; from tokneigh.__main__ import install_interrupt_handler; "
+    "import runpy, sys; from tokneigh.interrupts import install_interrupt_handler; "
     "install_interrupt_handler(); sys.argv = sys.argv[1:]; "
     "runpy.run_path(sys.argv[0], run_name='__main__')"
 )

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -25,28 +24,16 @@ from checkpoints import (
     write_gpt2_vocab_files,
     write_raw_safetensors,
 )
-from conftest import run_cli
+from helpers import assert_one_line_error, cli, run_cli
 from safetensors.numpy import load_file, save_file
-from test_errors import assert_one_line_error
-from typer.testing import CliRunner
 
 import tokneigh
-from tokneigh.cli import app
 from tokneigh.errors import ModelNotFoundError
 from tokneigh.formats import checkpoint_files, extract
 from tokneigh.formats import safetensors as safetensors_reader
 from tokneigh.sources.models import resolve
 
-runner = CliRunner()
-
 GPT2_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")
-
-
-def cli(*args: str) -> SimpleNamespace:
-    """The CLI in this process (the cache root is the per-test one conftest sets)."""
-    result = runner.invoke(app, list(args))
-    return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout,
-                           stderr=result.stderr)
 
 
 def assert_refused(result, cache_dir: Path, *fragments: str, code: int = 1) -> str:
@@ -108,7 +95,7 @@ def test_padding_rows_beyond_the_tokenizer_stay_accepted(gpt2_dir, tmp_path, cac
     write_matrix(folder, {"wte.weight": np.random.default_rng(0).standard_normal(
         (rows, 8)).astype(np.float32)})
     result = cli("neighbors", "Mike", "-k", "3", "-f", "json", "--model", str(folder))
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)[0]["vocab_size"] == rows
 
 
@@ -118,7 +105,7 @@ def test_vocab_json_and_merges_txt_without_tokenizer_json_stay_accepted(gpt2_dir
                        ("config.json", "model.safetensors", "tokenizer_config.json"))
     write_gpt2_vocab_files(folder)
     result = cli("neighbors", "banana", "-k", "2", "-f", "json", "--model", str(folder))
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)[0]["query_tokens"] == ["ban", "ana"]
 
 
@@ -145,7 +132,7 @@ def test_a_tokenizer_that_cannot_be_written_back_is_kept_as_shipped(gpt2_dir, tm
 
     result = cli("neighbors", "Mike", "banana cosmic", "-k", "3", "-f", "json",
                  "--model", str(folder))
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert "internal error" not in result.stderr
     mike, banana = json.loads(result.stdout)
     assert mike["query_tokens"] == ["Mike"]
@@ -392,7 +379,7 @@ def test_shards_linked_into_a_hugging_face_cache_blobs_folder_stay_accepted(gpt2
         (snapshot / path.name).symlink_to(Path("../../blobs") / blob.name)
     assert set(weight_map.values()) <= {p.name for p in snapshot.iterdir()}
     result = cli("neighbors", "Mike", "-k", "2", "-f", "json", "--model", str(snapshot))
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
 
 
 @pytest.mark.parametrize(

@@ -11,13 +11,10 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import cli
 from safetensors.numpy import load_file, save_file
-from typer.testing import CliRunner
 
 import tokneigh
-from tokneigh.cli import app
-
-runner = CliRunner()
 
 BAD = {3: np.nan, 5: np.inf, 9: -np.inf}  # one component each
 HUGE = 13  # a row of 1e30: its float32 norm would overflow to inf
@@ -64,10 +61,6 @@ def short_dir(gpt2_dir, tmp_path_factory):
     shutil.copytree(gpt2_dir, folder)
     _rewrite(folder, lambda m: m[:-1000])
     return folder
-
-
-def cli(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def test_unusable_rows_are_found_at_build_and_listed_in_meta(hostile_dir, tmp_path):

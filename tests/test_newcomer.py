@@ -6,17 +6,10 @@ from __future__ import annotations
 import json
 import shutil
 
-from typer.testing import CliRunner
+from helpers import cli
 
 import tokneigh
-from tokneigh.cli import app
 from tokneigh.store import listing
-
-runner = CliRunner()
-
-
-def cli(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def test_a_short_list_says_which_special_tokens_were_hidden(gpt2_dir):

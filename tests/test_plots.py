@@ -11,21 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from explore_refs import Reference
-from typer.testing import CliRunner
+from helpers import cli
 
 import tokneigh
-from tokneigh.cli import app
 from tokneigh.space import core
 
-runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 SHARED_CACHE = True  # one cache per module: each model is built once
-
-
-def cli(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def png_size(path: Path) -> tuple[int, int]:

@@ -23,30 +23,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_one_error_line
+from helpers import cli_outcome as cli
+from helpers_cache import DRIVER, QUERY, builds, entries, leftovers, warnings
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 import tokneigh
 from tokneigh.api import loading as api
-from tokneigh.cli import app
 from tokneigh.errors import ModelNotFoundError, TokneighError
 from tokneigh.store import entries as store_entries
 from tokneigh.store import files, layout
 
-DRIVER = Path(__file__).with_name("reliability_driver.py")
 SRC = Path(tokneigh.__file__).parent
-QUERY = ["neighbors", "Mike", " banana", "--top", "8", "--format", "json"]
 ENTRY_FILES = {layout.MATRIX, layout.NORMS, layout.TOKENIZER, layout.INDEX, layout.META}
 
 
 # --- helpers --------------------------------------------------------------------------------
-
-
-def cli(*args: object) -> tuple[int, str, str]:
-    """The CLI in this process: (exit code, stdout, stderr)."""
-    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
-    return result.exit_code, result.stdout_bytes.decode("utf-8"), result.stderr
 
 
 def drive(*args: object, env: dict[str, str] | None = None, **kw) -> subprocess.Popen:
@@ -64,34 +57,6 @@ def drive(*args: object, env: dict[str, str] | None = None, **kw) -> subprocess.
 def finish(proc: subprocess.Popen) -> tuple[int, str, str]:
     out, err = proc.communicate(timeout=300)  # a safety net only: nothing here takes that long
     return proc.returncode, out, err
-
-
-def assert_one_error_line(stderr: str) -> str:
-    """The error report is one line, the last on stderr, and there is no traceback."""
-    assert "Traceback" not in stderr
-    lines = stderr.strip().splitlines()
-    errors = [line for line in lines if line.startswith("tokneigh: error:")]
-    assert len(errors) == 1 and lines[-1] == errors[0], stderr
-    assert "internal error" not in errors[0]  # an anticipated failure, not a crash
-    return errors[0]
-
-
-def entries(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if not p.name.startswith("."))
-
-
-def leftovers(root: Path) -> list[str]:
-    return sorted(p.name for p in root.iterdir() if p.name.startswith((".tmp-", ".trash-")))
-
-
-def builds(lines: list[str] | str) -> int:
-    text = lines if isinstance(lines, str) else "\n".join(lines)
-    return text.count("building the cache")
-
-
-def warnings(lines: list[str] | str) -> list[str]:
-    split = lines.splitlines() if isinstance(lines, str) else lines
-    return [line for line in split if "warning:" in line]
 
 
 def rewrite_weights(folder: Path, seed: int, extra_metadata: bool = False) -> None:
@@ -118,36 +83,6 @@ def result_of(emb: api.Embeddings) -> list[list[tuple[int, float]]]:
 
 
 # --- fixtures -------------------------------------------------------------------------------
-
-
-def make_tiny_checkpoint(folder: Path) -> Path:
-    """A GPT-2-shaped checkpoint small enough to rebuild in milliseconds: a byte-level BPE
-    tokenizer of ~300 tokens trained here, and random 16-dim input embeddings."""
-    from safetensors.numpy import save_file
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    folder.mkdir(parents=True)
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=320,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=["<|endoftext|>"],
-        show_progress=False,
-    )
-    corpus = ["Mike and his banana went to the market with Mike's friends.",
-              "Bananas, apples and cosmic rays: tokenization of text."] * 20
-    tokenizer.train_from_iterator(corpus, trainer)
-    tokenizer.save(str(folder / "tokenizer.json"))
-    vocab = tokenizer.get_vocab_size()
-    config = {"model_type": "gpt2", "vocab_size": vocab, "n_embd": 16, "n_layer": 1,
-              "n_head": 2, "n_positions": 32}
-    (folder / "config.json").write_text(json.dumps(config))
-    matrix = np.random.default_rng(0).standard_normal((vocab, 16)).astype(np.float32)
-    matrix[[5, 9]] = 0.0  # zero rows, as real checkpoints have
-    save_file({"wte.weight": matrix}, str(folder / "model.safetensors"), metadata={"format": "pt"})
-    return folder
 
 
 @pytest.fixture(scope="module")

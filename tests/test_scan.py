@@ -13,17 +13,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import cli
 from safetensors.numpy import save_file
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
-from typer.testing import CliRunner
 
 import tokneigh
 from tokneigh.analyses import scan
-from tokneigh.cli import app
 from tokneigh.errors import UsageError
 
 SHARED_CACHE = True
-runner = CliRunner()
 GPT2_ZERO_ROWS = (7, 11)
 
 
@@ -193,13 +191,9 @@ def test_bert_unused_slots_are_reference_tokens(minilm, minilm_dir):
 # --- the command line -----------------------------------------------------------------------
 
 
-def invoke(*args: str):
-    return runner.invoke(app, ["scan", *args])
-
-
 def test_json_tsv_and_table(gpt2, tmp_path):
     model = gpt2.model
-    result = invoke("--top", "4", "--reference", "177-180,187", "-f", "json", "-m", model)
+    result = cli("scan", "--top", "4", "--reference", "177-180,187", "-f", "json", "-m", model)
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert set(data) == {"indicator", "reference", "tokens"}
@@ -207,16 +201,16 @@ def test_json_tsv_and_table(gpt2, tmp_path):
     api = scan.scan(gpt2.view, reference=[177, 178, 179, 180, 187], top=4)
     assert [t["id"] for t in data["tokens"]] == [t.id for t in api.tokens]
     assert set(data["tokens"][0]) == {"rank", "id", "token", "score", "reachable", "special"}
-    tsv = invoke("--top", "3", "--indicator", "norm", "-f", "tsv", "-m", model)
+    tsv = cli("scan", "--top", "3", "--indicator", "norm", "-f", "tsv", "-m", model)
     assert tsv.exit_code == 0, tsv.stderr
     lines = tsv.stdout.strip().split("\n")
     assert lines[0].split("\t") == ["rank", "id", "token", "score", "reachable", "special"]
     assert len(lines) == 4
-    table = invoke("--top", "3", "-m", model)
+    table = cli("scan", "--top", "3", "-m", model)
     assert table.exit_code == 0, table.stderr
     assert "reference (automatic): 13 tokens" in table.stdout
     plot = tmp_path / "scan.png"
-    drawn = invoke("--top", "3", "--plot", str(plot), "-f", "json", "-m", model)
+    drawn = cli("scan", "--top", "3", "--plot", str(plot), "-f", "json", "-m", model)
     assert drawn.exit_code == 0, drawn.stderr
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -235,7 +229,7 @@ def test_json_tsv_and_table(gpt2, tmp_path):
     ],
 )
 def test_bad_inputs_are_one_line(gpt2, args, words):
-    result = invoke(*args, "-m", gpt2.model)
+    result = cli("scan", *args, "-m", gpt2.model)
     assert result.exit_code == 2, result.stdout
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("tokneigh: error: ") and words in lines[-1], result.stderr
@@ -248,7 +242,7 @@ def test_no_reference_found_is_refused(words_dir):
     assert scan.reachability(emb.view).reachable.all()
     with pytest.raises(UsageError, match="no token known to be unused"):
         scan.scan(emb.view)
-    result = invoke("-m", str(words_dir))
+    result = cli("scan", "-m", str(words_dir))
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines()[-1].startswith("tokneigh: error: ")
     # Given ids, it ranks; the other indicators need no reference at all.
@@ -264,14 +258,14 @@ def test_magikarp_reads_the_output_matrix_of_an_untied_model(llama_dir):
     tensors = load_file(str(llama_dir / "model.safetensors"))
     head = tensors["lm_head.weight"].astype(np.float64)
     reference = [3, 4, 5, 6]
-    result = invoke("--top", "5", "--reference", "3-6", "-f", "json", "-m", str(llama_dir))
+    result = cli("scan", "--top", "5", "--reference", "3-6", "-f", "json", "-m", str(llama_dir))
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     scores = magikarp_reference(head, reference)
     order = np.argsort(scores, kind="stable")[:5]
     assert [t["id"] for t in data["tokens"]] == order.tolist()
     np.testing.assert_allclose([t["score"] for t in data["tokens"]], scores[order], atol=1e-5)
-    norms = invoke("--top", "5", "--indicator", "norm", "-f", "json", "-m", str(llama_dir))
+    norms = cli("scan", "--top", "5", "--indicator", "norm", "-f", "json", "-m", str(llama_dir))
     embed = tensors["model.embed_tokens.weight"].astype(np.float64)
     want = np.argsort(np.linalg.norm(embed, axis=1), kind="stable")[:5]
     assert [t["id"] for t in json.loads(norms.stdout)["tokens"]] == want.tolist()

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
 from explore_refs import assert_same_ranking, filtered_ranking
+from helpers import run_cli
 
 SHARED_CACHE = True
 METRICS = ("cosine", "centered", "abtt")

@@ -9,22 +9,16 @@ import sys
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from helpers import cli
 
 import tokneigh
-from tokneigh.cli import app
 
 SHARED_CACHE = True
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def emb(llama_dir, module_cache):
     return tokneigh.load(str(llama_dir), cache_dir=module_cache)  # the CLI tests' cache too
-
-
-def invoke(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def raw_rows(emb) -> np.ndarray:
@@ -40,7 +34,7 @@ def ranking(scores: np.ndarray, k: int, left_out=()) -> list[int]:
 def test_a_vector_that_is_row_n_answers_as_the_id_query(emb, llama_dir, tmp_path):
     path = tmp_path / "row.npy"
     np.save(path, np.asarray(emb.unit[372]))  # " king"'s unit row
-    result = invoke("neighbors", "--vector", str(path), "--id", "372", "--top", "6",
+    result = cli("neighbors", "--vector", str(path), "--id", "372", "--top", "6",
                     "--format", "json", "--model", str(llama_dir))
     assert result.exit_code == 0, result.stderr
     by_vector, by_id = json.loads(result.stdout)[::-1]
@@ -50,7 +44,7 @@ def test_a_vector_that_is_row_n_answers_as_the_id_query(emb, llama_dir, tmp_path
     # A row of a 2-D file, and any float width.
     matrix = raw_rows(emb)[[5, 372, 9]].astype(np.float16)
     np.save(tmp_path / "rows.npy", matrix)
-    result = invoke("neighbors", "--vector", f"{tmp_path / 'rows.npy'}:1", "--top", "6",
+    result = cli("neighbors", "--vector", f"{tmp_path / 'rows.npy'}:1", "--top", "6",
                     "--format", "json", "--model", str(llama_dir))
     [data] = json.loads(result.stdout)
     assert data["vector"] == {"source": str(tmp_path / "rows.npy"), "row": 1}
@@ -76,7 +70,7 @@ def test_dot_scores_are_the_raw_products(emb, llama_dir, tmp_path):
     rng = np.random.default_rng(4)
     v = rng.standard_normal(emb.dim) * 40  # far from unit length: the scale must not matter
     np.save(tmp_path / "v.npy", v)
-    result = invoke("neighbors", "--vector", str(tmp_path / "v.npy"), "--score", "dot",
+    result = cli("neighbors", "--vector", str(tmp_path / "v.npy"), "--score", "dot",
                     "--top", "7", "--include-special", "--format", "json",
                     "--model", str(llama_dir))
     assert result.exit_code == 0, result.stderr
@@ -92,13 +86,13 @@ def test_the_centroid_is_the_mean_row(emb, llama_dir):
     raw = raw_rows(emb)
     mean = raw.mean(axis=0)
     cos = (raw @ mean) / (np.linalg.norm(raw, axis=1) * np.linalg.norm(mean))
-    result = invoke("neighbors", "--centroid", "--top", "5", "--include-special",
+    result = cli("neighbors", "--centroid", "--top", "5", "--include-special",
                     "--format", "json", "--model", str(llama_dir))
     assert result.exit_code == 0, result.stderr
     [data] = json.loads(result.stdout)
     assert data["centroid"] is True and "vector" not in data
     assert [n["id"] for n in data["neighbors"]] == ranking(cos, 5)
-    dot = invoke("neighbors", "--centroid", "--score", "dot", "--top", "5", "--include-special",
+    dot = cli("neighbors", "--centroid", "--score", "dot", "--top", "5", "--include-special",
                  "--format", "json", "--model", str(llama_dir))
     [data] = json.loads(dot.stdout)
     assert [n["id"] for n in data["neighbors"]] == ranking(raw @ mean, 5)
@@ -137,7 +131,7 @@ def test_the_shell_takes_vectors_and_the_centroid(emb, llama_dir, tmp_path):
 def test_bad_vectors_are_one_line_and_exit_2(emb, llama_dir, tmp_path, make):
     path = tmp_path / "v.npy"
     make(emb.dim, path)
-    result = invoke("neighbors", "--vector", str(path), "--model", str(llama_dir))
+    result = cli("neighbors", "--vector", str(path), "--model", str(llama_dir))
     assert result.exit_code == 2, result.stdout
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tokneigh: error: "), result.stderr
@@ -147,6 +141,6 @@ def test_a_row_beyond_the_file_and_dot_on_text_are_usage_errors(emb, llama_dir, 
     np.save(tmp_path / "m.npy", np.ones((2, emb.dim)))
     for args in (["--vector", f"{tmp_path / 'm.npy'}:2"], ["king", "--score", "dot"],
                  ["--centroid", "--metric", "centered"], ["--centroid", "--score", "cos"]):
-        result = invoke("neighbors", *args, "--model", str(llama_dir))
+        result = cli("neighbors", *args, "--model", str(llama_dir))
         assert result.exit_code == 2, (args, result.stdout)
         assert result.stderr.count("tokneigh: error: ") == 1

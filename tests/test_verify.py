@@ -7,21 +7,13 @@ import json
 import numpy as np
 import pytest
 from explore_refs import Reference, full_order
-from typer.testing import CliRunner
+from helpers import cli
 
 import tokneigh
-from tokneigh.cli import app
 from tokneigh.errors import UsageError
 from tokneigh.space import core
 
-runner = CliRunner()
-
-
 SHARED_CACHE = True  # one cache per module: each model is built once
-
-
-def cli(*args: str):
-    return runner.invoke(app, list(args))
 
 
 def verify_json(model, *args: str) -> dict:

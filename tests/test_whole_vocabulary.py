@@ -9,16 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import cli
 from safetensors.numpy import load_file, save_file
-from typer.testing import CliRunner
 
 import tokneigh
-from tokneigh.cli import app
 from tokneigh.space import allpairs, core
 from tokneigh.space.metrics import parse_metric
 
 SHARED_CACHE = True
-runner = CliRunner()
 
 
 # --- references ---------------------------------------------------------------------------------
@@ -329,14 +327,10 @@ def test_anisotropy_is_close_to_the_mean_over_all_pairs(llama):
 # --- the command line -----------------------------------------------------------------------------
 
 
-def invoke(*args: str):
-    return runner.invoke(app, list(args))
-
-
 @pytest.mark.parametrize("suffix", [".parquet", ".npz", ".jsonl"])
 def test_graph_writes_each_format_with_the_same_pairs(tied_llama, llama, tmp_path, suffix):
     out = tmp_path / f"knn{suffix}"
-    result = invoke("graph", "--top", "4", "--output", str(out), "--model", str(tied_llama))
+    result = cli("graph", "--top", "4", "--output", str(out), "--model", str(tied_llama))
     assert result.exit_code == 0, result.stderr
     graph = llama.graph(4)
     n = graph.ids.size
@@ -380,7 +374,7 @@ def test_graph_bad_input_is_one_line_and_leaves_no_file(tied_llama, llama, tmp_p
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     if "--output" not in args:
         args += ["--output", str(tmp_path / "knn.npz")]
-    result = invoke("graph", *args, "--model", str(tied_llama))
+    result = cli("graph", *args, "--model", str(tied_llama))
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("tokneigh: error: "), result.stderr
@@ -402,7 +396,7 @@ def test_an_interrupted_write_leaves_no_partial_file(llama, tmp_path, monkeypatc
 
 def test_hubness_json_and_plot_from_the_command_line(tied_llama, llama, tmp_path):
     plot = tmp_path / "nk.png"
-    result = invoke(
+    result = cli(
         "hubness", "--top", "6", "--hubs", "3", "--plot", str(plot), "--format", "json",
         "--model", str(tied_llama),
     )
@@ -420,23 +414,23 @@ def test_metric_option_on_queries_says_which_metric(tied_llama, llama):
         ["analogy", "a", "b", "c"],
         ["map", "hello", "--plot", plot],
     ):
-        result = invoke(*command, "--metric", "csls:4", "--format", "json", "--top", "3",
+        result = cli(*command, "--metric", "csls:4", "--format", "json", "--top", "3",
                         "--model", str(tied_llama))
         assert result.exit_code == 0, result.stderr
         data = json.loads(result.stdout)
         item = data[0] if isinstance(data, list) else data
         assert item["metric"] == "csls:4"
-    result = invoke("compare", "a", "b", "--metric", "centered", "--format", "json",
+    result = cli("compare", "a", "b", "--metric", "centered", "--format", "json",
                     "--model", str(tied_llama))
     data = json.loads(result.stdout)
     assert data["metric"] == "centered"
     assert data["similarity"] == llama.under("centered").compare("a", "b").similarity
-    bad = invoke("neighbors", "hello", "--metric", "abtt:99", "--model", str(tied_llama))
+    bad = cli("neighbors", "hello", "--metric", "abtt:99", "--model", str(tied_llama))
     assert bad.exit_code == 2 and bad.stderr.count("\n") == 1
 
 
 def test_stats_json_contract(tied_llama):
-    result = invoke("stats", "--pairs", "5000", "--format", "json", "--model", str(tied_llama))
+    result = cli("stats", "--pairs", "5000", "--format", "json", "--model", str(tied_llama))
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert {"metric", "anisotropy", "sample_pairs", "norms", "top_pc_variance"} <= set(data)

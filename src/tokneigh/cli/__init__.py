@@ -6,17 +6,13 @@ Every failure the user can cause ends as one line on stderr and a non-zero exit 
 
 from __future__ import annotations
 
-# First of all, before Typer and numpy (a few hundred milliseconds): in the console script,
-# importing this installs the Ctrl-C handler (see __main__.py).
-from .. import __main__ as _entry
-
-# isort: split
 import os
 import sys
 from typing import Any
 
 import typer
 
+from .. import interrupts
 from ..errors import TokneighError
 from ..version import __version__
 from . import (
@@ -39,12 +35,7 @@ from ._fastparams import install as _install_fast_params
 from .common import error_line, help_text
 from .errors import describe, missing_arguments
 from .help import HelpGroup
-
-try:  # Typer >= 0.20 ships its own copy of click
-    from typer._click import exceptions as click_exceptions
-except ImportError:  # pragma: no cover - older Typer uses click itself
-    from click import exceptions as click_exceptions  # type: ignore[no-redef]
-
+from .typer_internals import click_exceptions, raised_by_echo, run_exit_functions
 
 _install_fast_params()  # keeps pydantic (Typer's value coercion) off the hot path
 
@@ -94,9 +85,9 @@ class _OneLineErrors(HelpGroup):
         ):
             # Without the SIGINT handler (the shell restores KeyboardInterrupt), the same line.
             if sys.stderr is not None:
-                sys.stderr.write(_entry.INTERRUPTED_LINE.decode())
+                sys.stderr.write(interrupts.INTERRUPTED_LINE.decode())
                 sys.stderr.flush()
-            sys.exit(_entry.INTERRUPTED_EXIT)
+            sys.exit(interrupts.INTERRUPTED_EXIT)
         except BrokenPipeError:
             # `tokneigh ... | head`: the reader left; not an error worth a traceback.
             sys.stderr.close()
@@ -167,20 +158,21 @@ app.add_typer(cache_commands.app, name="cache", cls=HelpGroup)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Run the command line: on ``argv``, or on ``sys.argv`` as this process's command (see
+    tokneigh/entry.py, which installs the Ctrl-C handler before importing this)."""
     import gc
 
-    if argv is None:  # this process is the command: Ctrl-C ends it (see __main__.py)
-        _entry.install_interrupt_handler()
+    if argv is None:  # this process is the command: Ctrl-C ends it (see tokneigh/entry.py)
+        interrupts.install_interrupt_handler()
         if sys.argv[1:2] == ["shell"]:  # except in the shell, which catches KeyboardInterrupt
-            _entry.restore_default_interrupts()
+            interrupts.restore_default_interrupts()
 
     # A query imports numpy and Rich: a hundred thousand objects, none of them garbage. With
     # the default threshold the cycle collector would sweep them some 150 times meanwhile.
     thresholds = gc.get_threshold()
     gc.set_threshold(max(thresholds[0], 50_000), *thresholds[1:])
     try:
-        _only_invoked(sys.argv[1:] if argv is None else argv)(args=argv, prog_name="tokneigh")
+        app(args=argv, prog_name="tokneigh")
     except SystemExit as done:
         if argv is None:  # the console script (or python -m): this process ends here
             _end_process(done.code)
@@ -197,7 +189,6 @@ def _end_process(code: object) -> None:
     and atexit handlers run; if anything is unusual (a thread still running, a stream that
     cannot be flushed, a non-numeric status) this returns and Python exits the normal way.
     """
-    import atexit
     import threading
 
     if code is None:
@@ -220,22 +211,16 @@ def _end_process(code: object) -> None:
         sys.stderr.flush()
     except Exception:
         return
-    atexit._run_exitfuncs()
+    run_exit_functions()
     os._exit(code)
 
 
 def _output_failure(exc: BaseException) -> OSError | None:
     """``exc`` when it is a failed write to standard output, not another OSError: raised by
-    click's ``echo`` (it writes and flushes at once), or standard output cannot be flushed."""
+    ``typer.echo`` (it writes and flushes at once), or standard output cannot be flushed."""
     if not isinstance(exc, OSError):
         return None
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    code = tb.tb_frame.f_code if tb is not None else None
-    if code is not None and code.co_name == "echo" and code.co_filename.endswith(
-        os.path.join("click", "utils.py")
-    ):
+    if raised_by_echo(exc):
         return exc
     return _flush_stdout()
 
@@ -268,24 +253,3 @@ def _discard_stdout() -> None:
         out.flush()
     except (OSError, ValueError):
         pass
-
-
-def _only_invoked(args: list[str]) -> typer.Typer:
-    """The app with just the command that ``args`` name, when they name one.
-
-    Typer turns every registered command into a Click command on each run, inspecting each
-    signature: about a millisecond apiece. Only the invoked one is needed; anything else
-    (help, --version, a mistyped name) gets the whole app.
-    """
-    if not args or args[0].startswith("-") or app.registered_callback is None:
-        return app
-    commands = [c for c in app.registered_commands if c.name == args[0]]
-    groups = [g for g in app.registered_groups if g.name == args[0]]
-    if len(commands) + len(groups) != 1:
-        return app
-    import copy
-
-    single = copy.copy(app)
-    single.registered_commands = commands
-    single.registered_groups = groups
-    return single

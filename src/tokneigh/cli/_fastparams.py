@@ -12,9 +12,10 @@ greater than or equal to 1"): ``must be at least 1, got 0``, ``'abc' is not a wh
 ``'xml' is not one of table, json, tsv``. They are raised as click's BadParameter, so click
 names the parameter, and ``cli/errors.py`` prints ``--top: must be at least 1, got 0``.
 
-It relies on Typer's private internals, so it fails safe: ``install()`` patches nothing (and
-returns False) unless a smoke test passes, and any exception from this code or from the Typer
-helpers it calls, other than a deliberate rejection, falls back to Typer's own coercion.
+The hook into Typer's private internals is in ``cli/typer_internals.py``, and it fails safe:
+``install()`` patches nothing (and returns False) unless a smoke test passes, and any exception
+from this code or from the Typer helpers it calls, other than a deliberate rejection, falls
+back to Typer's own coercion.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ import re
 from enum import Enum
 from pathlib import Path
 from typing import Any, get_args, get_origin
+
+import typer
+
+from . import typer_internals
 
 # The plain forms, decided here without pydantic.
 _INTEGER = re.compile(r"-?[0-9]{1,18}")
@@ -45,16 +50,8 @@ class _Unhandled(Exception):
 # --- wording --------------------------------------------------------------------------------
 
 
-def _bad_parameter_class() -> type[Exception]:
-    try:
-        from typer._click.exceptions import BadParameter
-    except ImportError:  # pragma: no cover - older Typer uses click itself
-        from click.exceptions import BadParameter  # type: ignore[assignment, no-redef]
-    return BadParameter
-
-
 def _rejection(message: str, param: Any, ctx: Any) -> Exception:
-    exc = _bad_parameter_class()(message, ctx=ctx, param=param)  # type: ignore[call-arg]
+    exc = typer.BadParameter(message, ctx=ctx, param=param)
     setattr(exc, _VERDICT, True)
     return exc
 
@@ -154,8 +151,7 @@ def _number(annotation: Any, info: Any, value: Any, param: Any, ctx: Any) -> Any
 
 
 def _leaf(annotation: Any, info: Any, value: Any, param: Any, ctx: Any) -> Any:
-    from typer import _param_types as pt
-
+    pt = typer_internals.param_types()
     if info.parser is not None:
         raise _Unhandled
     if annotation is str:
@@ -204,66 +200,31 @@ def _coerce(annotation: Any, info: Any, value: Any, param: Any, ctx: Any) -> Any
 # --- installing -----------------------------------------------------------------------------
 
 
-def _make_runtime_class(base: type, original_build: Any) -> type:
-    class PlainRuntimeParam(base):  # type: ignore[misc, valid-type]
-        """Typer's RuntimeParam contract; pydantic only for values it must judge."""
-
-        def __init__(self, descriptor: Any) -> None:
-            super().__init__(  # dataclass(frozen=True) fields of RuntimeParam
-                parameter_info=descriptor.parameter_info, annotation=descriptor.annotation
-            )
-            object.__setattr__(self, "_descriptor", descriptor)
-            object.__setattr__(self, "_typer", None)
-
-        def _typer_own(self) -> Any:
-            if self._typer is None:
-                object.__setattr__(self, "_typer", original_build(self._descriptor))
-            return self._typer
-
-        def _coerce_value(self, value: Any, param: Any, ctx: Any) -> Any:
-            try:
-                return _coerce(self.annotation, self.parameter_info, value, param, ctx)
-            except Exception as exc:  # _Unhandled, or a broken helper: Typer decides
-                if is_rejection(exc):
-                    raise
-            try:
-                return self._typer_own()._coerce_value(value, param=param, ctx=ctx)
-            except Exception as exc:
-                plain = self._plain_rejection(value, param, ctx, exc)
-                if plain is None:
-                    raise
-                raise plain from exc
-
-        def _plain_rejection(
-            self, value: Any, param: Any, ctx: Any, exc: Exception
-        ) -> Exception | None:
-            """Typer's rejection of ``value`` in plain words, when this module has them."""
-            try:
-                if not isinstance(exc, _bad_parameter_class()):
-                    return None
-                annotation, culprit = self.annotation, value
-                if get_origin(annotation) is list:
-                    (annotation,) = get_args(annotation)
-                    items = value if isinstance(value, (list, tuple)) else [value]
-                    culprit = _first_rejected(self._typer_own(), items, param, ctx)
-                    if culprit is _NONE:
-                        return None
-                says = str(getattr(exc, "message", exc))
-                problem = _leaf_problem(annotation, self.parameter_info, culprit, says)
-                return None if problem is None else _rejection(problem, param, ctx)
-            except Exception:  # no plain words today: Typer's own message stands
-                return None
-
-    return PlainRuntimeParam
+def _reword(
+    annotation: Any, info: Any, value: Any, param: Any, ctx: Any, exc: Exception, typer_own: Any
+) -> Exception | None:
+    """Typer's rejection of ``value`` in plain words, when this module has them."""
+    if not isinstance(exc, typer.BadParameter):
+        return None
+    culprit = value
+    if get_origin(annotation) is list:
+        (annotation,) = get_args(annotation)
+        items = value if isinstance(value, (list, tuple)) else [value]
+        culprit = _first_rejected(typer_own, items)
+        if culprit is _NONE:
+            return None
+    says = str(getattr(exc, "message", exc))
+    problem = _leaf_problem(annotation, info, culprit, says)
+    return None if problem is None else _rejection(problem, param, ctx)
 
 
 _NONE = object()
 
 
-def _first_rejected(typer_own: Any, items: Any, param: Any, ctx: Any) -> Any:
+def _first_rejected(typer_own: Any, items: Any) -> Any:
     for item in items:
         try:
-            typer_own._coerce_value([item], param=param, ctx=ctx)
+            typer_own([item])
         except Exception:
             return item
     return _NONE
@@ -272,54 +233,4 @@ def _first_rejected(typer_own: Any, items: Any, param: Any, ctx: Any) -> Any:
 def install() -> bool:
     """Route Typer's value coercion through the plain-case coercer; False if not applicable
     (an older or newer Typer whose internals differ), in which case nothing is changed."""
-    try:
-        return _install()
-    except Exception:
-        return False
-
-
-def _install() -> bool:
-    try:
-        from typer import _coercion, _param_types  # noqa: F401
-        from typer.core import _TyperParameter
-        from typer.models import OptionInfo
-    except ImportError:
-        return False
-    if getattr(_TyperParameter, "_tokneigh_fast", False):
-        return True
-    original_build: Any = getattr(_coercion, "build_runtime_param", None)
-    base: Any = getattr(_coercion, "RuntimeParam", None)
-    resolve: Any = getattr(_coercion, "resolve_type_descriptor", None)
-    original_get: Any = getattr(_TyperParameter, "get_runtime_param", None)
-    if None in (original_build, base, resolve, original_get) or not isinstance(base, type):
-        return False
-    runtime_class = _make_runtime_class(base, original_build)
-
-    # Smoke test before touching anything: a plain value, and a plain rejection.
-    probe = runtime_class(resolve(int, OptionInfo(min=1)))
-    if probe._coerce_value("5", param=None, ctx=None) != 5:
-        return False
-    try:
-        probe._coerce_value("0", param=None, ctx=None)
-    except Exception as exc:
-        if not is_rejection(exc):
-            return False
-    else:
-        return False
-
-    def get_runtime_param(self: Any) -> Any:
-        try:
-            runtime = self.__dict__.get("_tokneigh_runtime")
-            if runtime is None:
-                descriptor = self.type_descriptor
-                if descriptor.file_annotation is not None:  # opened files: Typer's own
-                    return original_get(self)
-                runtime = runtime_class(descriptor)
-                self.__dict__["_tokneigh_runtime"] = runtime
-            return runtime
-        except Exception:
-            return original_get(self)
-
-    setattr(_TyperParameter, "get_runtime_param", get_runtime_param)  # noqa: B010
-    setattr(_TyperParameter, "_tokneigh_fast", True)  # noqa: B010
-    return True
+    return typer_internals.route_value_coercion(_coerce, _reword, is_rejection)

@@ -22,11 +22,7 @@ from ..errors import (
     UsageError,
 )
 from .help import argument_label, is_argument, option_label, option_metavar, takes_value
-
-try:  # Typer >= 0.20 ships its own copy of click
-    from typer._click import exceptions as click_exceptions
-except ImportError:  # pragma: no cover - older Typer uses click itself
-    from click import exceptions as click_exceptions  # type: ignore[no-redef]
+from .typer_internals import click_exceptions
 
 USAGE_EXIT = 2
 FAILURE_EXIT = 1

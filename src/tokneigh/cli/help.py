@@ -26,14 +26,14 @@ from typing import Any, get_args, get_origin
 
 from typer.core import TyperCommand, TyperGroup
 
-try:  # Typer >= 0.20 ships its own copy of click
-    from typer._click import Context, HelpFormatter, Parameter
-    from typer._click.exceptions import UsageError
-    from typer._click.formatting import join_options, wrap_text
-except ImportError:  # pragma: no cover - older Typer uses click itself
-    from click import Context, HelpFormatter, Parameter  # type: ignore[assignment]
-    from click.exceptions import UsageError  # type: ignore[assignment]
-    from click.formatting import join_options, wrap_text  # type: ignore[no-redef]
+from .typer_internals import (
+    Context,
+    HelpFormatter,
+    Parameter,
+    click_exceptions,
+    join_options,
+    wrap_text,
+)
 
 EXAMPLE_PREFIX = "$ "
 
@@ -266,7 +266,7 @@ class _PlainHelp:
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         try:
             return super().parse_args(ctx, args)  # type: ignore[misc]
-        except UsageError as exc:  # the parser's own errors come without the context
+        except click_exceptions.UsageError as exc:  # the parser's own: without the context
             if getattr(exc, "ctx", None) is None:
                 exc.ctx = ctx
                 exc.cmd = ctx.command
