@@ -298,7 +298,9 @@ def _commands():
     from tokneigh.cli import app
 
     group = typer.main.get_command(app)
-    for name, command in group.commands.items():
+    ctx = group.make_context("tokneigh", ["--help"], resilient_parsing=True)
+    for name in group.list_commands(ctx):  # click's lookup: the commands load on demand
+        command = group.get_command(ctx, name)
         subs = command.commands.items() if hasattr(command, "commands") else [(name, command)]
         yield from subs
 

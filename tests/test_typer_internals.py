@@ -90,7 +90,7 @@ def test_a_cached_querys_coercion_never_imports_pydantic():
         "import typer.main\n"
         "from tokneigh.cli import app\n"
         "group = typer.main.get_command(app)\n"
-        "cmd = group.commands['neighbors']\n"
+        "cmd = group.get_command(None, 'neighbors')\n"
         "ctx = cmd.make_context('neighbors', ['Mike', '--top', '5', '--format', 'json'])\n"
         "assert ctx.params['top'] == 5, ctx.params\n"
         "print('pydantic' in sys.modules)\n"

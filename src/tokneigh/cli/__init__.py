@@ -15,22 +15,6 @@ import typer
 from .. import interrupts
 from ..errors import TokneighError
 from ..version import __version__
-from . import (
-    analogy,
-    compare,
-    diff,
-    graph,
-    hubness,
-    neighbors,
-    scan,
-    serve,
-    stats,
-    tokenize,
-    verify,
-)
-from . import cache as cache_commands
-from . import map as map_commands
-from . import shell as shell_commands
 from ._fastparams import install as _install_fast_params
 from .common import error_line, help_text
 from .errors import describe, missing_arguments
@@ -114,8 +98,60 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+# Each command's module, in the order `tokneigh --help` lists them. A run imports only the
+# module of the command it names (as pip's commands/ do), through click's own extension points
+# for a lazy group: `list_commands` and `get_command`.
+COMMANDS = {
+    "neighbors": "neighbors",
+    "tokenize": "tokenize",
+    "compare": "compare",
+    "analogy": "analogy",
+    "verify": "verify",
+    "map": "map",
+    "graph": "graph",
+    "hubness": "hubness",
+    "stats": "stats",
+    "scan": "scan",
+    "diff": "diff",
+    "serve": "serve",
+    "shell": "shell",
+    "cache": "cache",
+}
+
+
+class _LazyCommands(_OneLineErrors):
+    """The root group: a command's module is imported, and its click command built from the
+    Typer function, when the command is first looked up."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        if name not in self.commands and name in COMMANDS:
+            self.add_command(_command(name), name)
+        return self.commands.get(name)
+
+
+def _command(name: str) -> Any:
+    """The click command (or group) for ``tokneigh NAME``, built by Typer from its module."""
+    import importlib
+
+    import typer.main
+
+    module = importlib.import_module(f"{__name__}.{COMMANDS[name]}")
+    if name == "cache":
+        group = typer.main.get_command(module.app)
+        group.name = name
+        return group
+    single = typer.Typer(
+        rich_markup_mode=None, add_completion=False, pretty_exceptions_enable=False
+    )
+    module.register(single)
+    return typer.main.get_command(single)
+
+
 app = typer.Typer(
-    cls=_OneLineErrors,
+    cls=_LazyCommands,
     name="tokneigh",
     help=help_text(
         "Nearest neighbours in the token embeddings of transformer language models.\n\n"
@@ -141,20 +177,6 @@ def _root(
     """Nearest neighbours in the token embeddings of transformer language models."""
 
 
-neighbors.register(app)
-tokenize.register(app)
-compare.register(app)
-analogy.register(app)
-verify.register(app)
-map_commands.register(app)
-graph.register(app)
-hubness.register(app)
-stats.register(app)
-scan.register(app)
-diff.register(app)
-serve.register(app)
-shell_commands.register(app)
-app.add_typer(cache_commands.app, name="cache", cls=HelpGroup)
 
 
 def main(argv: list[str] | None = None) -> None:

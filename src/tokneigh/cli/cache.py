@@ -29,6 +29,9 @@ app = typer.Typer(
         "  tokneigh cache clear --model gpt2"
     ),
     no_args_is_help=True,
+    rich_markup_mode=None,
+    add_completion=False,
+    pretty_exceptions_enable=False,
 )
 
 
