@@ -2,49 +2,66 @@
 (``to_json``), its TSV rows (``tsv``) and what a person reads (``human``: tables and lines).
 ``render.emit`` turns any of them into output; nothing here imports Rich or writes anything.
 
-One module per topic; every name is re-exported here (they import only the standard library,
-so importing them all is cheap).
+One module per topic; every name is importable from here, the module that holds it loaded on
+first use (a neighbours query needs three of the ten).
 """
+
+# ruff: noqa: F401  (the TYPE_CHECKING imports below are for type checkers: __all__ is built)
 
 from __future__ import annotations
 
-from .comparison import Comparison
-from .diff import DiffItem, DiffSummary, NeighborhoodDiff
-from .json import json_text
-from .neighbors import MostSimilar, Neighbor, NeighborList, NeighborLists, Variant
-from .projection import TokenMap
-from .scan import ScanToken, TokenScan
-from .tables import Column, Human, Table, model_label, quoted
-from .tokens import Query, Tokenization, Tokenizations, VectorSource
-from .verification import Verification
-from .vocabulary import Hubness, HubToken, NeighborGraph, SpaceStats
+import importlib
 
-__all__ = [
-    "Column",
-    "Comparison",
-    "DiffItem",
-    "DiffSummary",
-    "HubToken",
-    "Human",
-    "Hubness",
-    "MostSimilar",
-    "Neighbor",
-    "NeighborGraph",
-    "NeighborList",
-    "NeighborLists",
-    "NeighborhoodDiff",
-    "Query",
-    "ScanToken",
-    "SpaceStats",
-    "Table",
-    "TokenMap",
-    "TokenScan",
-    "Tokenization",
-    "Tokenizations",
-    "VectorSource",
-    "Verification",
-    "Variant",
-    "json_text",
-    "model_label",
-    "quoted",
-]
+# Where each name lives (a module of this package); loaded on first use.
+_HOMES = {
+    "Column": "tables",
+    "Human": "tables",
+    "Table": "tables",
+    "model_label": "tables",
+    "quoted": "tables",
+    "json_text": "json",
+    "Query": "tokens",
+    "Tokenization": "tokens",
+    "Tokenizations": "tokens",
+    "VectorSource": "tokens",
+    "MostSimilar": "neighbors",
+    "Neighbor": "neighbors",
+    "NeighborList": "neighbors",
+    "NeighborLists": "neighbors",
+    "Variant": "neighbors",
+    "Comparison": "comparison",
+    "Verification": "verification",
+    "TokenMap": "projection",
+    "Hubness": "vocabulary",
+    "HubToken": "vocabulary",
+    "NeighborGraph": "vocabulary",
+    "SpaceStats": "vocabulary",
+    "ScanToken": "scan",
+    "TokenScan": "scan",
+    "DiffItem": "diff",
+    "DiffSummary": "diff",
+    "NeighborhoodDiff": "diff",
+}
+__all__ = list(_HOMES)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each on first use
+    from .comparison import Comparison
+    from .diff import DiffItem, DiffSummary, NeighborhoodDiff
+    from .json import json_text
+    from .neighbors import MostSimilar, Neighbor, NeighborList, NeighborLists, Variant
+    from .projection import TokenMap
+    from .scan import ScanToken, TokenScan
+    from .tables import Column, Human, Table, model_label, quoted
+    from .tokens import Query, Tokenization, Tokenizations, VectorSource
+    from .verification import Verification
+    from .vocabulary import Hubness, HubToken, NeighborGraph, SpaceStats
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{home}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
