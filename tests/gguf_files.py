@@ -159,3 +159,77 @@ def quantized_reference(matrix: np.ndarray, qtype: str) -> np.ndarray:
         return matrix.astype(np.float16).astype(np.float32)
     kind = gguf.GGMLQuantizationType[qtype]
     return gguf.quants.dequantize(gguf.quants.quantize(matrix.astype(np.float32), kind), kind)
+
+
+# --- GGUF files written byte by byte: any metadata shape, however wrong -----------------------
+
+_SCALAR_TYPES = {bool: (7, "<?"), int: (5, "<i"), float: (6, "<f")}
+_NUMPY_TYPES = {"uint8": 0, "int8": 1, "uint16": 2, "int16": 3, "uint32": 4, "int32": 5,
+                "float32": 6, "bool": 7, "uint64": 10, "int64": 11, "float64": 12}  # fmt: skip
+
+
+def _gguf_string(text: str) -> bytes:
+    data = text.encode("utf-8")
+    return len(data).to_bytes(8, "little") + data
+
+
+def _gguf_value(value) -> tuple[int, bytes]:
+    """(GGUF value type, encoded value) of a Python value: str, bool, int (int32), float
+    (float32), a numpy array (a typed array), a list (an array of its first item's type, so
+    lists of lists nest arrays)."""
+    import struct
+
+    if isinstance(value, str):
+        return 8, _gguf_string(value)
+    if isinstance(value, np.ndarray):
+        kind = _NUMPY_TYPES[value.dtype.name]
+        head = kind.to_bytes(4, "little") + len(value).to_bytes(8, "little")
+        return 9, head + value.astype(value.dtype.newbyteorder("<")).tobytes()
+    if isinstance(value, list):
+        items = [_gguf_value(v) for v in value]
+        kind = items[0][0] if items else 8
+        head = kind.to_bytes(4, "little") + len(items).to_bytes(8, "little")
+        return 9, head + b"".join(data for _, data in items)
+    kind, code = _SCALAR_TYPES[type(value)]
+    return kind, struct.pack(code, value)
+
+
+def write_raw_gguf(path: Path, metadata: dict, matrix: np.ndarray | None = None) -> Path:
+    """A GGUF file (version 3) holding ``metadata`` as given, shapes unchecked, and ``matrix``
+    (float32) as token_embd.weight: for metadata the ``gguf`` writer would not write."""
+    kvs = b""
+    for key, value in metadata.items():
+        kind, data = _gguf_value(value)
+        kvs += _gguf_string(key) + kind.to_bytes(4, "little") + data
+    tensors, blob = b"", b""
+    if matrix is not None:
+        rows, dim = matrix.shape
+        tensors = (
+            _gguf_string("token_embd.weight") + (2).to_bytes(4, "little")
+            + dim.to_bytes(8, "little") + rows.to_bytes(8, "little")
+            + (0).to_bytes(4, "little") + (0).to_bytes(8, "little")
+        )  # fmt: skip
+        blob = np.ascontiguousarray(matrix, dtype="<f4").tobytes()
+    head = (
+        b"GGUF" + (3).to_bytes(4, "little") + int(matrix is not None).to_bytes(8, "little")
+        + len(metadata).to_bytes(8, "little") + kvs + tensors
+    )  # fmt: skip
+    path.write_bytes(head + b"\0" * (-len(head) % 32) + blob)
+    return path
+
+
+def llama_metadata(tokens: list[str], scores: list[float] | None = None, **extra) -> dict:
+    """The metadata of a llama (SentencePiece-style) tokenizer over ``tokens``: all NORMAL,
+    scored by file order unless ``scores`` are given; ``extra`` keys (dots as "__") added or
+    replacing."""
+    meta = {
+        "general.architecture": "llama",
+        "tokenizer.ggml.model": "llama",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.token_type": np.full(len(tokens), NORMAL, dtype=np.int32),
+        "tokenizer.ggml.scores": np.asarray(
+            scores if scores is not None else -np.arange(len(tokens)), dtype=np.float32
+        ),
+    }
+    meta.update({key.replace("__", "."): value for key, value in extra.items()})
+    return meta

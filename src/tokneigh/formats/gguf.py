@@ -17,6 +17,7 @@ import numpy as np
 from .. import reporting
 from ..errors import ModelNotFoundError, TiedEmbeddings
 from ..reporting import Report
+from ..sources.local_files import open_regular
 from ..sources.models import ModelSource, local_fingerprint
 from .binary import FLOAT_DTYPES, bf16_to_float32, read_exactly_into
 from .extracted import Extracted, matrix_digest
@@ -65,7 +66,7 @@ def read_matrix(header: Header, name: str, report: Report) -> np.ndarray:
     step = max(1, _ROWS_BYTES // row_bytes)
     direct = kind == "F32"  # read straight into the output, no copy
     scratch = bytearray(0 if direct else min(rows, step) * row_bytes)
-    with open(path, "rb", buffering=0) as handle:
+    with open_regular(path, buffering=0) as handle:
         before = os.fstat(handle.fileno())
         if (before.st_size, before.st_mtime_ns) != (header.size, header.mtime_ns):
             raise truncated(path, "it was rewritten after its header was read")

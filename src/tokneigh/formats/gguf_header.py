@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from ..errors import ModelNotFoundError
+from ..sources.local_files import open_regular
 from . import binary
 
 GGUF_FILE = "GGUF file"  # how a truncation error names the file
@@ -108,6 +109,38 @@ class Header:
 
 def not_gguf(path: Path, why: str) -> ModelNotFoundError:
     return ModelNotFoundError(f"{path} is not a usable GGUF file ({why})")
+
+
+def is_whole(value: Any) -> bool:
+    """An integer read from the file (a boolean is not one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def describe(value: Any) -> str:
+    """What a metadata value is, as an error says it: "a string", "an array of 3 numbers"."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "a whole number"
+    if isinstance(value, float):
+        return "a fractional number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, (list, np.ndarray)):
+        if len(value) == 0:
+            return "an empty array"
+        if isinstance(value, np.ndarray):
+            noun = "boolean" if value.dtype == np.bool_ else "number"
+        else:  # a list holds strings, or arrays (lists or numpy arrays)
+            noun = "string" if isinstance(value[0], str) else "array"
+        return f"an array of {len(value):,} {noun}{'' if len(value) == 1 else 's'}"
+    return type(value).__name__
+
+
+def wrong_shape(path: Path, key: str, value: Any, expected: str) -> ModelNotFoundError:
+    """A metadata value of another shape than the key's (an array for a scalar, or the
+    reverse, or another item type)."""
+    return not_gguf(path, f"{key} is {describe(value)}, not {expected}")
 
 
 def _overrun(path: Path, why: str) -> ModelNotFoundError:
@@ -213,7 +246,11 @@ class _Cursor:
             return value
         if kind == _STRING:
             return self.string()
-        if kind == _ARRAY and depth < _MAX_NESTING:
+        if kind == _ARRAY:
+            if depth >= _MAX_NESTING:
+                raise not_gguf(
+                    self.path, f"its metadata holds arrays nested more than {_MAX_NESTING} deep"
+                )
             item, count = self.u32(), self.u64()
             return self._array(item, count, depth)
         raise not_gguf(self.path, f"unknown metadata value type {kind}")
@@ -235,7 +272,7 @@ class _Cursor:
 
 def read_header(path: Path) -> Header:
     """A GGUF file's metadata and tensor table, every count checked against its size."""
-    with open(path, "rb") as handle:
+    with open_regular(path) as handle:
         stat = os.fstat(handle.fileno())
         size = stat.st_size
         cursor = _Cursor(handle, path, size)
@@ -274,8 +311,10 @@ def read_header(path: Path) -> Header:
                 raise not_gguf(path, f"it holds two tensors named {name}")
             tensors[name] = TensorInfo(name, dims, type_id, offset)
         alignment = metadata.get("general.alignment", _DEFAULT_ALIGNMENT)
-        if not isinstance(alignment, int) or alignment < 1 or alignment & (alignment - 1):
-            raise not_gguf(path, f"its alignment {alignment!r} is not a power of two")
+        if not is_whole(alignment):
+            raise wrong_shape(path, "general.alignment", alignment, "a whole number")
+        if alignment < 1 or alignment & (alignment - 1):
+            raise not_gguf(path, f"its alignment {alignment} is not a power of two")
         data_start = -(-cursor.offset // alignment) * alignment
     for name in (INPUT_TENSOR, OUTPUT_TENSOR):
         if name in tensors and ggml_type(tensors[name].type_id) is None:

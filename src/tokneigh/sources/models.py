@@ -15,6 +15,7 @@ from pathlib import Path, PurePosixPath
 from stat import S_ISREG
 
 from ..errors import ModelNameError, ModelNotFoundError
+from .local_files import NotAFile, kind_of, open_regular
 
 DEFAULT_MODEL = "gpt2"
 
@@ -55,6 +56,11 @@ def resolve(spec: str) -> ModelSource:
     shown = _shown(spec)
     if _is_folder_candidate(spec):
         path = _expand(spec)
+        kind = _special_kind(path)
+        if kind is not None:
+            raise ModelNotFoundError(
+                f"model {shown}: is {kind}, neither a checkpoint folder nor a GGUF file"
+            )
         if not path.is_dir() and _is_gguf(path):
             real = path.resolve()
             return ModelSource("gguf", str(real), str(real))
@@ -101,10 +107,21 @@ def _is_gguf(path: Path) -> bool:
     if path.name.lower().endswith(GGUF_SUFFIX):
         return True
     try:
-        with open(path, "rb") as handle:
+        with open_regular(path) as handle:
             return handle.read(4) == b"GGUF"
-    except OSError:
+    except (OSError, NotAFile):
         return False
+
+
+def _special_kind(path: Path) -> str | None:
+    """What ``path`` is when it is neither a folder nor a regular file (a FIFO, a socket, a
+    device), else None."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    kind = kind_of(mode)
+    return None if kind in (None, "a folder") else kind
 
 
 def _shown(spec: str, quoted: bool = False) -> str:

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from ..errors import ModelNotFoundError, OllamaNameError
+from .local_files import NotAFile, check_regular, open_regular
 
 PREFIX = "ollama:"
 REGISTRY = "registry.ollama.ai"
@@ -22,6 +23,9 @@ MODEL_LAYER = "application/vnd.ollama.image.model"
 _PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _DIGEST = re.compile(r"^sha256[:-]([0-9a-f]{64})$")
 _LISTED = 12  # names an error message lists at most
+# A manifest lists a handful of layers (model, template, license, parameters): under 2 KB.
+# Anything past this is not one, and is not read into memory whole.
+_MAX_MANIFEST = 1 << 20
 
 
 def store() -> Path:
@@ -41,15 +45,7 @@ def blob_path(spec: str) -> tuple[str, Path]:
         parts.insert(0, "library")
     manifest = root / "manifests" / host / parts[0] / parts[1] / tag
     shown = f"{PREFIX}{name}:{tag}"
-    try:
-        data = json.loads(manifest.read_bytes())
-    except FileNotFoundError:
-        raise ModelNotFoundError(_not_found(shown, root)) from None
-    except (OSError, ValueError) as exc:  # ValueError: not JSON (UnicodeDecodeError included)
-        raise ModelNotFoundError(
-            f"model {shown}: its Ollama manifest {manifest} cannot be read "
-            f"({exc.__class__.__name__})"
-        ) from exc
+    data = _manifest(shown, manifest, root)
     layers = data.get("layers") if isinstance(data, dict) else None
     digests = [
         layer.get("digest")
@@ -66,11 +62,57 @@ def blob_path(spec: str) -> tuple[str, Path]:
             f"model {shown}: its Ollama manifest gives the model file a malformed digest"
         )
     blob = root / "blobs" / f"sha256-{match.group(1)}"
-    if not blob.is_file():
+    try:
+        check_regular(blob)
+    except FileNotFoundError:
         raise ModelNotFoundError(
             f"model {shown}: its model file {blob} is missing from the Ollama store"
-        )
+        ) from None
+    except NotAFile as exc:
+        raise ModelNotFoundError(
+            f"model {shown}: its model file {blob} is {exc.kind}, not a file"
+        ) from None
+    except OSError as exc:
+        raise ModelNotFoundError(
+            f"model {shown}: its model file {blob} cannot be read ({exc.strerror or exc})"
+        ) from None
     return shown, blob.resolve()
+
+
+def _manifest(shown: str, manifest: Path, root: Path) -> object:
+    """A manifest's JSON. Opened only if it is a regular file (a FIFO is never waited on),
+    read up to a bound, parsed with deep nesting refused."""
+    try:
+        with open_regular(manifest) as handle:
+            raw = handle.read(_MAX_MANIFEST + 1)
+    except FileNotFoundError:
+        raise ModelNotFoundError(_not_found(shown, root)) from None
+    except NotAFile as exc:
+        raise ModelNotFoundError(
+            f"model {shown}: its Ollama manifest {manifest} is {exc.kind}, not a file"
+        ) from None
+    except OSError as exc:
+        raise ModelNotFoundError(
+            f"model {shown}: its Ollama manifest {manifest} cannot be read "
+            f"({exc.__class__.__name__})"
+        ) from exc
+    if len(raw) > _MAX_MANIFEST:
+        raise ModelNotFoundError(
+            f"model {shown}: its Ollama manifest {manifest} is larger than any Ollama "
+            f"manifest (over {_MAX_MANIFEST:,} bytes)"
+        )
+    try:
+        return json.loads(raw)
+    except RecursionError:  # json recurses once per level: "[[[[..." of any depth
+        raise ModelNotFoundError(
+            f"model {shown}: its Ollama manifest {manifest} is JSON nested too deep to be "
+            "a manifest"
+        ) from None
+    except ValueError as exc:  # not JSON (UnicodeDecodeError included)
+        raise ModelNotFoundError(
+            f"model {shown}: its Ollama manifest {manifest} cannot be read "
+            f"({exc.__class__.__name__})"
+        ) from exc
 
 
 def _split(spec: str) -> tuple[str, str]:
