@@ -235,8 +235,7 @@ def test_config_json_swapped_for_a_fifo_is_refused_when_read(built, tmp_path):
     ("name", "layout_name"),
     [("tokenizer.json", "plain"), ("model.safetensors.index.json", "sharded")],
 )
-def test_a_json_file_swapped_for_a_fifo_is_refused_when_read(name, layout_name, built,
-                                                             tmp_path):
+def test_a_json_file_swapped_for_a_fifo_is_refused_when_read(name, layout_name, built, tmp_path):
     from tokneigh.formats.hf_checkpoint import extract
 
     folder = _copy(built, layout_name, tmp_path)

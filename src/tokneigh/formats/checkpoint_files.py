@@ -13,6 +13,7 @@ from typing import Any, TypeAlias
 
 from ..errors import HubUnavailableError, ModelNotFoundError, TokneighError
 from ..reporting import Report, info
+from ..sources.local_files import check_no_special_files, read_regular, regular_or_none
 from ..sources.models import ModelSource, checkpoint_file, local_fingerprint, shard_name_problem
 from .failures import first_line
 
@@ -22,17 +23,23 @@ os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "10")
 
 
 class LocalFiles:
+    """A checkpoint folder on this machine. A file it holds under a name a reader wants, but
+    which is not a regular file (a folder, a FIFO, a device), is refused as what it is."""
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
 
     def get(self, name: str) -> Path | None:
-        path = self.folder / name
-        return path if path.is_file() else None
+        return regular_or_none(self.folder / name)
 
     def shard(self, name: str) -> Path | None:
         """A file named by the checkpoint's index; refused unless it is inside the folder."""
-        path = checkpoint_file(self.folder, name)
-        return path if path.is_file() else None
+        return regular_or_none(checkpoint_file(self.folder, name))
+
+    def check_files(self) -> None:
+        """Refuse a FIFO, socket or device anywhere in the folder: transformers, when the
+        folder is handed to it, opens files by names of its own."""
+        check_no_special_files(self.folder)
 
     def describe(self) -> str:
         return str(self.folder)
@@ -158,6 +165,7 @@ def open_checkpoint(source: ModelSource, report: Report) -> tuple[CheckpointFile
     files: CheckpointFiles
     if source.is_local:
         files = LocalFiles(Path(source.location))
+        files.check_files()
     else:
         files = HubFiles(source.location, report)
     config_path = files.get("config.json")
@@ -179,7 +187,7 @@ def read_index(files: CheckpointFiles, name: str) -> dict[str, str] | None:
     if path is None:
         return None
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(read_regular(path))
     except ValueError as exc:  # UnicodeDecodeError included
         raise missing(files, f"{name} is not valid JSON ({first_line(exc)})") from exc
     weight_map = data.get("weight_map") if isinstance(data, dict) else None

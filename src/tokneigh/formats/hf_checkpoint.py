@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import TiedEmbeddings
 from ..reporting import Report
+from ..sources.local_files import read_regular
 from ..sources.models import ModelSource
 from .checkpoint_files import CheckpointFiles, missing, open_checkpoint, read_index
 from .extracted import Extracted, matrix_digest
@@ -172,7 +173,7 @@ def _read_output_embeddings(
 
 def _output_tensor_name(folder: Path, names: list[str]) -> str:
     """Which tensor holds the untied output matrix, as transformers would tie or not tie it."""
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config = json.loads(read_regular(folder / "config.json").decode("utf-8"))
     tie = config.get("tie_word_embeddings") if isinstance(config, dict) else None
     if tie is True:
         raise TiedEmbeddings("its config.json sets tie_word_embeddings")

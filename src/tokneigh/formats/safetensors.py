@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ModelNotFoundError
 from ..reporting import Report, info
+from ..sources.local_files import open_regular
 from .binary import FLOAT_DTYPES, bf16_to_float32, read_exactly, read_exactly_into, truncated
 from .extracted import as_matrix
 from .failures import first_line
@@ -28,7 +29,7 @@ _NON_FLOAT_DTYPES = frozenset(("BOOL", "I8", "I16", "I32", "I64", "U8", "U16", "
 
 def safetensors_names(path: Path) -> list[str]:
     """The tensor names a safetensors file holds, from its header alone."""
-    with open(path, "rb", buffering=0) as handle:
+    with open_regular(path, buffering=0) as handle:
         header, _ = _read_header(handle, path)
     return [name for name in header if name != "__metadata__"]
 
@@ -67,7 +68,7 @@ def _truncated(path: Path, detail: str) -> ModelNotFoundError:
 def read_safetensors(path: Path, key: str, report: Report) -> np.ndarray:
     """One 2-D floating-point tensor of a safetensors file, as float32."""
     report(info(f"reading {key} from {path.name}"))
-    with open(path, "rb", buffering=0) as handle:
+    with open_regular(path, buffering=0) as handle:
         header, data_start = _read_header(handle, path)
         entry = header.get(key) if key != "__metadata__" else None
         if not isinstance(entry, dict):

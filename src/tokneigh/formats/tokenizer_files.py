@@ -3,11 +3,13 @@ older tokenizer files), cleaned for the cache, and checked to fit the embedding 
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ModelNotFoundError
+from ..sources.local_files import open_regular
 from .checkpoint_files import CheckpointFiles, missing
 from .failures import first_line
 from .via_transformers import quiet_transformers
@@ -36,7 +38,8 @@ class TokenizerFile:
 def read_tokenizer_file(files: CheckpointFiles, folder: Path) -> TokenizerFile:
     path = files.get("tokenizer.json")
     if path is not None:
-        return TokenizerFile(path.read_text(encoding="utf-8"))
+        with open_regular(path) as handle:  # text as Path.read_text reads it
+            return TokenizerFile(io.TextIOWrapper(handle, encoding="utf-8").read())
     # Older checkpoints ship vocab.json/merges.txt or a SentencePiece model: let transformers
     # convert them to the fast-tokenizer format once, at build time.
     found = [name for name in _TOKENIZER_SOURCE_FILES if files.get(name) is not None]

@@ -44,6 +44,40 @@ def check_regular(path: Path) -> None:
         raise NotAFile(path, kind)
 
 
+def regular_or_none(path: Path) -> Path | None:
+    """``path`` if it is a regular file, None if nothing can be looked up there (as
+    ``Path.is_file`` says), NotAFile if it is something else: a folder or a FIFO named like a
+    file a reader wants is refused, not taken for a missing file."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    kind = kind_of(mode)
+    if kind is not None:
+        raise NotAFile(path, kind)
+    return path
+
+
+def check_no_special_files(folder: Path) -> None:
+    """Raise NotAFile for the first FIFO, socket or device (symlinks followed) in ``folder``:
+    none belongs in a model's folder, and a library handed the folder (transformers) may open
+    any file in it by name, where a FIFO blocks for ever. Subfolders are left alone."""
+    with os.scandir(folder) as scan:
+        for entry in sorted(scan, key=lambda e: e.name):
+            try:
+                kind = kind_of(entry.stat().st_mode)
+            except OSError:  # a broken symlink: nothing any reader could open
+                continue
+            if kind not in (None, "a folder"):
+                raise NotAFile(folder / entry.name, kind)
+
+
+def read_regular(path: Path) -> bytes:
+    """The whole of ``path``, read as ``open_regular`` opens it."""
+    with open_regular(path) as handle:
+        return handle.read()
+
+
 def open_regular(path: Path, buffering: int = -1) -> BinaryIO:
     """``path`` opened for reading if it is a regular file, else NotAFile; OSError when it
     cannot be opened. Looked up first (a device is never opened), then opened without

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 from stat import S_ISREG
 
 from ..errors import ModelNameError, ModelNotFoundError
-from .local_files import NotAFile, kind_of, open_regular
+from .local_files import NotAFile, kind_of, open_regular, read_regular
 
 DEFAULT_MODEL = "gpt2"
 
@@ -187,9 +187,9 @@ def local_fingerprint(folder: Path) -> dict[str, list[int]]:
 def _index_shards(index: Path) -> set[str]:
     """The file names an index's weight_map holds, or none when it cannot be parsed."""
     try:
-        data = json.loads(index.read_bytes())
-    except ValueError:  # not JSON (UnicodeDecodeError included): the build says so
-        return set()
+        data = json.loads(read_regular(index))
+    except (ValueError, NotAFile):  # not JSON, or no longer a file (a FIFO swapped in since it
+        return set()  # was listed): the build says so
     weight_map = data.get("weight_map") if isinstance(data, dict) else None
     if not isinstance(weight_map, dict):
         return set()
