@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import assert_one_line_error, cli
+from helpers import assert_one_line_error, cli, run_cli
 
 import tokneigh
 
@@ -113,3 +113,72 @@ def test_dot_products_beyond_float64_are_one_line(tiny_dir, module_cache, tmp_pa
 
 def ranking(scores: np.ndarray, k: int) -> list[int]:
     return np.lexsort((np.arange(scores.size), -scores))[:k].tolist()
+
+
+# --- case 8: a .npy file is checked against its own size before it is read ---------------------
+
+
+def npy_with_header(path, header: str, data: bytes = b"", version: int = 1) -> None:
+    """A .npy file with any header text (padded as numpy pads it) and any data bytes."""
+    text = header.encode("latin1")
+    prefix = 10 if version == 1 else 12
+    text += b" " * ((-(prefix + len(text) + 1)) % 16) + b"\n"
+    length = len(text).to_bytes(2 if version == 1 else 4, "little")
+    path.write_bytes(b"\x93NUMPY" + bytes([version, 0]) + length + text + data)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_header_that_claims_more_than_the_file_holds(llama_dir, tmp_path, version):
+    path = tmp_path / "liar.npy"
+    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776,), }"
+    npy_with_header(path, header, b"\0" * 24, version)
+    assert path.stat().st_size <= 120
+    result = neighbours(path, llama_dir)
+    assert_one_line_error(result, 2, str(path), "1,099,511,627,776", "24 bytes")
+
+
+@pytest.mark.parametrize("header, fragment", [
+    # a 2-D header whose product overflows int64
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", "values"),
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (-1,), }", "shape (-1,)"),
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (-1, -1), }", "shape (-1, -1)"),
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': (32,), }", "values"),  # no data at all
+    ("{'descr': '|O', 'fortran_order': False, 'shape': (32,), }", "holds object"),
+    ("{'descr': '<f4', 'fortran_order': False, 'shape': ", "not a numpy .npy array"),
+    ("[" * 5000, "not a numpy .npy array"),
+])
+def test_hostile_npy_headers_are_one_line(llama_dir, tmp_path, header, fragment):
+    path = tmp_path / "hostile.npy"
+    npy_with_header(path, header)
+    assert_one_line_error(neighbours(path, llama_dir), 2, fragment)
+
+
+def test_an_object_array_is_refused_unread(llama_dir, tmp_path):
+    """A pickled object array is never unpickled (allow_pickle stays False)."""
+    path = tmp_path / "objects.npy"
+    np.save(path, np.array([1.0, "x", None] + [0.0] * 29, dtype=object), allow_pickle=True)
+    assert_one_line_error(neighbours(path, llama_dir), 2, "holds object")
+
+
+def test_a_vector_file_that_is_not_a_regular_file(llama_dir, tmp_path):
+    """A FIFO would block the read forever: refused without opening it."""
+    import os
+
+    fifo = tmp_path / "v.npy"
+    os.mkfifo(fifo)
+    # A fresh process with a timeout: a hang is a failure, not a stuck suite.
+    result = run_cli("neighbors", "--vector", str(fifo), "--model", str(llama_dir), timeout=120)
+    assert_one_line_error(result, 2, "not a regular file")
+
+
+def test_a_truncated_file_and_a_longer_one(emb, llama_dir, tmp_path):
+    """Short data is refused; trailing bytes after the array are ignored as numpy does."""
+    row = emb.raw_vector("king")
+    np.save(tmp_path / "v.npy", row)
+    whole = (tmp_path / "v.npy").read_bytes()
+    (tmp_path / "short.npy").write_bytes(whole[:-8])
+    assert_one_line_error(neighbours(tmp_path / "short.npy", llama_dir), 2, "248 bytes")
+    (tmp_path / "long.npy").write_bytes(whole + b"trailing")
+    a, b = neighbours(tmp_path / "v.npy", llama_dir), neighbours(tmp_path / "long.npy", llama_dir)
+    assert b.exit_code == 0, b.stderr
+    assert json.loads(a.stdout)[0]["neighbors"] == json.loads(b.stdout)[0]["neighbors"]
