@@ -85,6 +85,7 @@ def neighbors_many(
                 quantization=view.quantization,
                 vector=tokens.vector,
                 score=score,
+                query_unknown=tokens.unknown,
             )
         )
     return results
