@@ -51,7 +51,7 @@ def query_tokens(view: SpaceView, query: QueryLike) -> Query:
             f"matrix ({view.vocab_size} rows)"
         )
     check_usable(view, tokens.ids, _text_in_message(query))
-    return Query(query, None, tokens.ids, tokens.tokens, tokens.labels)
+    return Query(query, None, tokens.ids, tokens.tokens, tokens.labels, unknown=tokens.unknown)
 
 
 def check_usable(view: SpaceView, ids: Sequence[int], what: str) -> None:

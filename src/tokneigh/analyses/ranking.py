@@ -85,6 +85,7 @@ def neighbors_many(
                 quantization=view.quantization,
                 vector=tokens.vector,
                 score=score,
+                query_unknown=tokens.unknown,
             )
         )
     return results
@@ -138,8 +139,11 @@ def rank_dot(
     """Rank by the raw product with the unnormalized rows (each rebuilt as unit row x
     norm), float64 on the shortlist as every ranking is."""
     unit, norms = view.cached_unit, view.norms
-    row = (unit @ raw.astype(np.float32)) * norms  # float32: only a shortlist
-    vector = np.asarray(raw, dtype=np.float64)
+    # A vector float32 cannot hold (1e39, 1e-300) is ranked times a power of two (exact, the
+    # order kept); the products are reported at the vector's own scale.
+    shift = core.rescaling(raw)
+    vector = core.rescaled(raw)
+    row = (unit @ vector.astype(np.float32)) * norms  # float32: only a shortlist
 
     def rescore(ids: np.ndarray) -> np.ndarray:
         rows = unit[ids].astype(np.float64)
@@ -150,16 +154,24 @@ def rank_dot(
     # bit), rank, and report the unscaled products.
     finite = np.abs(row[np.isfinite(row)])
     scale = 2.0 ** np.ceil(np.log2(max(float(finite.max()) if finite.size else 1.0, 1e-30)))
+    with np.errstate(over="ignore"):  # a floor beyond every product: inf keeps none, rightly
+        floor = None if min_score is None else float(np.ldexp(min_score, shift)) / scale
     ids, _ = core.top_k_selected(
         row / np.float32(scale),
         k,
         select,
         exclude,
-        None if min_score is None else min_score / scale,
+        floor,
         lambda chosen: rescore(chosen) / scale,
         owned=True,
     )
-    return ids, rescore(ids)
+    products = rescore(ids)
+    if shift:
+        with np.errstate(over="ignore"):
+            products = np.ldexp(products, -shift)
+        if not np.isfinite(products).all():
+            raise UsageError("the vector's dot products are beyond float64's range")
+    return ids, products
 
 
 # --- the filter policy ------------------------------------------------------------------------

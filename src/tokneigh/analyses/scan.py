@@ -137,32 +137,63 @@ def _reachability(view: SpaceView) -> Reachability:
     return Reachability(reachable, fragment, impossible)
 
 
+# More digits than any vocabulary's ids have (and fewer than the 4,300 past which Python
+# refuses to read a number).
+_ID_DIGITS = 18
+
+_PART = re.compile(r"(\d+)(?:\s*-\s*(\d+))?")
+
+
+def _shown(text: str) -> str:
+    # An 8 KB argument must not become an 8 KB error line.
+    return repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
+
+
 def parse_reference(text: str, vocab_size: int | None) -> list[int] | None:
     """``auto`` (None) or token ids: ``177,178,179``, ranges ``177-187``, or both mixed.
-    With ``vocab_size`` None only the spelling is checked (before a model is loaded)."""
+    With ``vocab_size`` None only the spelling is checked (before a model is loaded).
+
+    Time and memory are linear in the text plus the vocabulary, however long and however
+    overlapping the ranges: each range adds +1 at its start and -1 past its end, and a
+    running sum marks the ids (never a list of every id a range holds)."""
     spec = text.strip()
     if spec.lower() == "auto":
         return None
-    ids: list[int] = []
+    starts: list[int] = []
+    stops: list[int] = []
     for part in spec.split(","):
         part = part.strip()
-        match = re.fullmatch(r"(\d+)(?:\s*-\s*(\d+))?", part)
+        match = _PART.fullmatch(part)
         if match is None:
             raise UsageError(
-                f"reference {text!r}: {part!r} is neither a token id nor a range such as "
-                "177-187 (the reference is auto or token ids and ranges, comma-separated)"
+                f"reference {_shown(text)}: {_shown(part)} is neither a token id nor a range "
+                "such as 177-187 (the reference is auto or token ids and ranges, "
+                "comma-separated)"
             )
-        low = int(match.group(1))
-        high = int(match.group(2)) if match.group(2) is not None else low
+        digits = [g for g in match.groups() if g is not None]
+        for number in digits:
+            if len(number.lstrip("0")) > _ID_DIGITS:
+                raise UsageError(
+                    f"reference token id {number[:12]}... ({len(number):,} digits) is beyond "
+                    "any vocabulary"
+                )
+        low, high = int(digits[0]), int(digits[-1])
         if high < low:
-            raise UsageError(f"reference {text!r}: the range {part} runs backwards")
+            raise UsageError(f"reference {_shown(text)}: the range {part} runs backwards")
         if vocab_size is None:
             continue
         for token_id in (low, high):
             if token_id >= vocab_size:
                 raise TokenIdError(token_id, vocab_size, "reference token id")
-        ids.extend(range(low, high + 1))
-    return sorted(set(ids))
+        starts.append(low)
+        stops.append(high + 1)
+    if vocab_size is None:
+        return []
+    delta = np.zeros(vocab_size + 1, dtype=np.int64)
+    np.add.at(delta, starts, 1)
+    np.add.at(delta, stops, -1)
+    ids: list[int] = np.flatnonzero(np.cumsum(delta[:-1]) > 0).tolist()
+    return ids
 
 
 def auto_reference(

@@ -50,5 +50,9 @@ class Vocabulary:
     def tokenization(self, text: str, ids: list[int]) -> Tokenization:
         shown = [self.codec.shown(i) for i in ids]
         return Tokenization(
-            text=text, ids=ids, tokens=[t for t, _ in shown], labels=[label for _, label in shown]
+            text=text,
+            ids=ids,
+            tokens=[t for t, _ in shown],
+            labels=[label for _, label in shown],
+            unknown=self.codec.unknown_positions(text, ids),
         )

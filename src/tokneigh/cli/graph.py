@@ -67,7 +67,8 @@ def graph(
     from ..present.graphfile import file_format, write_graph
     from .reports import GraphFile
 
-    file_format(output_file)  # an unknown extension or an unwritable folder fails first
+    # An unknown extension, a name too long, an unwritable folder or a FIFO fails first.
+    file_format(output_file)
     emb = load(model, cache_dir, embeddings, metric)
     with progress_bar(f"{top} nearest of every token ({emb.metric.name})") as progress:
         result = emb.graph(top, include_special=include_special, progress=progress, report=report)

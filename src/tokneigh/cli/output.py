@@ -126,7 +126,79 @@ def note_shortfall(results: Sequence[Any], top: int, filters: Filters, what: str
             report(f"note: {found:,} tokens listed for {subject}: {hidden}")
 
 
+def _subject(text: str) -> str:
+    return repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
+
+
+def _unknown_note(asked: Any, same_as: Any = None) -> str | None:
+    """The note for one text whose tokens hold the unknown token (``asked``: a Query or a
+    Tokenization, with text, ids, labels and unknown positions); None when none do."""
+    if not asked.unknown or asked.text is None:
+        return None
+    first = asked.unknown[0]
+    token = f"{asked.labels[first]} (id {asked.ids[first]})"
+    subject = _subject(asked.text)
+    if len(asked.unknown) == len(asked.ids):
+        note = (
+            f"note: {subject} is text this model's vocabulary has no token for: it became "
+            f"{token}, the one row that stands for any unknown text"
+        )
+    else:
+        n, total = len(asked.unknown), len(asked.ids)
+        verb = "is" if n == 1 else "are"
+        note = (
+            f"note: {n:,} of the {total:,} tokens of {subject} {verb} {token}, text this "
+            "model's vocabulary has no token for"
+        )
+    if same_as is not None and same_as.unknown and same_as.ids == asked.ids:
+        note += (
+            f"; {_subject(same_as.text)} and {subject} are the same tokens to this model: it "
+            "cannot tell them apart"
+        )
+    return note
+
+
+def unknown_notes(result: Any) -> list[str]:
+    """A note for each query in ``result`` that the tokenizer turned (in part) into its
+    unknown token ([UNK]): without it, "😀" vs "🎉" reads as cosine 1 for no visible reason."""
+    from ..results import (
+        Comparison,
+        MostSimilar,
+        NeighborList,
+        NeighborLists,
+        Tokenizations,
+        TokenMap,
+    )
+
+    asked: list[Any]  # Query or Tokenization: text, ids, labels, unknown
+    if isinstance(result, NeighborLists):
+        asked = [r.asked for r in result.lists]
+    elif isinstance(result, NeighborList):
+        asked = [result.asked]
+    elif isinstance(result, TokenMap):
+        asked = [result.result.asked]
+    elif isinstance(result, MostSimilar):
+        asked = [*result.negative, *result.positive]
+    elif isinstance(result, Tokenizations):
+        asked = list(result.items)
+    elif isinstance(result, Comparison):
+        notes = [_unknown_note(result.a), _unknown_note(result.b, same_as=result.a)]
+        return [n for n in notes if n is not None]
+    else:
+        return []
+    return [n for n in (_unknown_note(q) for q in asked) if n is not None]
+
+
+def note_unknown(result: Any) -> None:
+    """``unknown_notes`` on stderr."""
+    for note in unknown_notes(result):
+        report(note)
+
+
 def emit(result: Renderable, output: Any) -> None:
+    """The result on stdout, in the format asked for; first, on stderr, a note for each query
+    the model could not see (``unknown_notes``)."""
     from ..present.render import emit as render_emit
 
+    note_unknown(result)
     render_emit(result, _value(output))

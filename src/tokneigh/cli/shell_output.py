@@ -26,6 +26,11 @@ class ShellOutput:
         command's own object plus ``"command"``, on one line."""
         from ..present.render import emit
 
+        if self.output is not ShellFormat.json:  # JSON carries the "unknown" fields instead
+            from .output import unknown_notes
+
+            for note in unknown_notes(result):
+                print(f"tokneigh: {note}", file=sys.stderr, flush=True)
         if self.output is ShellFormat.json:
             emit(result, "json", command=command)
             sys.stdout.flush()

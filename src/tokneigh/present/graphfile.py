@@ -7,13 +7,15 @@
   "similarity"}, ...]}`` (orjson).
 
 The file appears whole or not at all: it is written beside its destination and renamed into
-place, and the partial file of an interrupted write is deleted.
+place, and the partial file of an interrupted write is deleted. A file it replaces keeps its
+permission bits; anything else in the way (a FIFO, a device) is refused, before the work.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -30,28 +32,63 @@ Shown = Callable[[int], "str | None"]  # token id -> its text (None for padding 
 
 def file_format(path: Path) -> str:
     """The format a graph file's name asks for; refused before any work when unknown or
-    when the file cannot be created there."""
+    when the file cannot be created there (``destination``)."""
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise OutputFileError(
             f"output {path}: the file name must end in {', '.join(FORMATS)} (the format)"
         )
-    target = path.expanduser()
-    parent = target.resolve().parent
-    if target.is_dir():
-        raise OutputFileError(f"output {path}: is a folder")
-    if not parent.is_dir():
-        raise OutputFileError(f"output {path}: folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputFileError(f"output {path}: folder {parent} is not writable")
+    destination(path)
     return fmt
+
+
+# What the scratch file's name adds to nothing: a fixed length, so any name the folder
+# allows leaves room for it (".tokneigh-" + 16 hex digits + ".tmp": 30 bytes).
+_SCRATCH = ".tokneigh-{}.tmp"
+
+
+def destination(path: Path) -> tuple[Path, int | None]:
+    """Where ``path`` is written and the permission bits of the file it replaces (None: a
+    new file). A link is followed: the file it names is replaced and the link kept. Refused
+    in one line: a name the folder's file system cannot hold, a folder that does not exist
+    or is not writable, and anything but a regular file in the way (a FIFO, a device, a
+    folder: ``os.replace`` would put a regular file in its place)."""
+    shown = f"output {path}"
+    target = Path(os.path.realpath(path.expanduser()))
+    parent = target.parent
+    if not parent.is_dir():
+        raise OutputFileError(f"{shown}: folder {parent} does not exist")
+    try:
+        limit = os.pathconf(parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255  # what every common file system allows
+    size = len(os.fsencode(target.name))
+    if size > limit:
+        raise OutputFileError(
+            f"{shown}: the file name is {size} bytes; the file system allows {limit}"
+        )
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise OutputFileError(f"{shown}: cannot be written ({exc.strerror or exc})") from exc
+    else:
+        if stat.S_ISDIR(info.st_mode):
+            raise OutputFileError(f"{shown}: is a folder")
+        if not stat.S_ISREG(info.st_mode):
+            raise OutputFileError(f"{shown}: is not a regular file, and is not replaced")
+        mode = stat.S_IMODE(info.st_mode)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputFileError(f"{shown}: folder {parent} is not writable")
+    return target, mode
 
 
 def write_graph(graph: NeighborGraph, path: Path, shown: Shown) -> str:
     """Write ``graph`` to ``path`` in the format its extension names; the format."""
     fmt = file_format(path)
-    target = path.expanduser()
-    scratch = target.parent / f".{target.name}.{uuid.uuid4().hex}.tmp"
+    target, _ = destination(path)
+    scratch = target.parent / _SCRATCH.format(uuid.uuid4().hex[:16])
     try:
         if fmt == "parquet":
             _write_parquet(graph, scratch)
@@ -65,6 +102,10 @@ def write_graph(graph: NeighborGraph, path: Path, shown: Shown) -> str:
                 )
         else:
             _write_jsonl(graph, scratch, shown)
+        # Checked again now: what is in the way may have changed during the pass.
+        target, mode = destination(path)
+        if mode is not None:
+            os.chmod(scratch, mode)
         os.replace(scratch, target)
     except OSError as exc:
         raise OutputFileError(

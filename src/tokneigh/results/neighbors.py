@@ -7,7 +7,7 @@ builds 20,000 of them, and a frozen dataclass's ``__init__`` costs five times as
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .tables import (
@@ -99,6 +99,8 @@ class NeighborList:
     quantization: str | None = None  # a GGUF file's storage type of the matrix ("Q8_0")
     vector: VectorSource | None = None  # a vector query: where the vector came from
     score: str = "cosine"  # or "dot": the raw product with the unnormalized rows
+    # Positions in query_ids of the unknown token standing for text the vocabulary lacks.
+    query_unknown: list[int] = field(default_factory=list)
 
     @property
     def asked(self) -> Query:
@@ -109,6 +111,7 @@ class NeighborList:
             self.query_tokens,
             self.query_labels,
             self.vector,
+            self.query_unknown,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -117,6 +120,7 @@ class NeighborList:
             "query_id": self.query_id,
             "query_ids": self.query_ids,
             "query_tokens": self.query_tokens,
+            **({"query_unknown": self.query_unknown} if self.query_unknown else {}),
             "model": self.model,
             "vocab_size": self.vocab_size,
             "dim": self.dim,
@@ -197,9 +201,11 @@ class MostSimilar:
     metric: str = "cosine"
 
     def to_json(self) -> dict[str, Any]:
+        unknown = [t.term() for t in (*self.positive, *self.negative) if t.unknown]
         return {
             "positive": [t.term() for t in self.positive],
             "negative": [t.term() for t in self.negative],
+            **({"unknown_terms": unknown} if unknown else {}),
             "metric": self.metric,
             "neighbors": [n.to_json() for n in self.neighbors],
         }

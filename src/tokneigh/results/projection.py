@@ -25,6 +25,7 @@ class TokenMap:
             "query_id": r.query_id,
             "query_ids": r.query_ids,
             "query_tokens": r.query_tokens,
+            **({"query_unknown": r.query_unknown} if r.query_unknown else {}),
             "model": r.model,
             "metric": r.metric,
             "explained_variance": list(self.explained),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .tables import Human, joined_pieces, quoted, short_quoted
@@ -16,9 +16,13 @@ class Tokenization:
     ids: list[int]
     tokens: list[str]  # decoded text of each token, e.g. " banana"
     labels: list[str]  # as shown to a person: quoted, b"\xNN" for byte fragments
+    # Positions in ``ids`` of the unknown token standing for text the vocabulary lacks
+    # (``TokenCodec.unknown_positions``); in the JSON only when there are any.
+    unknown: list[int] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        return {"text": self.text, "ids": self.ids, "tokens": self.tokens, "labels": self.labels}
+        data = {"text": self.text, "ids": self.ids, "tokens": self.tokens, "labels": self.labels}
+        return {**data, "unknown": self.unknown} if self.unknown else data
 
     def sentence(self) -> str:
         """The seed's sentence: `"banana" comprises 2 tokens: ["ban", "ana"]  ids [...]`."""
@@ -93,6 +97,7 @@ class Query:
     tokens: list[str]
     labels: list[str]
     vector: VectorSource | None = None
+    unknown: list[int] = field(default_factory=list)  # as ``Tokenization.unknown``
 
     @property
     def shown(self) -> str:
@@ -113,12 +118,13 @@ class Query:
         return self.shown
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data = {
             "text": self.text,
             "query_id": self.token_id,
             "ids": self.ids,
             "tokens": self.tokens,
         }
+        return {**data, "unknown": self.unknown} if self.unknown else data
 
     def term(self) -> str | int:
         """The query in a JSON list of terms: its text, or its token id."""

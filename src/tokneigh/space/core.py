@@ -66,8 +66,38 @@ def unusable_rows(matrix: np.ndarray) -> tuple[list[int], list[int]]:
 
 
 def unit_vector(vector: np.ndarray) -> np.ndarray:
-    """``vector`` scaled to length 1 as float32; the zero vector stays zero."""
-    return normalize_rows(np.asarray(vector, dtype=np.float32)[None, :])[0][0]
+    """``vector`` scaled to length 1 as float32; the zero vector stays zero.
+
+    A finite vector of any scale has a direction: one whose values (or norm) float32 cannot
+    hold, 1e39 or 1e-300, is first brought near 1 in float64 (``rescaled``)."""
+    return normalize_rows(rescaled(vector).astype(np.float32)[None, :])[0][0]
+
+
+# A vector whose largest value lies in [2**-60, 2**60] casts to float32 without overflow or
+# loss of precision, and its norm fits float32 for any width up to 2**60 values: left as is,
+# so the usual vector normalizes to the same bits it always did.
+_PLAIN_EXPONENTS = (-60, 60)
+
+
+def rescaled(vector: np.ndarray) -> np.ndarray:
+    """``vector`` as float64, times 2**``rescaling(vector)``."""
+    wide = np.asarray(vector, dtype=np.float64)
+    shift = rescaling(wide)
+    return np.ldexp(wide, shift) if shift else wide  # exact, even from float64 subnormals
+
+
+def rescaling(vector: np.ndarray) -> int:
+    """The power of two that brings a vector's largest value into [0.5, 1) when float32
+    could not hold it as it is (overflow to inf, or underflow to subnormals and zero); 0
+    otherwise, and when it is zero or not finite. A power of two scales exactly: the
+    direction, and the order of any scores, is kept."""
+    wide = np.asarray(vector, dtype=np.float64)
+    peak = float(np.abs(wide).max(initial=0.0)) if wide.size else 0.0
+    if not (np.isfinite(peak) and peak > 0):
+        return 0
+    exponent = int(np.frexp(peak)[1])  # peak = mantissa * 2**exponent, mantissa in [0.5, 1)
+    low, high = _PLAIN_EXPONENTS
+    return 0 if low <= exponent <= high else -exponent
 
 
 def query_vector(unit: np.ndarray, ids: Sequence[int]) -> np.ndarray:

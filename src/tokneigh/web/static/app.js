@@ -175,6 +175,27 @@ function clearError() {
   const box = $("#error");
   box.textContent = "";
   box.hidden = true;
+  showUnknown([]);
+}
+
+/** The notice for queries the model cannot see: texts whose tokens hold the tokenizer's
+ * unknown token (the API's `unknown` / `query_unknown` / `unknown_terms` fields, present only
+ * then). Without it "😀" vs "🎉" reads as cosine 1 for no visible reason. `items` are
+ * { text, token } pairs; none hides the notice. */
+function showUnknown(items) {
+  const box = $("#notice");
+  box.replaceChildren(...items.map(({ text, token }) => el("p", {},
+    `${quoted(text)} holds text this model's vocabulary has no token for: the model sees `
+    + (token ? `${token}, ` : "its unknown token, ")
+    + "the one vector that stands for any unknown text.")));
+  box.hidden = items.length === 0;
+}
+
+/** The { text, token } of a query object that has unknown positions (a compare term, a
+ * tokenization), or null. */
+function unknownOf(text, tokens, unknown) {
+  if (!unknown || !unknown.length || text === null || text === undefined) return null;
+  return { text, token: tokens ? tokens[unknown[0]] : null };
 }
 
 function setSummary(view, ...children) {
@@ -283,13 +304,17 @@ function tokenText(text) {
 }
 
 /** Tokenization chips: alternating colours show the boundaries, the id beneath each. */
-function renderChips(container, ids, tokens, labels) {
+function renderChips(container, ids, tokens, labels, unknown = []) {
+  const unseen = new Set(unknown || []);
   container.replaceChildren(...ids.map((id, i) => {
     const label = labels ? labels[i] : null;
     const bytes = typeof label === "string" && label.startsWith('b"');
     const text = bytes ? el("span", { class: "tok bytes" }, label) : tokenText(tokens[i]);
-    return el("span", { class: "chip", title: bytes ? label : JSON.stringify(tokens[i]) },
-      text, el("span", { class: "chip-id" }, String(id)));
+    // An unknown token is marked: it stands for text the vocabulary has no token for.
+    return el("span", { class: unseen.has(i) ? "chip unknown" : "chip",
+      title: (bytes ? label : JSON.stringify(tokens[i]))
+        + (unseen.has(i) ? " (unknown text)" : "") },
+    text, el("span", { class: "chip-id" }, String(id)));
   }));
 }
 
@@ -385,6 +410,8 @@ async function renderNeighbors(q, gen, signal) {
     return;
   }
   const [result, tokenized] = answers;
+  const unseen = unknownOf(result.query, result.query_tokens, result.query_unknown);
+  showUnknown(unseen ? [unseen] : []);
   const n = result.neighbors.length;
   const pieces = result.query_ids.length;
   setSummary("neighbors",
@@ -392,8 +419,9 @@ async function renderNeighbors(q, gen, signal) {
     pieces > 1 ? ` (the mean of its ${pieces} tokens' unit vectors)` : "",
     ` · ${result.metric}`);
   $("#tokens-heading").hidden = false;
-  if (tokenized) renderChips(chips, tokenized.ids, tokenized.tokens, tokenized.labels);
-  else renderChips(chips, result.query_ids, result.query_tokens, null);
+  if (tokenized) {
+    renderChips(chips, tokenized.ids, tokenized.tokens, tokenized.labels, tokenized.unknown);
+  } else renderChips(chips, result.query_ids, result.query_tokens, null, result.query_unknown);
   list.replaceChildren(n ? neighborTable(result.neighbors, result.metric)
     : el("p", { class: "empty" }, "No token passes the filters."));
   try {
@@ -507,6 +535,7 @@ async function renderCompare(a, b, gen, signal) {
     return;
   }
   const [cmp, va, vb] = answers;
+  showUnknown([cmp.a, cmp.b].map((t) => unknownOf(t.text, t.tokens, t.unknown)).filter(Boolean));
   const nameA = termName(cmp.a);
   const nameB = termName(cmp.b);
   setSummary("compare", `${nameA} vs ${nameB} · ${cmp.metric}`);
@@ -544,7 +573,7 @@ function termName(term) {
 
 function chipsOf(term) {
   const box = el("span", { class: "chips inline" });
-  renderChips(box, term.ids, term.tokens, null);
+  renderChips(box, term.ids, term.tokens, null, term.unknown);
   return box;
 }
 
@@ -595,6 +624,7 @@ async function renderAnalogy(a, b, c, gen, signal) {
     return;
   }
   const [result] = answers;
+  showUnknown((result.unknown_terms || []).map((text) => ({ text, token: null })));
   setSummary("analogy", `${quoted(a)} is to ${quoted(b)} as ${quoted(c)} is to ? `
     + `· ${quoted(b)} − ${quoted(a)} + ${quoted(c)} · ${result.metric}`);
   out.replaceChildren(result.neighbors.length
