@@ -1,11 +1,12 @@
 """The server's model work, on one thread: neighbour queries that arrive together share one
-matrix-matrix product.
+matrix-matrix product, jobs are taken in fair order across connections, and a bug fails the
+request that met it, never the thread.
 
 One query reads the whole matrix (154 MB for GPT-2) for a single matrix-vector product, so
-on a small machine concurrent requests answered one by one are bound by memory bandwidth. The
-worker takes every neighbour query waiting when it is free and answers those that ask the
-same thing (metric, k, filters) with one ``neighbors_many`` call: one product for all of them,
-the same rows bit for bit as each alone.
+on a small machine concurrent requests answered one by one are bound by memory bandwidth. When
+the worker takes a neighbour query it answers, with one ``neighbors_many`` call, every waiting
+query that asks the same thing (metric, k, filters): one product for all of them, the same rows
+bit for bit as each alone.
 
 A product costs about the same for 2 queries as for 16 here (BLAS packs the whole matrix
 either way), so batches should be full. Under load they would not be: clients answered
@@ -16,17 +17,27 @@ for as many as the larger held, as dynamic batching servers do (Triton's queue d
 Serving's batch timeout). After lone queries it never waits: one client in a loop is not
 slowed.
 
+Order. First come, first served lets clients that loop on costly work (maps, k=1000) make a
+cheap query wait behind all of theirs. The worker takes jobs in start-time fair queuing order
+(Goyal et al., 1996) across connections: each job is tagged with its connection's share of the
+worker's time used so far, and the lowest tag goes first, so a connection that has used little
+(a person clicking) is answered before one that has used much (a script in a loop). An HTTP/1.1
+connection has one request in flight at a time, so a per-connection cap on queued jobs would
+change nothing; the bound on the whole queue (``MAX_QUEUED``; a full queue is refused at once)
+is what limits a burst spread over many connections. A job whose request was cancelled (its
+client left) is dropped unrun.
+
 One thread also means the ``Embeddings`` objects are never used by two threads at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..analyses.filters import Filters
@@ -39,6 +50,23 @@ from ..results import NeighborList
 MAX_BATCH = 64
 # How long the worker waits, after a batch of several queries, for the next one to fill.
 GATHER_SECONDS = 0.005
+# Jobs waiting at most: past it a request is refused at once (503) rather than left waiting
+# behind minutes of work. Far above what the page makes (a few per tab) or 50 clients do.
+MAX_QUEUED = 256
+# How often the thread is started again after its loop died (a bug outside any one job).
+MAX_RESTARTS = 3
+
+
+class Unavailable(Exception):
+    """The worker cannot answer now (the server answers 503)."""
+
+
+class Busy(Unavailable):
+    """The queue is full."""
+
+
+class Stopped(Unavailable):
+    """The worker's thread died while holding the job, or for good."""
 
 
 @dataclass
@@ -49,6 +77,11 @@ class _Job:
     key: Hashable | None = None
     query: str | int | None = None
     call: Callable[[], Any] | None = None
+    client: Hashable | None = None
+    # The fair-queuing order: start tag, then arrival.
+    tag: float = 0.0
+    seq: int = 0
+    charged: float = field(default=0.0)  # the cost estimate the client's finish tag holds
 
 
 @dataclass(frozen=True)
@@ -71,18 +104,39 @@ class BatchStats:
 
 
 class Worker:
-    """Runs model work for an asyncio server on one thread, batching neighbour queries."""
+    """Runs model work for an asyncio server on one thread, batching neighbour queries.
 
-    def __init__(self, spaces: Mapping[str, Embeddings], max_batch: int = MAX_BATCH) -> None:
+    ``on_death(reason)`` is called (on the worker's thread) when the thread died and could not
+    be started again: the owner should stop serving."""
+
+    def __init__(
+        self,
+        spaces: Mapping[str, Embeddings],
+        max_batch: int = MAX_BATCH,
+        max_queued: int = MAX_QUEUED,
+        on_death: Callable[[str], None] | None = None,
+    ) -> None:
         self._spaces = spaces
         self._max_batch = max_batch
-        self._jobs: deque[_Job] = deque()
+        self._max_queued = max_queued
+        self._on_death = on_death
+        self._jobs: list[_Job] = []
+        self._current: list[_Job] = []  # the jobs being worked on
         self._wake = threading.Condition()
         self._stopping = False
-        self._recent = deque([0, 0], maxlen=2)  # neighbour queries in the last two batches
+        self._recent = [0, 0]  # neighbour queries in the last two batches
+        self._seq = itertools.count()
+        self._vtime = 0.0  # the fair queue's virtual time: the tag of the last job taken
+        self._finish: dict[Hashable, float] = {}  # each connection's finish tag
+        self._estimate = 0.001  # seconds a job takes, a running mean (the next job's charge)
         self.stats = BatchStats()
-        self._thread = threading.Thread(target=self._run, name="tokneigh-worker", daemon=True)
-        self._thread.start()
+        self.restarts = 0
+        self.failure: str | None = None  # why the worker stopped for good
+        self._thread = self._start()
+
+    @property
+    def alive(self) -> bool:
+        return self.failure is None and self._thread.is_alive()
 
     def close(self) -> None:
         with self._wake:
@@ -90,26 +144,94 @@ class Worker:
             self._wake.notify()
         self._thread.join()
 
-    async def neighbors(
-        self, metric: str, query: str | int, k: int, filters: Filters, exclude_query: bool
-    ) -> NeighborList:
-        """``Embeddings.neighbors`` under ``metric``, batched with concurrent queries."""
-        job = self._job(key=NeighborsKey(metric, k, filters, exclude_query), query=query)
-        return await job.future  # type: ignore[no-any-return]
+    def neighbors(
+        self,
+        metric: str,
+        query: str | int,
+        k: int,
+        filters: Filters,
+        exclude_query: bool,
+        client: Hashable | None = None,
+    ) -> asyncio.Future[NeighborList]:
+        """``Embeddings.neighbors`` under ``metric``, batched with concurrent queries: a future
+        (cancel it to drop the job). Raises ``Unavailable`` at once when it cannot be queued."""
+        key = NeighborsKey(metric, k, filters, exclude_query)
+        return self._submit(_Job(*self._future(), key=key, query=query, client=client))
 
-    async def call(self, function: Callable[[], Any]) -> Any:
-        """Run ``function`` on the worker thread, in turn with the other jobs."""
-        return await self._job(call=function).future
+    def call(
+        self, function: Callable[[], Any], client: Hashable | None = None
+    ) -> asyncio.Future[Any]:
+        """Run ``function`` on the worker thread, in turn with the other jobs (a future)."""
+        return self._submit(_Job(*self._future(), call=function, client=client))
 
-    def _job(self, **what: Any) -> _Job:
+    @staticmethod
+    def _future() -> tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]:
         loop = asyncio.get_running_loop()
-        job = _Job(loop.create_future(), loop, **what)
+        return loop.create_future(), loop
+
+    def _submit(self, job: _Job) -> asyncio.Future[Any]:
         with self._wake:
+            if self.failure is not None:
+                raise Stopped(f"the model worker has stopped ({self.failure})")
+            if len(self._jobs) >= self._max_queued:
+                self._jobs = [j for j in self._jobs if not j.future.done()]  # left clients
+                if len(self._jobs) >= self._max_queued:
+                    raise Busy(f"the server is busy ({len(self._jobs)} requests waiting)")
+            self._tag(job)
             self._jobs.append(job)
             self._wake.notify()
-        return job
+        return job.future
+
+    # --- fair order (under the lock) ---------------------------------------------------------
+
+    def _tag(self, job: _Job) -> None:
+        job.seq = next(self._seq)
+        if job.client is None:  # no connection named: a flow of its own
+            job.tag = self._vtime
+            return
+        job.tag = max(self._vtime, self._finish.get(job.client, 0.0))
+        job.charged = self._estimate
+        self._finish[job.client] = job.tag + job.charged
+        if len(self._finish) > 4 * self._max_queued:  # forget connections that are even
+            self._finish = {c: t for c, t in self._finish.items() if t > self._vtime}
+
+    def _charge(self, jobs: Sequence[_Job], seconds: float) -> None:
+        share = seconds / max(len(jobs), 1)
+        self._estimate = 0.8 * self._estimate + 0.2 * share
+        for job in jobs:
+            if job.client is not None and job.client in self._finish:
+                self._finish[job.client] += share - job.charged
+
+    def _take(self) -> list[_Job]:
+        """The next job in fair order, and the waiting queries that share its product."""
+        self._jobs = [job for job in self._jobs if not job.future.done()]  # clients that left
+        if not self._jobs:
+            return []
+        first = min(self._jobs, key=lambda job: (job.tag, job.seq))
+        self._vtime = max(self._vtime, first.tag)
+        if first.call is not None:
+            taken = [first]
+        else:
+            same = sorted(
+                (j for j in self._jobs if j.key == first.key), key=lambda j: (j.tag, j.seq)
+            )
+            taken = same[: self._max_batch]
+        chosen = {id(job) for job in taken}
+        self._jobs = [job for job in self._jobs if id(job) not in chosen]
+        return taken
 
     # --- the thread -----------------------------------------------------------------------
+
+    def _start(self) -> threading.Thread:
+        thread = threading.Thread(target=self._main, name="tokneigh-worker", daemon=True)
+        thread.start()
+        return thread
+
+    def _main(self) -> None:
+        try:
+            self._run()
+        except BaseException as exc:  # noqa: BLE001 - the loop itself broke: start again, or stop
+            self._died(exc)
 
     def _run(self) -> None:
         while True:
@@ -126,22 +248,49 @@ class Worker:
                         self._wake.wait(left)
                 if self._stopping:
                     return
-                jobs = list(self._jobs)
-                self._jobs.clear()
-            self._recent.append(sum(1 for job in jobs if job.call is None))
+                self._current = jobs = self._take()
+            if not jobs:
+                continue
+            if jobs[0].call is None:
+                self._recent = [self._recent[1], len(jobs)]
+            began = time.perf_counter()
             self._work(jobs)
+            with self._wake:
+                self._charge(jobs, time.perf_counter() - began)
+                self._current = []
+
+    def _died(self, exc: BaseException) -> None:
+        reason = _one_line(exc)
+        with self._wake:
+            held, self._current = self._current, []
+            if self._stopping:
+                return
+            self.restarts += 1
+            again = self.restarts <= MAX_RESTARTS
+        for job in held:  # the jobs in hand may be what broke it: they fail, the queue waits
+            _deliver(job, None, Stopped(f"the model worker failed on this request ({reason})"))
+        if again:
+            try:
+                self._thread = self._start()
+                return
+            except RuntimeError as start:  # no thread can be started
+                reason = f"{reason}; restarting it failed: {_one_line(start)}"
+        with self._wake:
+            self.failure = reason
+            waiting, self._jobs = self._jobs, []
+        for job in waiting:
+            _deliver(job, None, Stopped(f"the model worker has stopped ({reason})"))
+        if self._on_death is not None:
+            self._on_death(reason)
 
     def _work(self, jobs: list[_Job]) -> None:
-        groups: dict[Hashable, list[_Job]] = {}
-        for job in jobs:
-            if job.call is not None:
-                self._settle(job, job.call)
-            else:
-                groups.setdefault(job.key, []).append(job)
-        for key, group in groups.items():
-            assert isinstance(key, NeighborsKey)
-            for start in range(0, len(group), self._max_batch):
-                self._answer(key, group[start : start + self._max_batch])
+        if jobs[0].call is not None:
+            for job in jobs:
+                self._settle(job, job.call)  # type: ignore[arg-type]
+            return
+        key = jobs[0].key
+        assert isinstance(key, NeighborsKey)
+        self._answer(key, jobs)
 
     def _answer(self, key: NeighborsKey, group: Sequence[_Job]) -> None:
         emb = self._spaces[key.metric]
@@ -151,14 +300,14 @@ class Worker:
                 list(queries), k=key.k, exclude_query=key.exclude_query, filters=key.filters
             )
 
-        # A query the model refuses (an unknown id, text that yields no token) fails alone:
-        # check each first, then rank the rest together.
+        # A query the model refuses (an unknown id, text that yields no token) or that meets a
+        # bug (a tokenizer raising) fails alone: check each first, then rank the rest together.
         good: list[_Job] = []
         for job in group:
             assert job.query is not None
             try:
                 emb.query_tokens(job.query)
-            except TokneighError as exc:
+            except Exception as exc:  # noqa: BLE001 - delivered to the request that asked
                 _deliver(job, None, exc)
             else:
                 good.append(job)
@@ -172,7 +321,7 @@ class Worker:
             for job in good:
                 self._settle(job, lambda job=job: ask([job.query])[0])  # type: ignore[misc]
             return
-        except BaseException as exc:  # noqa: BLE001 - a bug must reach each request, not kill the thread
+        except Exception as exc:  # noqa: BLE001 - a bug must reach each request, not kill the thread
             for job in good:
                 _deliver(job, None, exc)
             return
@@ -190,10 +339,15 @@ class Worker:
     def _settle(job: _Job, function: Callable[[], Any]) -> None:
         try:
             result = function()
-        except BaseException as exc:  # noqa: BLE001 - delivered to the request that asked
+        except Exception as exc:  # noqa: BLE001 - delivered to the request that asked
             _deliver(job, None, exc)
         else:
             _deliver(job, result, None)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0][:200]}" if text else exc.__class__.__name__
 
 
 def _deliver(job: _Job, result: Any, error: BaseException | None) -> None:
