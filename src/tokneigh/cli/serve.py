@@ -106,14 +106,15 @@ def serve(
     worker = Worker(spaces, on_death=on_death)
     _warm_up(served)
     bound_host, bound_port = listener.getsockname()[:2]
-    if not _is_wildcard(bound_host):
-        names.append(f"[{bound_host}]" if ":" in bound_host else bound_host)
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    names.append(shown)  # the printed URL's; for 0.0.0.0, other machines need --allow-host
     url = f"http://{shown}:{bound_port}/"
     if not _is_loopback(host):
+        wildcard = bound_host in ("0.0.0.0", "::")
         report(
             f"warning: listening on {host}, not loopback: anyone who can reach port "
             f"{bound_port} can query {emb.model} (there is no authentication)"
+            + ("; other machines must name it by an --allow-host name" if wildcard else "")
         )
     from ..results import model_label
 
@@ -135,7 +136,8 @@ def serve(
 
     server = make_server(create_app(served, worker, hosts=names, log=log))
     try:
-        _run(server, listener)
+        if not stopped:
+            _run(server, listener)
     finally:
         worker.close()
         listener.close()
@@ -184,10 +186,6 @@ def _host_names(given: list[str]) -> list[str]:
                 ) from None
         names.append(name)
     return names
-
-
-def _is_wildcard(address: str) -> bool:
-    return address in ("0.0.0.0", "::")
 
 
 def _listen(host: str, port: int) -> socket.socket:

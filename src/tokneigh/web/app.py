@@ -210,9 +210,9 @@ def create_app(
         batching = {"products": stats.products, "queries": stats.queries, "largest": stats.largest}
         return _json({**served.health(), "batching": batching})
 
-    async def on_worker(request: Request, function: Callable[[], Any]) -> Any:
-        """``function``'s result, run on the worker in the request's connection's turn."""
-        return await _answer(request, lambda: worker.call(function, _client(request)))
+    async def on_worker(request: Request, function: Callable[[], Any], *kind: Any) -> Any:
+        """``function``'s result, run on the worker in turn (``kind``: what it costs like)."""
+        return await _answer(request, lambda: worker.call(function, (request.url.path, *kind)))
 
     async def neighbors(request: Request) -> Response:
         p = Params(request, {"q", "k", "metric", "exclude_query"} | FILTERS)
@@ -221,7 +221,7 @@ def create_app(
         exclude = p.flag("exclude_query")
         result = await _answer(
             request,
-            lambda: worker.neighbors(name, query, k, filters, exclude, _client(request)),
+            lambda: worker.neighbors(name, query, k, filters, exclude),
         )
         return _json(result.to_json())
 
@@ -236,7 +236,7 @@ def create_app(
         a, b = p.query("a"), p.query("b")
         filters = Filters(skip_special=not p.flag("include_special"))
         _, emb = space(p)
-        result = await on_worker(request, lambda: emb.compare(a, b, filters=filters))
+        result = await on_worker(request, lambda: emb.compare(a, b, filters=filters), emb.metric)
         return _json(result.to_json())
 
     async def vector(request: Request) -> Response:
@@ -257,14 +257,18 @@ def create_app(
         a, b, c = p.query("a"), p.query("b"), p.query("c")
         k, filters = p.integer("k", 10, 1, MAX_K), p.filters()
         _, emb = space(p)
-        result = await on_worker(request, lambda: emb.analogy(a, b, c, k, filters=filters))
+        result = await on_worker(
+            request, lambda: emb.analogy(a, b, c, k, filters=filters), emb.metric, k, filters
+        )
         return _json(result.to_json())
 
     async def token_map(request: Request) -> Response:
         p = Params(request, {"q", "k", "metric"} | FILTERS)
         query, k, filters = p.query("q"), p.integer("k", 30, 1, MAX_MAP_K), p.filters()
         _, emb = space(p)
-        result = await on_worker(request, lambda: emb.map(query, k, filters=filters))
+        result = await on_worker(
+            request, lambda: emb.map(query, k, filters=filters), emb.metric, k, filters
+        )
         return _json(result.to_json())
 
     async def page(request: Request) -> Response:
@@ -331,11 +335,6 @@ def _guarded(handler: Handler, log: Callable[[str], None] | None = None) -> Hand
 def _one_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return f"{exc.__class__.__name__}: {lines[0][:300]}" if lines else exc.__class__.__name__
-
-
-def _client(request: Request) -> Any:
-    """The connection a request came on: whose turn the worker's fair order counts."""
-    return request.scope.get("client")
 
 
 T = TypeVar("T")

@@ -18,14 +18,18 @@ Serving's batch timeout). After lone queries it never waits: one client in a loo
 slowed.
 
 Order. First come, first served lets clients that loop on costly work (maps, k=1000) make a
-cheap query wait behind all of theirs. The worker takes jobs in start-time fair queuing order
-(Goyal et al., 1996) across connections: each job is tagged with its connection's share of the
-worker's time used so far, and the lowest tag goes first, so a connection that has used little
-(a person clicking) is answered before one that has used much (a script in a loop). An HTTP/1.1
-connection has one request in flight at a time, so a per-connection cap on queued jobs would
-change nothing; the bound on the whole queue (``MAX_QUEUED``; a full queue is refused at once)
-is what limits a burst spread over many connections. A job whose request was cancelled (its
-client left) is dropped unrun.
+cheap query wait behind all of theirs: with eight of them, a neighbour query took 0.5 s instead
+of 17 ms. Fair shares of the worker's time across connections would not help a person who
+clicks while scripts loop: each gets 1/9 of the time, so a query waits for eight others. So
+the worker takes the job expected to be cheapest first (shortest job first: the time the last
+jobs of its kind took, ``Worker.cost``), and a job's expected cost counts down by ``AGING`` of
+the time it has waited, so costly work is delayed, never starved (a job expected to take 40 ms
+more than the others goes first after 2 s). A cheap query then waits for at most the job in
+progress. An HTTP/1.1 connection has one request in flight at a time (uvicorn answers a
+connection's requests in turn), so each connection already holds at most one job; the bound
+on the whole queue (``MAX_QUEUED``; a full queue is refused at once) limits a burst spread
+over many connections, and a job whose request was cancelled (its client left) is dropped
+unrun.
 
 One thread also means the ``Embeddings`` objects are never used by two threads at once.
 """
@@ -53,6 +57,8 @@ GATHER_SECONDS = 0.005
 # Jobs waiting at most: past it a request is refused at once (503) rather than left waiting
 # behind minutes of work. Far above what the page makes (a few per tab) or 50 clients do.
 MAX_QUEUED = 256
+# How much of the time a job has waited counts off its expected cost (seconds per second).
+AGING = 0.02
 # How often the thread is started again after its loop died (a bug outside any one job).
 MAX_RESTARTS = 3
 
@@ -77,11 +83,9 @@ class _Job:
     key: Hashable | None = None
     query: str | int | None = None
     call: Callable[[], Any] | None = None
-    client: Hashable | None = None
-    # The fair-queuing order: start tag, then arrival.
-    tag: float = 0.0
+    kind: Hashable = None  # jobs of a kind cost about the same (a neighbour query's: its key)
+    queued: float = field(default_factory=time.monotonic)
     seq: int = 0
-    charged: float = field(default=0.0)  # the cost estimate the client's finish tag holds
 
 
 @dataclass(frozen=True)
@@ -126,9 +130,7 @@ class Worker:
         self._stopping = False
         self._recent = [0, 0]  # neighbour queries in the last two batches
         self._seq = itertools.count()
-        self._vtime = 0.0  # the fair queue's virtual time: the tag of the last job taken
-        self._finish: dict[Hashable, float] = {}  # each connection's finish tag
-        self._estimate = 0.001  # seconds a job takes, a running mean (the next job's charge)
+        self.cost: dict[Hashable, float] = {}  # seconds the last jobs of each kind took
         self.stats = BatchStats()
         self.restarts = 0
         self.failure: str | None = None  # why the worker stopped for good
@@ -151,18 +153,16 @@ class Worker:
         k: int,
         filters: Filters,
         exclude_query: bool,
-        client: Hashable | None = None,
     ) -> asyncio.Future[NeighborList]:
         """``Embeddings.neighbors`` under ``metric``, batched with concurrent queries: a future
         (cancel it to drop the job). Raises ``Unavailable`` at once when it cannot be queued."""
         key = NeighborsKey(metric, k, filters, exclude_query)
-        return self._submit(_Job(*self._future(), key=key, query=query, client=client))
+        return self._submit(_Job(*self._future(), key=key, query=query, kind=key))
 
-    def call(
-        self, function: Callable[[], Any], client: Hashable | None = None
-    ) -> asyncio.Future[Any]:
-        """Run ``function`` on the worker thread, in turn with the other jobs (a future)."""
-        return self._submit(_Job(*self._future(), call=function, client=client))
+    def call(self, function: Callable[[], Any], kind: Hashable = None) -> asyncio.Future[Any]:
+        """Run ``function`` on the worker thread, in turn with the other jobs (a future).
+        ``kind`` names what it does (calls of a kind are expected to cost the same)."""
+        return self._submit(_Job(*self._future(), call=function, kind=("call", kind)))
 
     @staticmethod
     def _future() -> tuple[asyncio.Future[Any], asyncio.AbstractEventLoop]:
@@ -177,45 +177,34 @@ class Worker:
                 self._jobs = [j for j in self._jobs if not j.future.done()]  # left clients
                 if len(self._jobs) >= self._max_queued:
                     raise Busy(f"the server is busy ({len(self._jobs)} requests waiting)")
-            self._tag(job)
+            job.seq = next(self._seq)
             self._jobs.append(job)
             self._wake.notify()
         return job.future
 
-    # --- fair order (under the lock) ---------------------------------------------------------
+    # --- the order (under the lock) -----------------------------------------------------------
 
-    def _tag(self, job: _Job) -> None:
-        job.seq = next(self._seq)
-        if job.client is None:  # no connection named: a flow of its own
-            job.tag = self._vtime
-            return
-        job.tag = max(self._vtime, self._finish.get(job.client, 0.0))
-        job.charged = self._estimate
-        self._finish[job.client] = job.tag + job.charged
-        if len(self._finish) > 4 * self._max_queued:  # forget connections that are even
-            self._finish = {c: t for c, t in self._finish.items() if t > self._vtime}
-
-    def _charge(self, jobs: Sequence[_Job], seconds: float) -> None:
-        share = seconds / max(len(jobs), 1)
-        self._estimate = 0.8 * self._estimate + 0.2 * share
-        for job in jobs:
-            if job.client is not None and job.client in self._finish:
-                self._finish[job.client] += share - job.charged
+    def _learn(self, kind: Hashable, seconds: float) -> None:
+        if len(self.cost) > 4 * self._max_queued:  # kinds include every k and min_sim asked
+            self.cost.clear()
+        old = self.cost.get(kind)
+        self.cost[kind] = seconds if old is None else 0.7 * old + 0.3 * seconds
 
     def _take(self) -> list[_Job]:
         """The next job in fair order, and the waiting queries that share its product."""
         self._jobs = [job for job in self._jobs if not job.future.done()]  # clients that left
         if not self._jobs:
             return []
-        first = min(self._jobs, key=lambda job: (job.tag, job.seq))
-        self._vtime = max(self._vtime, first.tag)
+        now = time.monotonic()
+
+        def due(job: _Job) -> tuple[float, int]:  # cheapest first, less the time waited
+            return self.cost.get(job.kind, 0.0) - AGING * (now - job.queued), job.seq
+
+        first = min(self._jobs, key=due)
         if first.call is not None:
             taken = [first]
-        else:
-            same = sorted(
-                (j for j in self._jobs if j.key == first.key), key=lambda j: (j.tag, j.seq)
-            )
-            taken = same[: self._max_batch]
+        else:  # with every waiting query that shares its product, first come first
+            taken = [job for job in self._jobs if job.key == first.key][: self._max_batch]
         chosen = {id(job) for job in taken}
         self._jobs = [job for job in self._jobs if id(job) not in chosen]
         return taken
@@ -256,7 +245,7 @@ class Worker:
             began = time.perf_counter()
             self._work(jobs)
             with self._wake:
-                self._charge(jobs, time.perf_counter() - began)
+                self._learn(jobs[0].kind, time.perf_counter() - began)
                 self._current = []
 
     def _died(self, exc: BaseException) -> None:
