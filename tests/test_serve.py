@@ -44,7 +44,7 @@ def client(served):
     from tokneigh.web.worker import Worker
 
     worker = Worker(served.spaces)
-    with TestClient(create_app(served, worker)) as test_client:
+    with TestClient(create_app(served, worker), base_url="http://localhost") as test_client:
         yield test_client
     worker.close()
 

@@ -16,7 +16,7 @@ writes here.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +76,7 @@ class Embeddings:
         self.built_seconds = entry.built_seconds  # set when this load built the entry
         self.quantization = view.quantization  # "Q8_0" for a GGUF file's quantized matrix
         self.unusable = view.unusable  # rows with no direction: never ranked, never a query
+        self._copied: np.ndarray | None = None  # for a resident copy: the matrix it copies
 
     @property
     def path(self) -> Path:
@@ -106,12 +107,11 @@ class Embeddings:
             return Embeddings(self._entry)
         return _under(self._entry, self.unusable, chosen, report or log_report, progress)
 
-    def resident(self) -> Embeddings:
+    def resident(self, share: Iterable[Embeddings] = ()) -> Embeddings:
         """These embeddings with the matrix they compare copied into memory (see
-        ``files.in_memory``): faster products, for a process that answers many queries."""
-        return Embeddings(
-            self._entry, self.metric, space=files.in_memory(self.unit), radius=self.view.radius
-        )
+        ``files.in_memory``): faster products, for a process that answers many queries. One of
+        ``share`` that compares the same rows (csls and cosine do) lends its copy instead."""
+        return _resident(self, self._entry, share)
 
     # --- tokens and vectors -----------------------------------------------------------------
 
@@ -346,6 +346,15 @@ class Embeddings:
         return compare_models(
             self.view, other.view, words=words, sample=sample, seed=seed, k=k, changed=changed
         )
+
+
+def _resident(emb: Embeddings, entry: entries.Entry, share: Iterable[Embeddings]) -> Embeddings:
+    """``emb`` with its matrix in memory: a copy, or the copy one of ``share`` made of it."""
+    lent = [other.unit for other in share if other._copied is emb.unit]
+    space = lent[0] if lent else files.in_memory(emb.unit)
+    out = Embeddings(entry, emb.metric, space=space, radius=emb.view.radius)
+    out._copied = emb.unit
+    return out
 
 
 # --- what the analyses read, and what the cache entry keeps --------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -20,8 +21,10 @@ from .output import load, progress_bar, report
 if TYPE_CHECKING:
     import socket
 
-    from starlette.applications import Starlette
+    import uvicorn
 
+    from ..api.embeddings import Embeddings
+    from ..reporting import Report
     from ..web.app import Served
 
 HELP = """Serve the explorer on a local web page, with the matrix kept in memory.
@@ -33,8 +36,10 @@ JSON under /api/ (see the README). The model and its metrics are fixed at start:
 --metric is prepared once (and cached), and the page offers those.
 
 The server listens on 127.0.0.1 unless --host says otherwise: it has no authentication, so
-anyone who can reach the port can query the model. --port 0 picks a free port. The URL is
-printed on standard output.
+anyone who can reach the port can query the model. It answers only requests that name it
+(Host: localhost, 127.0.0.1, [::1], the address it listens on, or a name given with
+--allow-host), and refuses requests that another site's page sends. --port 0 picks a free
+port. The URL is printed on standard output.
 
 Examples:
 
@@ -66,36 +71,50 @@ def serve(
     open_browser: Annotated[
         bool, typer.Option("--open", help="Open the page in a web browser.")
     ] = False,
+    allow_hosts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-host",
+            metavar="NAME",
+            help="Another name requests may give in their Host header, e.g. the machine's "
+            "name when listening on all addresses (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
     embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from ..errors import UsageError
-    from ..space.metrics import parse_metric
-
+    names = _host_names(allow_hosts or [])
     listener = _listen(host, port)  # a busy port fails before the model loads
     emb = load(model, cache_dir, embeddings)
-    spaces = {}
-    for spec in metrics or DEFAULT_METRICS:
-        chosen = parse_metric(spec, emb.dim, emb.vocab_size - int(emb.unusable.size))
-        if chosen.name in spaces:
-            raise UsageError(f"metric {chosen.name} is given twice")
-        with progress_bar(f"metric {chosen.name}") as progress:
-            spaces[chosen.name] = emb.under(chosen, report=report, progress=progress).resident()
+    spaces = served_spaces(emb, metrics or DEFAULT_METRICS, report)
 
     from ..web.app import Served, create_app
+    from ..web.server import make_server
     from ..web.worker import Worker
 
     served = Served(spaces)
-    worker = Worker(spaces)
+    stopped: list[str] = []
+    server = None
+
+    def on_death(reason: str) -> None:  # the worker's thread died for good: stop serving
+        stopped.append(reason)
+        if server is not None:
+            server.should_exit = True
+
+    worker = Worker(spaces, on_death=on_death)
     _warm_up(served)
     bound_host, bound_port = listener.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    names.append(shown)  # the printed URL's; for 0.0.0.0, other machines need --allow-host
     url = f"http://{shown}:{bound_port}/"
     if not _is_loopback(host):
+        wildcard = bound_host in ("0.0.0.0", "::")
         report(
             f"warning: listening on {host}, not loopback: anyone who can reach port "
             f"{bound_port} can query {emb.model} (there is no authentication)"
+            + ("; other machines must name it by an --allow-host name" if wildcard else "")
         )
     from ..results import model_label
 
@@ -111,11 +130,62 @@ def serve(
         import webbrowser
 
         webbrowser.open(url)  # the socket is listening: the browser's request waits for us
+
+    def log(line: str) -> None:
+        report(f"warning: {line}")
+
+    server = make_server(create_app(served, worker, hosts=names, log=log))
     try:
-        _run(create_app(served, worker), listener)
+        if not stopped:
+            _run(server, listener)
     finally:
         worker.close()
         listener.close()
+    if stopped:
+        from ..errors import TokneighError
+
+        raise TokneighError(f"the model worker stopped ({stopped[0]}); the server has stopped")
+
+
+def served_spaces(
+    emb: Embeddings, metrics: Sequence[str], report: Report | Callable[[str], None]
+) -> dict[str, Embeddings]:
+    """Each metric's embeddings, resident in memory, by the metric's name; metrics that compare
+    the same rows (cosine, csls) share one copy of them."""
+    from ..errors import UsageError
+    from ..space.metrics import parse_metric
+
+    spaces: dict[str, Embeddings] = {}
+    for spec in metrics:
+        chosen = parse_metric(spec, emb.dim, emb.vocab_size - int(emb.unusable.size))
+        if chosen.name in spaces:
+            raise UsageError(f"metric {chosen.name} is given twice")
+        with progress_bar(f"metric {chosen.name}") as progress:
+            space = emb.under(chosen, report=report, progress=progress)  # type: ignore[arg-type]
+            spaces[chosen.name] = space.resident(share=spaces.values())
+    return spaces
+
+
+def _host_names(given: list[str]) -> list[str]:
+    """--allow-host's names as a Host header gives them (lower case, IPv6 in brackets)."""
+    import ipaddress
+
+    from ..errors import UsageError
+
+    names = []
+    for name in given:
+        name = name.strip().lower()
+        bare = name.strip("[]")
+        try:
+            if ipaddress.ip_address(bare).version == 6:
+                name = f"[{bare}]"
+        except ValueError:
+            if not name or any(c in name for c in ":/[]@ ") or not name.isascii():
+                raise UsageError(
+                    f"--allow-host takes a host name or address, not {name!r}"
+                ) from None
+        names.append(name)
+    return names
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -162,23 +232,13 @@ def _warm_up(served: Served) -> None:
         space.neighbors(first, k=1)
 
 
-def _run(app: Starlette, listener: socket.socket) -> None:
+def _run(server: uvicorn.Server, listener: socket.socket) -> None:
     import gc
-
-    import uvicorn
 
     # What is loaded now lives as long as the server: keep the collector off it.
     gc.collect()
     gc.freeze()
-    config = uvicorn.Config(
-        app,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-        server_header=False,
-        timeout_keep_alive=30,
-    )
-    uvicorn.Server(config).run(sockets=[listener])
+    server.run(sockets=[listener])
 
 
 def register(app: typer.Typer) -> None:

@@ -3,18 +3,27 @@ whose objects are the command line's JSON.
 
 The model and its metrics are fixed when the app is made: a request can only query them (no
 parameter names a model, a path or a cache), so nothing a request does loads or writes
-anything. Every answer to a bad request is ``{"error": "..."}`` with a 4xx status.
+anything. Every answer to a bad request is ``{"error": "..."}`` with a 4xx status; a request
+that meets a bug gets the same with 500, and only that request fails.
+
+Requests must name this server: a ``Host`` other than a loopback name, the bound address or a
+name the owner allowed is refused (a page elsewhere whose name was rebound to 127.0.0.1 cannot
+read the API), and so is a request whose ``Origin`` is another site. A request whose client
+has gone is not worked on.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
@@ -27,7 +36,7 @@ from ..api.embeddings import Embeddings
 from ..errors import TokenIdError, TokneighError
 from ..results.json import json_text
 from ..space.metrics import parse_metric
-from .worker import Worker
+from .worker import Unavailable, Worker
 
 STATIC = Path(__file__).parent / "static"
 
@@ -37,6 +46,11 @@ MAX_K = 1000
 MAX_MAP_K = 200  # the PCA map's limit, as `tokneigh map` has it
 MAX_QUERY_STRING = 8192  # bytes of the URL's query string
 MAX_BODY = 16384  # the API reads no body; a bigger one is refused unread
+
+# Names a request may give in its Host header, besides the bound address and --allow-host's.
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+# A Host header: a name or IPv4 address, or an IPv6 address in brackets; then maybe a port.
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[^:\[\]]+)(?::(\d{1,5}))?")
 
 _TOKEN_ID = re.compile(r"#(\d{1,18})")
 _TRUE = {"1", "true", "yes", "on"}
@@ -57,6 +71,10 @@ class BadRequest(Exception):
     """A request parameter that is missing, malformed or beyond a limit (status 400)."""
 
 
+class ClientGone(Exception):
+    """The client closed its connection before its answer was ready."""
+
+
 @dataclass(frozen=True)
 class Served:
     """What the server serves: one model, its embeddings kind, and its metrics by name."""
@@ -71,6 +89,7 @@ class Served:
         emb = self.default
         return {
             "status": "ok",
+            "ok": True,
             "model": emb.model,
             "embeddings": emb.embeddings,
             "vocab_size": emb.vocab_size,
@@ -156,8 +175,16 @@ class Params:
 FILTERS = {"include_special", "words_only", "dedupe", "min_sim"}
 
 
-def create_app(served: Served, worker: Worker) -> Starlette:
-    """The app serving ``served``; model work runs on ``worker``."""
+def create_app(
+    served: Served,
+    worker: Worker,
+    *,
+    hosts: Iterable[str] = (),
+    log: Callable[[str], None] | None = None,
+) -> Starlette:
+    """The app serving ``served``; model work runs on ``worker``. ``hosts``: the names a
+    request's Host may give besides the loopback ones (the bound address, --allow-host's).
+    ``log`` is told, in one line, of each request that met a bug."""
 
     def space(params: Params) -> tuple[str, Embeddings]:
         asked = params.get("metric")
@@ -175,29 +202,41 @@ def create_app(served: Served, worker: Worker) -> Starlette:
 
     async def health(request: Request) -> Response:
         Params(request, set())
+        if not worker.alive:
+            why = worker.failure or "its thread has ended"
+            stopped = {"status": "error", "ok": False, "error": f"the model worker stopped ({why})"}
+            return _json(stopped, 503)
         stats = worker.stats
         batching = {"products": stats.products, "queries": stats.queries, "largest": stats.largest}
         return _json({**served.health(), "batching": batching})
+
+    async def on_worker(request: Request, function: Callable[[], Any], *kind: Any) -> Any:
+        """``function``'s result, run on the worker in turn (``kind``: what it costs like)."""
+        return await _answer(request, lambda: worker.call(function, (request.url.path, *kind)))
 
     async def neighbors(request: Request) -> Response:
         p = Params(request, {"q", "k", "metric", "exclude_query"} | FILTERS)
         query, k, filters = p.query("q"), p.integer("k", 20, 1, MAX_K), p.filters()
         name, _ = space(p)
-        result = await worker.neighbors(name, query, k, filters, p.flag("exclude_query"))
+        exclude = p.flag("exclude_query")
+        result = await _answer(
+            request,
+            lambda: worker.neighbors(name, query, k, filters, exclude),
+        )
         return _json(result.to_json())
 
     async def tokenize(request: Request) -> Response:
         p = Params(request, {"q"})
         text = p.text("q")
         emb = served.default
-        return _json((await worker.call(lambda: emb.tokenize(text))).to_json())
+        return _json((await on_worker(request, lambda: emb.tokenize(text))).to_json())
 
     async def compare(request: Request) -> Response:
         p = Params(request, {"a", "b", "metric", "include_special"})
         a, b = p.query("a"), p.query("b")
         filters = Filters(skip_special=not p.flag("include_special"))
         _, emb = space(p)
-        result = await worker.call(lambda: emb.compare(a, b, filters=filters))
+        result = await on_worker(request, lambda: emb.compare(a, b, filters=filters), emb.metric)
         return _json(result.to_json())
 
     async def vector(request: Request) -> Response:
@@ -211,21 +250,25 @@ def create_app(served: Served, worker: Worker) -> Starlette:
                 "values": emb.raw_vector(query).tolist(),
             }
 
-        return _json(await worker.call(raw))
+        return _json(await on_worker(request, raw))
 
     async def analogy(request: Request) -> Response:
         p = Params(request, {"a", "b", "c", "k", "metric"} | FILTERS)
         a, b, c = p.query("a"), p.query("b"), p.query("c")
         k, filters = p.integer("k", 10, 1, MAX_K), p.filters()
         _, emb = space(p)
-        result = await worker.call(lambda: emb.analogy(a, b, c, k, filters=filters))
+        result = await on_worker(
+            request, lambda: emb.analogy(a, b, c, k, filters=filters), emb.metric, k, filters
+        )
         return _json(result.to_json())
 
     async def token_map(request: Request) -> Response:
         p = Params(request, {"q", "k", "metric"} | FILTERS)
         query, k, filters = p.query("q"), p.integer("k", 30, 1, MAX_MAP_K), p.filters()
         _, emb = space(p)
-        result = await worker.call(lambda: emb.map(query, k, filters=filters))
+        result = await on_worker(
+            request, lambda: emb.map(query, k, filters=filters), emb.metric, k, filters
+        )
         return _json(result.to_json())
 
     async def page(request: Request) -> Response:
@@ -238,29 +281,34 @@ def create_app(served: Served, worker: Worker) -> Starlette:
             return Response(f"{status} {detail}\n", status, media_type="text/plain")
         return _error(str(detail).lower(), status)
 
+    def guarded(handler: Handler) -> Handler:
+        return _guarded(handler, log)
+
     routes = [
         Route("/", page, methods=["GET", "HEAD"]),
-        Route("/api/health", _guarded(health), methods=["GET", "HEAD"]),
-        Route("/api/neighbors", _guarded(neighbors), methods=["GET"]),
-        Route("/api/tokenize", _guarded(tokenize), methods=["GET"]),
-        Route("/api/compare", _guarded(compare), methods=["GET"]),
-        Route("/api/vector", _guarded(vector), methods=["GET"]),
-        Route("/api/analogy", _guarded(analogy), methods=["GET"]),
-        Route("/api/map", _guarded(token_map), methods=["GET"]),
+        Route("/api/health", guarded(health), methods=["GET", "HEAD"]),
+        Route("/api/neighbors", guarded(neighbors), methods=["GET"]),
+        Route("/api/tokenize", guarded(tokenize), methods=["GET"]),
+        Route("/api/compare", guarded(compare), methods=["GET"]),
+        Route("/api/vector", guarded(vector), methods=["GET"]),
+        Route("/api/analogy", guarded(analogy), methods=["GET"]),
+        Route("/api/map", guarded(token_map), methods=["GET"]),
         # StaticFiles serves only files under STATIC: `..` and symlinks out are refused.
         Mount("/static", StaticFiles(directory=STATIC, follow_symlink=False), name="static"),
     ]
     handlers = {HTTPException: error_page, Exception: error_page}
     app = Starlette(routes=routes, exception_handlers=handlers)  # type: ignore[arg-type]
     app.add_middleware(Limits)
+    app.add_middleware(SameSite, hosts=hosts)  # outermost: nothing else runs for other sites
     return app
 
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _guarded(handler: Handler) -> Handler:
-    """``handler`` with the library's refusals and bad parameters turned into 4xx JSON."""
+def _guarded(handler: Handler, log: Callable[[str], None] | None = None) -> Handler:
+    """``handler`` with the library's refusals and bad parameters turned into 4xx JSON, a
+    worker that cannot answer into 503, and a bug into a one-line 500 (``log`` hears of it)."""
 
     async def guarded(request: Request) -> Response:
         try:
@@ -271,8 +319,50 @@ def _guarded(handler: Handler) -> Handler:
             return _error(str(exc), 404)
         except TokneighError as exc:
             return _error(str(exc), 400)
+        except Unavailable as exc:
+            return _error(str(exc), 503)
+        except ClientGone:
+            return _error("the client has gone", 503)  # nobody reads it
+        except Exception as exc:  # noqa: BLE001 - a bug fails this request, not the server
+            line = f"internal error: {_one_line(exc)}"
+            if log is not None:
+                log(f"{request.url.path}: {line}")
+            return _error(f"{line} (please report it)", 500)
 
     return guarded
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {lines[0][:300]}" if lines else exc.__class__.__name__
+
+
+T = TypeVar("T")
+
+
+async def _answer(request: Request, submit: Callable[[], asyncio.Future[T]]) -> T:
+    """The result of the job ``submit`` queues, unless the client leaves first: a client that
+    has gone before queues nothing, and one that goes while waiting has its job cancelled (the
+    worker drops it unrun)."""
+    if await request.is_disconnected():
+        raise ClientGone
+    future = submit()
+    gone: asyncio.Future[Any] = asyncio.ensure_future(_disconnect(request))
+    try:
+        await asyncio.wait([future, gone], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not future.done():
+            future.cancel()
+    if future.cancelled():
+        raise ClientGone
+    return future.result()
+
+
+async def _disconnect(request: Request) -> None:
+    """Returns when the client closes its connection (the API reads no body)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _json(data: Any, status: int = 200) -> Response:
@@ -281,6 +371,58 @@ def _json(data: Any, status: int = 200) -> Response:
 
 def _error(message: str, status: int) -> Response:
     return _json({"error": message}, status)
+
+
+class SameSite:
+    """Refuses a request that does not name this server in its Host (403; a page elsewhere
+    whose name was rebound to this address would name its own), or that a page of another
+    site sent (its Origin is not this server's scheme://host:port; 403)."""
+
+    def __init__(self, app: ASGIApp, hosts: Iterable[str]) -> None:
+        self.app = app
+        self.hosts = {name.lower() for name in (*LOOPBACK_NAMES, *hosts)}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        headers = Headers(scope=scope)
+        given = headers.get("host", "")
+        host = _HOST.fullmatch(given.lower())
+        if host is None:
+            return _error(f"the Host header is missing or malformed ({given[:100]!r})", 400)
+        name = host.group(1)
+        if name not in self.hosts:
+            return _error(
+                f"host {name[:100]!r} is not allowed: this server answers to "
+                f"{', '.join(sorted(self.hosts))} (tokneigh serve --allow-host NAME adds one)",
+                403,
+            )
+        origin = headers.get("origin")
+        if origin is not None and _origin(origin) != _origin(f"{scope['scheme']}://{given}"):
+            return _error(
+                f"origin {origin[:100]!r} is another site: this server answers its own page only",
+                403,
+            )
+        return None
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """(scheme, host, port) of an origin, the default port filled in; None for "null"."""
+    try:
+        parts = urlsplit(url.lower())
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    default = 443 if parts.scheme == "https" else 80
+    return parts.scheme, parts.hostname or "", default if port is None else port
 
 
 class Limits:
