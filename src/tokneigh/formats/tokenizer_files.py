@@ -38,8 +38,10 @@ class TokenizerFile:
 def read_tokenizer_file(files: CheckpointFiles, folder: Path) -> TokenizerFile:
     path = files.get("tokenizer.json")
     if path is not None:
-        with open_regular(path) as handle:  # text as Path.read_text reads it
-            return TokenizerFile(io.TextIOWrapper(handle, encoding="utf-8").read())
+        with open_regular(path) as handle:
+            data = handle.read()
+        # Decoded as Path.read_text decodes (universal newlines); the file is closed already.
+        return TokenizerFile(io.TextIOWrapper(io.BytesIO(data), encoding="utf-8").read())
     # Older checkpoints ship vocab.json/merges.txt or a SentencePiece model: let transformers
     # convert them to the fast-tokenizer format once, at build time.
     found = [name for name in _TOKENIZER_SOURCE_FILES if files.get(name) is not None]
