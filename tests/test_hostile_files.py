@@ -9,20 +9,15 @@ package's writer does not write most of these shapes.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
-import socket
-import tempfile
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pytest
 from gguf_files import CONTROL, NORMAL, UNKNOWN, llama_metadata, write_raw_gguf
 from helpers import assert_one_line_error, run_cli
+from hostile_paths import in_thread, replaced_by
 
 from tokneigh.errors import ModelNotFoundError
 from tokneigh.sources.models import resolve
@@ -357,45 +352,6 @@ def _store(root: Path, manifest: bytes | None = None) -> tuple[Path, Path, Path]
     return root / "store", path, blob
 
 
-@contextlib.contextmanager
-def _replaced(path: Path, kind: str) -> Iterator[None]:
-    """A ``kind`` where the file ``path`` was, for the block's length."""
-    path.unlink()
-    server = None
-    if kind == "FIFO":
-        os.mkfifo(path)
-    elif kind == "folder":
-        path.mkdir()
-    elif kind == "socket":  # bound where the path is short enough, then moved into place
-        server = socket.socket(socket.AF_UNIX)
-        short = Path(tempfile.mkdtemp(dir="/tmp")) / "s"
-        server.bind(str(short))
-        short.rename(path)
-        short.parent.rmdir()
-    elif kind == "device":
-        path.symlink_to("/dev/null")  # (a character device that ends at once)
-    try:
-        yield
-    finally:
-        if server is not None:
-            server.close()
-
-
-def _in_thread(call: Callable[[], object], fifo: Path | None = None) -> object:
-    """``call()`` in a thread: a blocking open of ``fifo`` becomes a failed test, not a hung
-    run (the FIFO is then opened for writing, which ends the open it blocks)."""
-    pool = ThreadPoolExecutor(1)
-    future = pool.submit(call)
-    try:
-        return future.result(timeout=TIMEOUT)
-    except TimeoutError:
-        if fifo is not None:
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        raise
-    finally:
-        pool.shutdown()
-
-
 KINDS = {
     "FIFO": "is a FIFO (named pipe), not a file",
     "folder": "is a folder, not a file",
@@ -418,8 +374,8 @@ def test_an_ollama_path_that_is_not_a_file_is_refused(what, kind, tmp_path, monk
     store, manifest, blob = _store(tmp_path)
     path = manifest if what == "manifest" else blob
     monkeypatch.setenv("OLLAMA_MODELS", str(store))
-    with _replaced(path, kind), pytest.raises(ModelNotFoundError) as caught:
-        _in_thread(lambda: resolve("ollama:m"), path if kind == "FIFO" else None)
+    with replaced_by(path, kind), pytest.raises(ModelNotFoundError) as caught:
+        in_thread(lambda: resolve("ollama:m"), path if kind == "FIFO" else None)
     line, _ = describe(caught.value)
     for fragment in ("ollama:m:latest", str(path), KINDS[kind]):
         assert fragment in line, line
@@ -429,7 +385,7 @@ def test_an_ollama_path_that_is_not_a_file_is_refused(what, kind, tmp_path, monk
 def test_an_ollama_fifo_through_the_cli(what, tmp_path):
     store, manifest, blob = _store(tmp_path)
     path = manifest if what == "manifest" else blob
-    with _replaced(path, "FIFO"):
+    with replaced_by(path, "FIFO"):
         result = _cli("ollama:m", tmp_path / "cache", env={"OLLAMA_MODELS": str(store)})
     assert_one_line_error(result, 1, "ollama:m:latest", str(path), KINDS["FIFO"])
     assert not _entries(tmp_path / "cache")
@@ -453,7 +409,7 @@ def test_a_manifest_larger_than_any_real_one_is_not_read_whole(tmp_path, monkeyp
 def test_a_model_path_that_is_not_a_file_says_what_it_is(kind, tmp_path):
     path = tmp_path / "model.gguf"
     path.touch()
-    with _replaced(path, kind):
+    with replaced_by(path, kind):
         result = _cli(str(path), tmp_path / "cache")
     assert_one_line_error(result, 1, str(path), KINDS[kind].split(",")[0])
 
@@ -464,5 +420,5 @@ def test_a_gguf_swapped_for_a_fifo_after_it_was_resolved_is_refused(tmp_path):
     from tokneigh.formats.gguf_header import read_header
 
     path = write_raw_gguf(tmp_path / "m.gguf", _llama(), np.ones((_N, 4), np.float32))
-    with _replaced(path, "FIFO"), pytest.raises(ModelNotFoundError, match="is a FIFO"):
-        _in_thread(lambda: read_header(path), path)
+    with replaced_by(path, "FIFO"), pytest.raises(ModelNotFoundError, match="is a FIFO"):
+        in_thread(lambda: read_header(path), path)

@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
-import socket
-import tempfile
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from helpers import assert_one_line_error, run_cli
 from helpers_cache import make_tiny_checkpoint
+from hostile_paths import in_thread, replaced_by
 
 from tokneigh.errors import ModelNotFoundError
 from tokneigh.sources.models import resolve
@@ -89,44 +86,6 @@ KINDS = {
 }
 
 
-@contextlib.contextmanager
-def _replaced(path: Path, kind: str) -> Iterator[None]:
-    """A ``kind`` where the file ``path`` was, for the block's length."""
-    path.unlink()
-    server = None
-    if kind == "FIFO":
-        os.mkfifo(path)
-    elif kind == "folder":
-        path.mkdir()
-    elif kind == "socket":  # bound where the path is short enough, then moved into place
-        server = socket.socket(socket.AF_UNIX)
-        short = Path(tempfile.mkdtemp(dir="/tmp")) / "s"
-        server.bind(str(short))
-        short.rename(path)
-        short.parent.rmdir()
-    elif kind == "device":
-        path.symlink_to("/dev/null")  # (a character device that ends at once)
-    try:
-        yield
-    finally:
-        if server is not None:
-            server.close()
-
-
-def _in_thread(call: Callable[[], object], fifo: Path) -> object:
-    """``call()`` in a thread: a blocking open of ``fifo`` becomes a failed test, not a hung
-    run (the FIFO is then opened for writing, which ends the open it blocks)."""
-    pool = ThreadPoolExecutor(1)
-    future = pool.submit(call)
-    try:
-        return future.result(timeout=TIMEOUT)
-    except TimeoutError:
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        raise
-    finally:
-        pool.shutdown()
-
-
 def _entries(root: Path) -> list[Path]:
     return [p for p in root.iterdir() if layout.is_entry_folder(p)] if root.exists() else []
 
@@ -163,7 +122,7 @@ def test_each_layout_builds_when_its_files_are_files(layout_name, built, tmp_pat
 def test_a_fifo_in_a_checkpoint_folder_is_refused_through_the_cli(name, built, tmp_path):
     folder = _copy(built, FILES[name], tmp_path)
     path = folder / name
-    with _replaced(path, "FIFO"):
+    with replaced_by(path, "FIFO"):
         result = _cli(folder, tmp_path / "cache")
     assert_one_line_error(result, 1, f"{path} {KINDS['FIFO']}")
     assert not _entries(tmp_path / "cache")
@@ -177,7 +136,7 @@ def test_a_folder_or_socket_in_a_checkpoint_folder_is_refused_through_the_cli(
 ):
     folder = _copy(built, FILES[name], tmp_path)
     path = folder / name
-    with _replaced(path, kind):
+    with replaced_by(path, kind):
         result = _cli(folder, tmp_path / "cache")
     assert_one_line_error(result, 1, f"{path} {KINDS[kind]}")
     assert not _entries(tmp_path / "cache")
@@ -196,7 +155,7 @@ def test_any_file_that_is_not_a_file_is_refused_by_the_library(name, kind, built
     folder = _copy(built, FILES[name], tmp_path)
     path = folder / name
     cache = tmp_path / "cache"
-    with _replaced(path, kind), pytest.raises(ModelNotFoundError) as caught:
+    with replaced_by(path, kind), pytest.raises(ModelNotFoundError) as caught:
         entries.get(resolve(str(folder)), cache, report=lambda _: None)
     line, code = describe(caught.value)
     assert code == 1 and "\n" not in line, line
@@ -211,13 +170,13 @@ def test_the_safetensors_readers_refuse_a_fifo(built, tmp_path):
     from tokneigh.formats.safetensors import read_safetensors, safetensors_names
 
     path = _copy(built, "plain", tmp_path) / "model.safetensors"
-    with _replaced(path, "FIFO"):
+    with replaced_by(path, "FIFO"):
         for read in (
             lambda: safetensors_names(path),
             lambda: read_safetensors(path, "wte.weight", lambda _: None),
         ):
             with pytest.raises(ModelNotFoundError, match="is a FIFO"):
-                _in_thread(read, path)
+                in_thread(read, path)
 
 
 def test_config_json_swapped_for_a_fifo_is_refused_when_read(built, tmp_path):
@@ -226,9 +185,9 @@ def test_config_json_swapped_for_a_fifo_is_refused_when_read(built, tmp_path):
     folder = _copy(built, "plain", tmp_path)
     source = resolve(str(folder))
     path = folder / "config.json"
-    with _replaced(path, "FIFO"), _looked_up_before(path):
+    with replaced_by(path, "FIFO"), _looked_up_before(path):
         with pytest.raises(ModelNotFoundError, match="is a FIFO"):
-            _in_thread(lambda: output_tensor(source, lambda _: None), path)
+            in_thread(lambda: output_tensor(source, lambda _: None), path)
 
 
 @pytest.mark.parametrize(
@@ -241,9 +200,9 @@ def test_a_json_file_swapped_for_a_fifo_is_refused_when_read(name, layout_name, 
     folder = _copy(built, layout_name, tmp_path)
     source = resolve(str(folder))
     path = folder / name
-    with _replaced(path, "FIFO"), _looked_up_before(path):
+    with replaced_by(path, "FIFO"), _looked_up_before(path):
         with pytest.raises(ModelNotFoundError, match="is a FIFO"):
-            _in_thread(lambda: extract(source, lambda _: None, "input"), path)
+            in_thread(lambda: extract(source, lambda _: None, "input"), path)
 
 
 def test_the_fingerprint_skips_an_index_swapped_for_a_fifo(built, tmp_path):
@@ -253,8 +212,8 @@ def test_the_fingerprint_skips_an_index_swapped_for_a_fifo(built, tmp_path):
 
     folder = _copy(built, "sharded", tmp_path)
     path = folder / "model.safetensors.index.json"
-    with _replaced(path, "FIFO"):
-        assert _in_thread(lambda: models._index_shards(path), path) == set()
+    with replaced_by(path, "FIFO"):
+        assert in_thread(lambda: models._index_shards(path), path) == set()
 
 
 @contextlib.contextmanager

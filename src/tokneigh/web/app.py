@@ -20,22 +20,19 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ..analyses.filters import Filters
 from ..api.embeddings import Embeddings
 from ..errors import TokenIdError, TokneighError
-from ..results.json import json_text
 from ..space.metrics import parse_metric
+from .guards import Limits, SameSite, error_response, json_response
 from .worker import Unavailable, Worker
 
 STATIC = Path(__file__).parent / "static"
@@ -44,13 +41,9 @@ STATIC = Path(__file__).parent / "static"
 MAX_QUERY_CHARS = 1000
 MAX_K = 1000
 MAX_MAP_K = 200  # the PCA map's limit, as `tokneigh map` has it
-MAX_QUERY_STRING = 8192  # bytes of the URL's query string
-MAX_BODY = 16384  # the API reads no body; a bigger one is refused unread
 
 # Names a request may give in its Host header, besides the bound address and --allow-host's.
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 # A Host header: a name or IPv4 address, or an IPv6 address in brackets; then maybe a port.
-_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[^:\[\]]+)(?::(\d{1,5}))?")
 
 _TOKEN_ID = re.compile(r"#(\d{1,18})")
 _TRUE = {"1", "true", "yes", "on"}
@@ -205,10 +198,10 @@ def create_app(
         if not worker.alive:
             why = worker.failure or "its thread has ended"
             stopped = {"status": "error", "ok": False, "error": f"the model worker stopped ({why})"}
-            return _json(stopped, 503)
+            return json_response(stopped, 503)
         stats = worker.stats
         batching = {"products": stats.products, "queries": stats.queries, "largest": stats.largest}
-        return _json({**served.health(), "batching": batching})
+        return json_response({**served.health(), "batching": batching})
 
     async def on_worker(request: Request, function: Callable[[], Any], *kind: Any) -> Any:
         """``function``'s result, run on the worker in turn (``kind``: what it costs like)."""
@@ -223,13 +216,13 @@ def create_app(
             request,
             lambda: worker.neighbors(name, query, k, filters, exclude),
         )
-        return _json(result.to_json())
+        return json_response(result.to_json())
 
     async def tokenize(request: Request) -> Response:
         p = Params(request, {"q"})
         text = p.text("q")
         emb = served.default
-        return _json((await on_worker(request, lambda: emb.tokenize(text))).to_json())
+        return json_response((await on_worker(request, lambda: emb.tokenize(text))).to_json())
 
     async def compare(request: Request) -> Response:
         p = Params(request, {"a", "b", "metric", "include_special"})
@@ -237,7 +230,7 @@ def create_app(
         filters = Filters(skip_special=not p.flag("include_special"))
         _, emb = space(p)
         result = await on_worker(request, lambda: emb.compare(a, b, filters=filters), emb.metric)
-        return _json(result.to_json())
+        return json_response(result.to_json())
 
     async def vector(request: Request) -> Response:
         p = Params(request, {"q"})
@@ -250,7 +243,7 @@ def create_app(
                 "values": emb.raw_vector(query).tolist(),
             }
 
-        return _json(await on_worker(request, raw))
+        return json_response(await on_worker(request, raw))
 
     async def analogy(request: Request) -> Response:
         p = Params(request, {"a", "b", "c", "k", "metric"} | FILTERS)
@@ -260,7 +253,7 @@ def create_app(
         result = await on_worker(
             request, lambda: emb.analogy(a, b, c, k, filters=filters), emb.metric, k, filters
         )
-        return _json(result.to_json())
+        return json_response(result.to_json())
 
     async def token_map(request: Request) -> Response:
         p = Params(request, {"q", "k", "metric"} | FILTERS)
@@ -269,7 +262,7 @@ def create_app(
         result = await on_worker(
             request, lambda: emb.map(query, k, filters=filters), emb.metric, k, filters
         )
-        return _json(result.to_json())
+        return json_response(result.to_json())
 
     async def page(request: Request) -> Response:
         return FileResponse(STATIC / "index.html", headers=_PAGE_HEADERS)
@@ -279,7 +272,7 @@ def create_app(
         detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
         if not request.url.path.startswith("/api/"):
             return Response(f"{status} {detail}\n", status, media_type="text/plain")
-        return _error(str(detail).lower(), status)
+        return error_response(str(detail).lower(), status)
 
     def guarded(handler: Handler) -> Handler:
         return _guarded(handler, log)
@@ -314,20 +307,20 @@ def _guarded(handler: Handler, log: Callable[[str], None] | None = None) -> Hand
         try:
             return await handler(request)
         except BadRequest as exc:
-            return _error(str(exc), 400)
+            return error_response(str(exc), 400)
         except TokenIdError as exc:
-            return _error(str(exc), 404)
+            return error_response(str(exc), 404)
         except TokneighError as exc:
-            return _error(str(exc), 400)
+            return error_response(str(exc), 400)
         except Unavailable as exc:
-            return _error(str(exc), 503)
+            return error_response(str(exc), 503)
         except ClientGone:
-            return _error("the client has gone", 503)  # nobody reads it
+            return error_response("the client has gone", 503)  # nobody reads it
         except Exception as exc:  # noqa: BLE001 - a bug fails this request, not the server
             line = f"internal error: {_one_line(exc)}"
             if log is not None:
                 log(f"{request.url.path}: {line}")
-            return _error(f"{line} (please report it)", 500)
+            return error_response(f"{line} (please report it)", 500)
 
     return guarded
 
@@ -365,92 +358,3 @@ async def _disconnect(request: Request) -> None:
         pass
 
 
-def _json(data: Any, status: int = 200) -> Response:
-    return Response(json_text(data).encode("utf-8"), status, media_type="application/json")
-
-
-def _error(message: str, status: int) -> Response:
-    return _json({"error": message}, status)
-
-
-class SameSite:
-    """Refuses a request that does not name this server in its Host (403; a page elsewhere
-    whose name was rebound to this address would name its own), or that a page of another
-    site sent (its Origin is not this server's scheme://host:port; 403)."""
-
-    def __init__(self, app: ASGIApp, hosts: Iterable[str]) -> None:
-        self.app = app
-        self.hosts = {name.lower() for name in (*LOOPBACK_NAMES, *hosts)}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            refusal = self._refusal(scope)
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    def _refusal(self, scope: Scope) -> Response | None:
-        headers = Headers(scope=scope)
-        given = headers.get("host", "")
-        host = _HOST.fullmatch(given.lower())
-        if host is None:
-            return _error(f"the Host header is missing or malformed ({given[:100]!r})", 400)
-        name = host.group(1)
-        if name not in self.hosts:
-            return _error(
-                f"host {name[:100]!r} is not allowed: this server answers to "
-                f"{', '.join(sorted(self.hosts))} (tokneigh serve --allow-host NAME adds one)",
-                403,
-            )
-        origin = headers.get("origin")
-        if origin is not None and _origin(origin) != _origin(f"{scope['scheme']}://{given}"):
-            return _error(
-                f"origin {origin[:100]!r} is another site: this server answers its own page only",
-                403,
-            )
-        return None
-
-
-def _origin(url: str) -> tuple[str, str, int] | None:
-    """(scheme, host, port) of an origin, the default port filled in; None for "null"."""
-    try:
-        parts = urlsplit(url.lower())
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return None
-    default = 443 if parts.scheme == "https" else 80
-    return parts.scheme, parts.hostname or "", default if port is None else port
-
-
-class Limits:
-    """Refuses, before routing, a query string or body larger than the API ever needs."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            refusal = self._refusal(scope)
-            if refusal is not None:
-                await refusal(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-    @staticmethod
-    def _refusal(scope: Scope) -> Response | None:
-        if len(scope.get("query_string", b"")) > MAX_QUERY_STRING:
-            return _error(f"the query string is longer than {MAX_QUERY_STRING:,} bytes", 414)
-        for name, value in scope.get("headers", ()):
-            if name == b"content-length":
-                try:
-                    size = int(value)
-                except ValueError:
-                    return _error("the Content-Length header is not a number", 400)
-                if size > MAX_BODY:
-                    return _error(f"the request body is larger than {MAX_BODY:,} bytes", 413)
-            elif name == b"transfer-encoding":
-                return _error("the API reads no request body", 413)
-        return None
