@@ -160,8 +160,8 @@ class TokenCodec:
         for text the vocabulary has no token for (an emoji in BERT's WordPiece). The unknown
         token typed as such (``[UNK]``) asks for that token: as many as the text spells out are
         not counted (which of several is which cannot be told without offsets: then none)."""
-        if not ids:
-            return []
+        if not ids or self.style == display.BYTE_LEVEL:
+            return []  # byte-level BPE spells any text in bytes: it has no unknown token to use
         if self._unknown is None:
             self._unknown = _unknown_token(self._data)
         token, token_id = self._unknown
