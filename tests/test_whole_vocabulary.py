@@ -338,7 +338,8 @@ def test_graph_writes_each_format_with_the_same_pairs(tied_llama, llama, tmp_pat
         import pyarrow.parquet as pq
 
         table = pq.read_table(out).to_pydict()
-        assert set(table) == {"id", "rank", "neighbor_id", "similarity"}
+        assert list(table) == ["id", "rank", "neighbor_id", "similarity", "token",
+                               "neighbor_token"]  # the tokens: tests/test_graph_files.py
         assert table["id"] == np.repeat(graph.ids, 4).tolist()
         assert table["rank"] == [1, 2, 3, 4] * n
         assert table["neighbor_id"] == graph.neighbors.ravel().tolist()
@@ -384,7 +385,7 @@ def test_graph_bad_input_is_one_line_and_leaves_no_file(tied_llama, llama, tmp_p
 def test_an_interrupted_write_leaves_no_partial_file(llama, tmp_path, monkeypatch):
     from tokneigh.present import graphfile
 
-    def explode(graph, path, shown):
+    def explode(graph, path, *_):
         path.write_bytes(b"partial")
         raise KeyboardInterrupt
 

@@ -64,7 +64,7 @@ def graph(
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from ..present.graphfile import file_format, write_graph
+    from ..present.graphfile import describe, file_format, write_graph
     from .reports import GraphFile
 
     # An unknown extension, a name too long, an unwritable folder or a FIFO fails first.
@@ -72,7 +72,7 @@ def graph(
     emb = load(model, cache_dir, embeddings, metric)
     with progress_bar(f"{top} nearest of every token ({emb.metric.name})") as progress:
         result = emb.graph(top, include_special=include_special, progress=progress, report=report)
-    fmt = write_graph(result, output_file, emb.token_text)
+    fmt = write_graph(result, output_file, emb.token_text, describe(emb, result))
     summary = GraphFile(
         path=str(output_file),
         file_format=fmt,

@@ -1,10 +1,15 @@
 """Writing a neighbour graph (``results.NeighborGraph``) to a file, chosen by its extension:
 
 - ``.parquet``: one row per pair, columns ``id``, ``rank`` (1-based), ``neighbor_id``,
-  ``similarity`` (pyarrow);
-- ``.npz``: arrays ``ids`` (n,), ``neighbors`` (n, k), ``similarities`` (n, k);
+  ``similarity``, then ``token`` and ``neighbor_token`` (dictionary-encoded strings, null for a
+  row with no token); the facts (``describe``) as the schema's key-value metadata (pyarrow);
+- ``.npz``: arrays ``ids`` (n,), ``neighbors`` (n, k), ``similarities`` (n, k), and two 0-d
+  arrays of JSON text: ``meta`` (the facts) and ``tokens`` (a list, one per ``ids`` entry);
 - ``.jsonl``: one object per token, ``{"id", "token", "neighbors": [{"rank", "id", "token",
-  "similarity"}, ...]}`` (orjson).
+  "similarity"}, ...]}`` (orjson); the first object also has ``"meta"``: the facts.
+
+The tokens are those of the JSON contract (``Embeddings.token_text``). Each format keeps what
+it had before, so a reader of the old files reads the new ones.
 
 The file appears whole or not at all: it is written beside its destination and renamed into
 place, and the partial file of an interrupted write is deleted. A file it replaces keeps its
@@ -17,13 +22,19 @@ import contextlib
 import os
 import stat
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import OutputFileError
 from ..results import NeighborGraph
+from ..version import __version__
+
+if TYPE_CHECKING:
+    from ..api.embeddings import Embeddings
 
 FORMATS = {".parquet": "parquet", ".npz": "npz", ".jsonl": "jsonl"}
 
@@ -84,24 +95,41 @@ def destination(path: Path) -> tuple[Path, int | None]:
     return target, mode
 
 
-def write_graph(graph: NeighborGraph, path: Path, shown: Shown) -> str:
-    """Write ``graph`` to ``path`` in the format its extension names; the format."""
+Facts = Mapping[str, Any]  # what a file says of its graph (``describe``)
+
+
+def describe(emb: Embeddings, graph: NeighborGraph) -> dict[str, Any]:
+    """The facts a graph file carries: which matrix of which model, compared how, and when."""
+    return {
+        "model": graph.model,
+        "source": emb.meta["source"],  # "local" (a folder), "gguf" (a file) or "hub"
+        "embeddings": emb.embeddings,  # "input", or "output" (an untied LM head)
+        "metric": graph.metric,
+        "k": graph.k,
+        "include_special": graph.include_special,
+        "vocab_size": emb.vocab_size,
+        "dim": emb.dim,
+        "tokneigh_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def write_graph(
+    graph: NeighborGraph, path: Path, shown: Shown, facts: Facts | None = None
+) -> str:
+    """Write ``graph`` to ``path`` in the format its extension names, with ``shown``'s text of
+    each token and ``facts`` (``describe``); the format."""
     fmt = file_format(path)
     target, _ = destination(path)
     scratch = target.parent / _SCRATCH.format(uuid.uuid4().hex[:16])
+    texts = _Texts(shown)
     try:
         if fmt == "parquet":
-            _write_parquet(graph, scratch)
+            _write_parquet(graph, scratch, texts, facts)
         elif fmt == "npz":
-            with open(scratch, "wb") as handle:
-                np.savez(
-                    handle,
-                    ids=graph.ids,
-                    neighbors=graph.neighbors,
-                    similarities=graph.similarities,
-                )
+            _write_npz(graph, scratch, texts, facts)
         else:
-            _write_jsonl(graph, scratch, shown)
+            _write_jsonl(graph, scratch, texts, facts)
         # Checked again now: what is in the way may have changed during the pass.
         target, mode = destination(path)
         if mode is not None:
@@ -117,39 +145,88 @@ def write_graph(graph: NeighborGraph, path: Path, shown: Shown) -> str:
     return fmt
 
 
-def _write_parquet(graph: NeighborGraph, path: Path) -> None:
+class _Texts:
+    """``shown`` asked once per token id."""
+
+    def __init__(self, shown: Shown) -> None:
+        self.shown = shown
+        self.known: dict[int, str | None] = {}
+
+    def __call__(self, token_id: int) -> str | None:
+        if token_id not in self.known:
+            self.known[token_id] = self.shown(token_id)
+        return self.known[token_id]
+
+
+def _write_parquet(
+    graph: NeighborGraph, path: Path, texts: _Texts, facts: Facts | None
+) -> None:
     import pyarrow as pa  # type: ignore[import-untyped]
     import pyarrow.parquet as pq  # type: ignore[import-untyped]
 
     n, k = graph.neighbors.shape
+    ids = np.repeat(graph.ids, k)
+    neighbors = graph.neighbors.ravel()
+    # One dictionary of the distinct token texts; each token column holds indices into it (a
+    # dictionary with a value twice would make the Parquet writer store plain strings).
+    known = np.unique(np.concatenate([graph.ids, neighbors]))
+    coded = pa.array([texts(i) for i in known.tolist()], pa.string()).dictionary_encode()
+
+    def tokens(of: np.ndarray) -> Any:
+        where = pa.array(np.searchsorted(known, of))
+        return pa.DictionaryArray.from_arrays(coded.indices.take(where), coded.dictionary)
+
     table = pa.table(
         {
-            "id": pa.array(np.repeat(graph.ids, k)),
+            "id": pa.array(ids),
             "rank": pa.array(np.tile(np.arange(1, k + 1, dtype=np.int32), n)),
-            "neighbor_id": pa.array(graph.neighbors.ravel()),
+            "neighbor_id": pa.array(neighbors),
             "similarity": pa.array(graph.similarities.ravel()),
+            "token": tokens(ids),
+            "neighbor_token": tokens(neighbors),
         }
     )
+    if facts is not None:  # Parquet metadata is text: numbers and booleans as JSON spells them
+        table = table.replace_schema_metadata(
+            {key: value if isinstance(value, str) else _json(value).decode()
+             for key, value in facts.items()}
+        )
     pq.write_table(table, path)
 
 
-def _write_jsonl(graph: NeighborGraph, path: Path, shown: Shown) -> None:
+def _json(value: Any) -> bytes:
     import orjson
 
-    names: dict[int, str | None] = {}
+    return orjson.dumps(value)
 
-    def name(token_id: int) -> str | None:
-        if token_id not in names:
-            names[token_id] = shown(token_id)
-        return names[token_id]
+
+def _write_npz(graph: NeighborGraph, path: Path, texts: _Texts, facts: Facts | None) -> None:
+    arrays: dict[str, Any] = {
+        "ids": graph.ids, "neighbors": graph.neighbors, "similarities": graph.similarities
+    }
+    if facts is not None:
+        arrays["meta"] = np.array(_json(dict(facts)).decode())  # 0-d str: loads without pickle
+    # UTF-8 bytes (a 0-d bytes array): a str array would take 4 bytes a character.
+    arrays["tokens"] = np.array(_json([texts(i) for i in graph.ids.tolist()]))
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def _write_jsonl(graph: NeighborGraph, path: Path, texts: _Texts, facts: Facts | None) -> None:
+    import orjson
 
     with open(path, "wb") as handle:
         for token_id, row, sims in zip(
             graph.ids.tolist(), graph.neighbors.tolist(), graph.similarities.tolist()
         ):
             neighbors = [
-                {"rank": rank, "id": other, "token": name(other), "similarity": sim}
+                {"rank": rank, "id": other, "token": texts(other), "similarity": sim}
                 for rank, (other, sim) in enumerate(zip(row, sims), start=1)
             ]
-            line = {"id": token_id, "token": name(token_id), "neighbors": neighbors}
+            line: dict[str, Any] = {
+                "id": token_id, "token": texts(token_id), "neighbors": neighbors
+            }
+            if facts is not None:  # the first object only: every line is still one token
+                line["meta"] = dict(facts)
+                facts = None
             handle.write(orjson.dumps(line) + b"\n")
