@@ -171,9 +171,11 @@ def _write_parquet(
     # dictionary with a value twice would make the Parquet writer store plain strings).
     known = np.unique(np.concatenate([graph.ids, neighbors]))
     coded = pa.array([texts(i) for i in known.tolist()], pa.string()).dictionary_encode()
+    position = np.zeros(int(known[-1]) + 1 if known.size else 0, dtype=np.int32)
+    position[known] = np.arange(known.size, dtype=np.int32)  # token id -> its row of known
 
     def tokens(of: np.ndarray) -> Any:
-        where = pa.array(np.searchsorted(known, of))
+        where = pa.array(position[of])
         return pa.DictionaryArray.from_arrays(coded.indices.take(where), coded.dictionary)
 
     table = pa.table(
