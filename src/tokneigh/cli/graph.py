@@ -28,9 +28,13 @@ HELP = """Write the exact K nearest neighbours of every token to FILE.
 One all-pairs pass over the vocabulary (each token's list is the one `tokneigh neighbors
 --id N` gives, self excluded, ties broken by lower id). Special tokens are left out on both
 sides unless --include-special. The format follows the extension: .parquet (columns id, rank,
-neighbor_id, similarity; one row per pair), .npz (arrays ids, neighbors, similarities) or
-.jsonl (one object per token). The file appears whole or not at all. The graph is kept in the
-cache, so `tokneigh hubness` with the same K and metric reads it instead of computing it.
+neighbor_id, similarity, token, neighbor_token; one row per pair), .npz (arrays ids,
+neighbors, similarities, and JSON text in tokens) or .jsonl (one object per token). Each file
+says what it holds: model, source, embeddings, metric, k, include_special, vocab_size, dim,
+tokneigh_version and created, as the Parquet's key-value metadata, the .npz's meta array
+(JSON text) or the .jsonl's first object's "meta". The file appears whole or not at all. The
+graph is kept in the cache, so `tokneigh hubness` with the same K and metric reads it instead
+of computing it.
 
 Examples:
 
