@@ -9,7 +9,7 @@ therefore exactly Typer's; tests/test_hot_path.py checks both paths agree.
 
 Rejected values are worded here, in plain words, instead of pydantic's ("Input should be
 greater than or equal to 1"): ``must be at least 1, got 0``, ``'abc' is not a whole number``,
-``'xml' is not one of table, json, tsv``. They are raised as click's BadParameter, so click
+``'xml' is not one of table, json, tsv, csv``. They are raised as click's BadParameter, so click
 names the parameter, and ``cli/errors.py`` prints ``--top: must be at least 1, got 0``.
 
 The hook into Typer's private internals is in ``cli/typer_internals.py``, and it fails safe:

@@ -16,6 +16,7 @@ class OutputFormat(str, Enum):
     table = "table"
     json = "json"
     tsv = "tsv"
+    csv = "csv"
 
 
 ModelOption = Annotated[
@@ -44,8 +45,8 @@ FormatOption = Annotated[
         "--format",
         "-f",
         case_sensitive=False,
-        metavar="table|json|tsv",
-        help="table for people; json, tsv for scripts.",
+        metavar="table|json|tsv|csv",
+        help="table for people; json, tsv, csv for scripts.",
     ),
 ]
 DEFAULT_FORMAT = OutputFormat.table

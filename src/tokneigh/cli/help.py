@@ -9,7 +9,7 @@ metavar, nargs, is_flag, help, default, envvar), with click's HelpFormatter:
   ``A B`` for single arguments, a metavar with a space such as ``A B C`` as is, no dots);
 - arguments by metavar (their name in capitals when they have none), with their help;
 - flags with no value, value options with their metavar only (``--top N``,
-  ``--format table|json|tsv``); a missing metavar falls back to the choices, N for whole
+  ``--format table|json|tsv|csv``); a missing metavar falls back to the choices, N for whole
   numbers, X for numbers, PATH for paths, else the name in capitals;
 - help text reflowed by paragraph, example lines (starting with ``$ ``) kept one per line,
   and "[" shown as typed (``\\[``, Rich's escape, reads as ``[`` too).

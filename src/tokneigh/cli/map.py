@@ -31,7 +31,7 @@ HELP = f"""Draw QUERY and its nearest tokens in 2-D.
 The query's vector and its --top neighbours' unit vectors are projected onto their first two
 principal components (PCA); the picture labels every token as the tables show it (quoted, so
 leading spaces are visible) and marks the query with a red star. The coordinates are printed
-too (table, json or tsv). The query's own tokens are not among the neighbours.
+too (table, json, tsv or csv). The query's own tokens are not among the neighbours.
 
 At most {MAX_POINTS} neighbours. Filters as in `neighbors`.
 

@@ -1,7 +1,7 @@
 """Output: one ``emit`` for every command and the shell. It writes any result of
-``tokneigh.results`` as a Rich table for people, JSON or TSV for scripts.
+``tokneigh.results`` as a Rich table for people, JSON, TSV or CSV for scripts.
 
-JSON and TSV never import Rich (it costs start-up time and scripts do not need it).
+JSON, TSV and CSV never import Rich (it costs start-up time and scripts do not need it).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ..errors import TokneighError
 from ..results import Human, Table
 from ..results.json import json_text
 
-FORMATS = ("table", "json", "tsv")
+FORMATS = ("table", "json", "tsv", "csv")
 
 
 class OutputError(TokneighError):
@@ -80,6 +80,9 @@ def _emit(result: Renderable, fmt: str, command: str | None, console: Any, out: 
     elif fmt == "tsv":
         header, rows = result.tsv()
         write_tsv(header, rows, out)
+    elif fmt == "csv":
+        header, rows = result.tsv()
+        write_csv(header, rows, out)
     else:
         write_human(result.human(), console=console, stream=out)
 
@@ -101,6 +104,33 @@ def write_tsv(header: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO)
     lines = ["\t".join(header)]
     lines += ["\t".join(tsv_field(v) for v in row) for row in rows]
     out.write(_safe("\n".join(lines) + "\n"))
+
+
+def csv_field(value: Any) -> str:
+    """One CSV cell: the value itself, as in TSV but never escaped (the csv module quotes
+    it); booleans as true/false, None as an empty cell."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def write_csv(header: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO) -> None:
+    """RFC 4180: the TSV's header and rows, comma-separated, a field quoted ("...", a quote
+    doubled) when it holds a comma, a quote, a carriage return or a line feed; every record
+    ends in CRLF. CRLF, not LF: with an LF terminator Python's csv module leaves a lone CR
+    unquoted, and every reader takes that CR for the end of the record."""
+    import csv  # only when CSV is asked for: a cached query imports nothing it does not use
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")  # QUOTE_MINIMAL, '"' doubled
+    writer.writerow(header)
+    writer.writerows([csv_field(v) for v in row] for row in rows)
+    out.write(_safe(buffer.getvalue()))
 
 
 def _safe(text: str) -> str:
