@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .notebook import described, html_of, number
 from .tables import Column, Human, Table, model_label, score_text, with_metric
 from .tokens import Query
 
@@ -22,6 +23,21 @@ class Comparison:
     rank_of_b: int  # where b stands among a's neighbours (1 = nearest), as in `neighbors a`
     metric: str = "cosine"
     similarity: float = 0.0  # the metric's score: the cosine, or e.g. the CSLS score
+
+    def __repr__(self) -> str:
+        return described(
+            "Comparison",
+            ("a", self.a.repr_term()),
+            ("b", self.b.repr_term()),
+            ("model", model_label(self.model)),
+            ("metric", self.metric),
+            ("similarity", None if self.metric == "cosine" else number(self.similarity)),
+            ("cosine", number(self.cosine)),
+            ("rank_of_b", self.rank_of_b),
+        )
+
+    def _repr_html_(self) -> str:
+        return html_of(self.human())
 
     def to_json(self) -> dict[str, Any]:
         return {

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .neighbors import Neighbor
+from .notebook import described, html_of, number
 from .tables import Column, Human, Table, model_label, score_text
 
 
@@ -26,6 +27,16 @@ class DiffItem:
     spearman: float  # rho of the two score rows over the shared tokens (NaN if undefined)
     neighbors_a: list[Neighbor]  # ids in A
     neighbors_b: list[Neighbor]  # ids in B
+
+    def __repr__(self) -> str:
+        return described(
+            "DiffItem",
+            ("query", self.query),
+            ("source", self.source),
+            ("overlap", number(self.overlap)),
+            ("jaccard", number(self.jaccard)),
+            ("spearman", number(self.spearman)),
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,6 +100,24 @@ class NeighborhoodDiff:
             else (self.model_b, self.embeddings_b, self.metric_b, self.vocab_b)
         )
         return {"model": model, "embeddings": embeddings, "metric": metric, "vocab_size": vocab}
+
+    def __repr__(self) -> str:
+        inputs = self.embeddings_a == self.embeddings_b == "input"
+        return described(
+            "NeighborhoodDiff",
+            ("model_a", model_label(self.model_a)),
+            ("embeddings_a", None if inputs else self.embeddings_a),
+            ("metric_a", self.metric_a),
+            ("model_b", model_label(self.model_b)),
+            ("embeddings_b", None if inputs else self.embeddings_b),
+            ("metric_b", self.metric_b),
+            ("k", self.k),
+            ("queries", len(self.items)),
+            ("overlap", number(self.summary.overlap_mean)),
+        )
+
+    def _repr_html_(self) -> str:
+        return html_of(self.human())
 
     def to_json(self) -> dict[str, Any]:
         return {

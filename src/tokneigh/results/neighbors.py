@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .notebook import Shown, cut, described, html_of
 from .tables import (
     Column,
     Human,
@@ -114,6 +115,20 @@ class NeighborList:
             self.query_unknown,
         )
 
+    def __repr__(self) -> str:
+        return described(
+            "NeighborList",
+            ("query", self.asked.repr_term()),
+            ("model", model_label(self.model)),
+            ("metric", self.metric),
+            ("score", None if self.score == "cosine" else self.score),
+            ("neighbors", len(self.neighbors)),
+            ("top", _top(self.neighbors)),
+        )
+
+    def _repr_html_(self) -> str:
+        return html_of(self.human())
+
     def to_json(self) -> dict[str, Any]:
         return {
             "query": self.query,
@@ -159,6 +174,15 @@ class NeighborList:
         return [_neighbor_table(self.title(), self.neighbors, self.dedupe, column)]
 
 
+def _top(neighbors: Sequence[Neighbor]) -> Shown | None:
+    """The nearest neighbour in a repr: its label (cut) and score."""
+    if not neighbors:
+        return None
+    first = neighbors[0]
+    text = f"{cut(first.label, 40)} {score_text(first.similarity)}"
+    return Shown(text.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
 def _variant_ids(n: Neighbor) -> str:
     return ",".join(str(v.id) for v in n.variants or ())
 
@@ -168,6 +192,20 @@ class NeighborLists:
     """The neighbour lists of several queries, answered together."""
 
     lists: list[NeighborList]
+
+    def __repr__(self) -> str:
+        first = self.lists[0] if self.lists else None
+        return described(
+            "NeighborLists",
+            ("queries", len(self.lists)),
+            ("first", None if first is None else first.asked.repr_term()),
+            ("model", None if first is None else model_label(first.model)),
+            ("metric", None if first is None else first.metric),
+            ("neighbors", sum(len(r.neighbors) for r in self.lists)),
+        )
+
+    def _repr_html_(self) -> str:
+        return html_of(self.human())
 
     def to_json(self) -> list[dict[str, Any]]:
         return [r.to_json() for r in self.lists]
@@ -199,6 +237,28 @@ class MostSimilar:
     unusable: int = 0
     analogy: bool = False  # asked as "a is to b as c is to ?" (negative [a], positive [b, c])
     metric: str = "cosine"
+
+    def __repr__(self) -> str:
+        if self.analogy:
+            (a,), (b, c) = self.negative, self.positive
+            shown = f"{a.repr_term()} : {b.repr_term()} :: {c.repr_term()} : ?"
+            asked = ("analogy", Shown(cut(shown, 120)))
+        else:
+            terms: list[str] = [t.repr_term() for t in self.positive]
+            terms += [f"−{t.repr_term()}" for t in self.negative]
+            shown = " + ".join(terms).replace("+ −", "− ")
+            asked = ("expression", Shown(cut(shown, 120)))
+        return described(
+            "MostSimilar",
+            asked,
+            ("model", model_label(self.model)),
+            ("metric", self.metric),
+            ("neighbors", len(self.neighbors)),
+            ("top", _top(self.neighbors)),
+        )
+
+    def _repr_html_(self) -> str:
+        return html_of(self.human())
 
     def to_json(self) -> dict[str, Any]:
         unknown = [t.term() for t in (*self.positive, *self.negative) if t.unknown]

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .neighbors import NeighborList
-from .tables import Column, Human, Table, score_text
+from .notebook import described, html_of
+from .tables import Column, Human, Table, model_label, score_text
 
 
 @dataclass(slots=True)
@@ -17,6 +18,19 @@ class TokenMap:
     query_xy: tuple[float, float]
     points: list[tuple[float, float]]  # one per neighbour, in result.neighbors order
     explained: tuple[float, float]  # share of the variance along each axis
+
+    def __repr__(self) -> str:
+        r = self.result
+        return described(
+            "TokenMap",
+            ("query", r.asked.repr_term()),
+            ("model", model_label(r.model)),
+            ("metric", r.metric),
+            ("points", len(self.points)),
+        )
+
+    def _repr_html_(self) -> str:
+        return html_of(self.human())
 
     def to_json(self) -> dict[str, Any]:
         r = self.result

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .notebook import described, html_of
 from .tables import Column, Human, Table, model_label
 
 _SCAN_SCORES = {
@@ -51,6 +52,21 @@ class TokenScan:
     unusable: int  # rows left out: NaN, infinite or zero, so no score
     unreachable: int  # rows whose own text does not encode to them
     scores: Any = None  # np.ndarray (ranked,) the indicator of every scored row (not in JSON)
+
+    def __repr__(self) -> str:
+        # reference_ids holds a thousand ids or more, and scores every ranked row: counted only.
+        return described(
+            "TokenScan",
+            ("indicator", self.indicator),
+            ("model", model_label(self.model)),
+            ("embeddings", self.embeddings),
+            ("tokens", len(self.tokens)),
+            ("ranked", self.ranked),
+            ("reference", None if self.reference_kind is None else len(self.reference_ids)),
+        )
+
+    def _repr_html_(self) -> str:
+        return html_of(self.human())
 
     def to_json(self) -> dict[str, Any]:
         reference = None

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..sources.models import model_label  # re-exported: titles name a model as this says
+from .notebook import described, html_of
 
 __all__ = ["Column", "Human", "Table", "model_label", "quoted"]
 
@@ -26,6 +27,14 @@ class Table:
     columns: list[Column]
     rows: list[list[str]]
     subtitle: list[str] = field(default_factory=list)  # lines under the title
+
+    def __repr__(self) -> str:
+        return described(
+            "Table", ("title", self.title), ("columns", len(self.columns)), ("rows", len(self.rows))
+        )
+
+    def _repr_html_(self) -> str:
+        return html_of([self])
 
 
 Human = list["Table | str"]  # tables, and lines of plain text

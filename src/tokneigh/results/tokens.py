@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .notebook import Shown, described, html_of, ids_shown, term
 from .tables import Human, joined_pieces, quoted, short_quoted
 
 
@@ -23,6 +24,21 @@ class Tokenization:
     def to_json(self) -> dict[str, Any]:
         data = {"text": self.text, "ids": self.ids, "tokens": self.tokens, "labels": self.labels}
         return {**data, "unknown": self.unknown} if self.unknown else data
+
+    def __repr__(self) -> str:
+        return described(
+            "Tokenization",
+            ("text", self.text),
+            ("tokens", len(self.ids)),
+            ("ids", ids_shown(self.ids)),
+            ("unknown", len(self.unknown) or None),
+        )
+
+    def human(self) -> Human:
+        return [self.sentence()]
+
+    def _repr_html_(self) -> str:
+        return html_of(self.human())
 
     def sentence(self) -> str:
         """The seed's sentence: `"banana" comprises 2 tokens: ["ban", "ana"]  ids [...]`."""
@@ -53,6 +69,18 @@ class Tokenizations:
             for pos, (i, tok) in enumerate(zip(t.ids, t.tokens))
         ]
         return ["text_index", "position", "id", "token"], rows
+
+    def __repr__(self) -> str:
+        first = self.items[0].text if self.items else None
+        return described(
+            "Tokenizations",
+            ("texts", len(self.items)),
+            ("first", first),
+            ("tokens", sum(len(t.ids) for t in self.items)),
+        )
+
+    def _repr_html_(self) -> str:
+        return html_of(self.human())
 
     def human(self) -> Human:
         lines: Human = []
@@ -116,6 +144,20 @@ class Query:
         if len(self.ids) > 1:
             return f"{self.shown} = {joined_pieces(self.labels)} (mean of {len(self.ids):,} tokens)"
         return self.shown
+
+    def __repr__(self) -> str:
+        kind = "vector" if self.vector is not None else "id" if self.text is None else "text"
+        return described(
+            "Query",
+            (kind, self.repr_term()),
+            ("tokens", len(self.ids)),
+            ("ids", None if self.vector is not None else ids_shown(self.ids)),
+        )
+
+    def repr_term(self) -> Shown:
+        """The query in a result's repr: `'banana'`, `#5`, `<the centroid>`."""
+        vector = None if self.vector is None else self.vector.shown
+        return term(self.text, self.token_id, vector)
 
     def to_json(self) -> dict[str, Any]:
         data = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .notebook import described, html_of, number
 from .tables import Column, Human, Table, model_label
 from .tokens import Query
 
@@ -37,6 +38,19 @@ class Verification:
     loop_seconds: float
     vectorized_seconds: float  # best of several runs: one product is too quick to time once
     speedup: float
+
+    def __repr__(self) -> str:
+        return described(
+            "Verification",
+            ("query", self.query.repr_term()),
+            ("model", model_label(self.model)),
+            ("k", self.k),
+            ("top_k_agree", self.top_k_agree),
+            ("pearson", number(self.pearson, 6)),
+        )
+
+    def _repr_html_(self) -> str:
+        return html_of(self.human())
 
     def to_json(self) -> dict[str, Any]:
         return {

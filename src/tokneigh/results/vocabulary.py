@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .notebook import described, html_of, number
 from .tables import Column, Human, Table, model_label
+
+_GRAPH_ROWS = 10  # rows of a graph a notebook shows: the arrays hold all of them
 
 
 @dataclass(slots=True)
@@ -23,6 +26,39 @@ class NeighborGraph:
     similarities: Any  # np.ndarray (n, k) float64
     seconds: float  # to compute it (0 when it came from the cache)
     cached: bool = False  # read from the cache entry, not computed by this call
+
+    def __repr__(self) -> str:
+        return described(
+            "NeighborGraph",
+            ("model", model_label(self.model)),
+            ("metric", self.metric),
+            ("k", self.k),
+            ("tokens", int(self.ids.size)),
+            ("include_special", self.include_special),
+        )
+
+    def _repr_html_(self) -> str:
+        return html_of(self.human())
+
+    def human(self) -> Human:
+        """What the graph holds, and its first rows (ids: the graph names no token)."""
+        title = (
+            f"Neighbour graph of {model_label(self.model)} · k = {self.k} · {self.metric} · "
+            f"{int(self.ids.size):,} tokens"
+        )
+        how = "read from the cache" if self.cached else f"computed in {self.seconds:.1f} s"
+        special = "special tokens included" if self.include_special else "special tokens left out"
+        subtitle = [f"{special} · {how} · arrays ids, neighbors and similarities"]
+        rows = [
+            [
+                str(token_id),
+                " ".join(map(str, self.neighbors[i].tolist())),
+                " ".join(f"{s:.3f}" for s in self.similarities[i].tolist()),
+            ]
+            for i, token_id in enumerate(self.ids[:_GRAPH_ROWS].tolist())
+        ]
+        columns = [Column("id", True), Column("nearest ids, best first"), Column(self.metric)]
+        return [Table(title, columns, rows, subtitle=subtitle)]
 
 
 @dataclass(slots=True)
@@ -50,6 +86,20 @@ class Hubness:
     antihub_share: float  # share of tokens that no token lists (N_k = 0)
     hubs: list[HubToken]  # the largest N_k, ties by lower id
     occurrences: Any = None  # np.ndarray (tokens,) N_k in the graph's row order (not in JSON)
+
+    def __repr__(self) -> str:
+        return described(
+            "Hubness",
+            ("model", model_label(self.model)),
+            ("metric", self.metric),
+            ("k", self.k),
+            ("tokens", self.tokens),
+            ("hubs", len(self.hubs)),
+            ("skewness", number(self.skewness, 2)),
+        )
+
+    def _repr_html_(self) -> str:
+        return html_of(self.human())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -98,6 +148,18 @@ class SpaceStats:
     top_pc_variance: list[float]  # share of the variance along each of the top 10 components
     hidden_rows: int  # rows with no direction (NaN, infinite or zero): never measured
     special_rows: int
+
+    def __repr__(self) -> str:
+        return described(
+            "SpaceStats",
+            ("model", model_label(self.model)),
+            ("metric", self.metric),
+            ("tokens", self.tokens),
+            ("anisotropy", number(self.anisotropy)),
+        )
+
+    def _repr_html_(self) -> str:
+        return html_of(self.human())
 
     def to_json(self) -> dict[str, Any]:
         return {
