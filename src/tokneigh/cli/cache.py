@@ -12,8 +12,10 @@ from .common import (
     DEFAULT_FORMAT,
     CacheDirOption,
     EmbeddingsOption,
+    MODEL_KINDS,
     FormatOption,
     ModelOption,
+    non_empty_model,
     help_text,
 )
 from .help import HelpCommand, HelpGroup
@@ -112,7 +114,13 @@ def clear(
     all_: Annotated[bool, typer.Option("--all", help="Remove every cached model.")] = False,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", metavar="NAME", help="The model whose entries to remove."),
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="NAME",
+            callback=non_empty_model,
+            help=f"The model whose entries to remove: as `cache list` names it, or {MODEL_KINDS}.",
+        ),
     ] = None,
     cache_dir: CacheDirOption = None,
 ) -> None:
