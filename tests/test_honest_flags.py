@@ -170,8 +170,11 @@ def test_model_help_names_every_kind():
                     assert kind in text, (command.name, text)
 
 
-@pytest.mark.parametrize("command", [["tokenize", "king"], ["neighbors", "king"],
-                                     ["cache", "build"], ["diff", "king", "--against"]])  # fmt: skip
+@pytest.mark.parametrize(
+    "command",
+    [["tokenize", "king"], ["neighbors", "king"], ["cache", "build"],
+     ["diff", "king", "--against"]],  # fmt: skip
+)
 def test_an_empty_model_is_a_usage_error(command, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     if command[-1] == "--against":

@@ -10,13 +10,13 @@ from .common import (
     DEFAULT,
     DEFAULT_EMBEDDINGS,
     DEFAULT_FORMAT,
+    MODEL_KINDS,
     CacheDirOption,
     EmbeddingsOption,
-    MODEL_KINDS,
     FormatOption,
     ModelOption,
-    non_empty_model,
     help_text,
+    non_empty_model,
 )
 from .help import HelpCommand, HelpGroup
 from .output import emit, report

@@ -88,8 +88,8 @@ def scan(
     cache_dir: CacheDirOption = None,
 ) -> None:
     from ..analyses.scan import check_request, parse_reference
-    from ..errors import UsageError
     from ..analyses.scan import scan as run_scan
+    from ..errors import UsageError
 
     check_request(indicator, top)  # a typo fails before the model loads
     if exclude_reference and indicator != "magikarp":
