@@ -91,7 +91,7 @@ def test_min_sim_cuts_the_list_and_says_so(gpt2_dir, gpt2_ref):
     assert result.exit_code == 0, result.stderr
     [data] = json.loads(result.stdout)
     check_rows(data["neighbors"], scores, rows)
-    assert f"only {len(rows)} tokens pass the filters" in result.stderr
+    assert f"only {len(rows)} tokens pass --min-sim {cut} for ' Mike'" in result.stderr
     # A low threshold leaves more than k: exactly k come back.
     [data] = neighbors_json(gpt2_dir, " Mike", "--min-sim", "0.1", "--top", "30")
     check_rows(data["neighbors"], scores, filtered_ranking(gpt2_ref, scores, 30, min_sim=0.1))

@@ -25,12 +25,12 @@ def test_a_short_list_says_which_special_tokens_were_hidden(gpt2_dir):
     assert "--top 100000 is more than the model's 50257 tokens" in result.stderr
 
 
-def test_a_filtered_short_list_names_the_filters_and_the_hidden(minilm_dir):
+def test_a_filtered_short_list_names_the_filter_that_cut_it(minilm_dir):
     result = cli("neighbors", "queen", "--min-sim", "0.45", "-m", str(minilm_dir))
     assert result.exit_code == 0, result.stderr
     [note] = [line for line in result.stderr.splitlines() if "note:" in line]
-    assert "only 6 tokens pass the filters for 'queen'" in note
-    assert "special tokens are hidden" in note
+    assert "only 6 tokens pass --min-sim 0.45 for 'queen'" in note
+    assert "special tokens are hidden" not in note  # they are not why the list is short
 
 
 def test_cache_build_says_once_what_it_did(gpt2_dir, cache_dir):

@@ -196,7 +196,7 @@ def test_json_tsv_and_table(gpt2, tmp_path):
     result = cli("scan", "--top", "4", "--reference", "177-180,187", "-f", "json", "-m", model)
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
-    assert set(data) == {"indicator", "reference", "tokens"}
+    assert set(data) == {"indicator", "reference", "include_special", "exclude_reference", "tokens"}
     assert data["reference"] == {"kind": "ids", "ids": [177, 178, 179, 180, 187]}
     api = scan.scan(gpt2.view, reference=[177, 178, 179, 180, 187], top=4)
     assert [t["id"] for t in data["tokens"]] == [t.id for t in api.tokens]

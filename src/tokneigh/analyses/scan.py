@@ -296,13 +296,21 @@ def scan(
     indicator: str = "magikarp",
     reference: str | Sequence[int] | None = "auto",
     top: int = 20,
+    include_special: bool = True,
+    exclude_reference: bool = False,
 ) -> TokenScan:
     """Every usable token ranked by ``indicator``, most likely under-trained first; the first
     ``top`` are listed. ``reference`` (magikarp only): ``"auto"`` (unreachable tokens and named
     unused slots, see ``auto_reference``), token ids, or a spec such as ``"177-187,200"``.
     Give magikarp the output embeddings when the model has its own, ``norm`` the input ones.
+
+    Every usable row is scored; ``include_special=False`` leaves special tokens out of the list
+    and ``exclude_reference=True`` the reference tokens (known to be unused, so no news), and
+    the ranks run 1..top over what is listed.
     """
     check_request(indicator, top)
+    if exclude_reference and indicator != "magikarp":
+        raise UsageError(f"the {indicator} indicator uses no reference tokens to leave out")
     usable = np.ones(view.vocab_size, dtype=bool)
     usable[view.unusable] = False
     rows = np.flatnonzero(usable)
@@ -345,8 +353,20 @@ def scan(
         raise UsageError(f"the {indicator} indicator uses no reference tokens")
     scores = indicator_scores(view, indicator, rows, ref_ids)
     order = np.lexsort((rows, scores))  # ascending score, ties by lower id
+    left_out = np.zeros(view.vocab_size, dtype=bool)
+    hidden_special = hidden_reference = 0
+    if exclude_reference and ref_ids is not None:
+        left_out[ref_ids] = True
+        hidden_reference = int(left_out[rows].sum())
+    if not include_special:
+        special = np.zeros(view.vocab_size, dtype=bool)
+        special[view.special_ids()] = True
+        special[left_out] = False  # a reference token left out is counted there
+        hidden_special = int(special[rows].sum())
+        left_out |= special
+    kept = order[~left_out[rows[order]]]
     listed = []
-    for rank, j in enumerate(order[:top].tolist(), start=1):
+    for rank, j in enumerate(kept[:top].tolist(), start=1):
         token_id = int(rows[j])
         text, label = view.shown(token_id)
         listed.append(
@@ -369,6 +389,10 @@ def scan(
         reference_unreachable=unreachable,
         reference_named=named,
         tokens=listed,
+        include_special=include_special,
+        exclude_reference=exclude_reference,
+        hidden_special=hidden_special,
+        hidden_reference=hidden_reference,
         ranked=int(rows.size),
         unusable=int(view.unusable.size),
         unreachable=int((~reach.reachable).sum()),

@@ -16,7 +16,10 @@ from .vocabulary import Vocabulary
 
 
 def _source(model: str | None) -> ModelSource:
-    return resolve(model or os.environ.get("TOKNEIGH_MODEL") or DEFAULT_MODEL)
+    # None is "not given"; an empty name is refused by resolve (an empty TOKNEIGH_MODEL is unset).
+    if model is None:
+        model = os.environ.get("TOKNEIGH_MODEL") or DEFAULT_MODEL
+    return resolve(model)
 
 
 def load(

@@ -10,11 +10,13 @@ from .common import (
     DEFAULT,
     DEFAULT_EMBEDDINGS,
     DEFAULT_FORMAT,
+    MODEL_KINDS,
     CacheDirOption,
     EmbeddingsOption,
     FormatOption,
     ModelOption,
     help_text,
+    non_empty_model,
 )
 from .help import HelpCommand, HelpGroup
 from .output import emit, report
@@ -112,7 +114,13 @@ def clear(
     all_: Annotated[bool, typer.Option("--all", help="Remove every cached model.")] = False,
     model: Annotated[
         str | None,
-        typer.Option("--model", "-m", metavar="NAME", help="The model whose entries to remove."),
+        typer.Option(
+            "--model",
+            "-m",
+            metavar="NAME",
+            callback=non_empty_model,
+            help=f"The model whose entries to remove: as `cache list` names it, or {MODEL_KINDS}.",
+        ),
     ] = None,
     cache_dir: CacheDirOption = None,
 ) -> None:

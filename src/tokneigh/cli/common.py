@@ -19,6 +19,23 @@ class OutputFormat(str, Enum):
     csv = "csv"
 
 
+MODEL_KINDS = (
+    "a Hugging Face hub id (gpt2), a local checkpoint folder, a GGUF file or ollama:NAME "
+    "(a model Ollama has pulled)"
+)
+
+
+def non_empty_model(value: str | None) -> str | None:
+    """Refuse an empty model name: usually an unset shell variable (``--model "$MINILM"``),
+    which must not quietly become the default model. (An empty TOKNEIGH_MODEL is unset.)"""
+    if value is not None and not value.strip():
+        raise typer.BadParameter(
+            "the name is empty (an unset shell variable?): give a hub id, a checkpoint "
+            "folder, a GGUF file or ollama:NAME"
+        )
+    return value
+
+
 ModelOption = Annotated[
     str,
     typer.Option(
@@ -26,7 +43,8 @@ ModelOption = Annotated[
         "-m",
         envvar="TOKNEIGH_MODEL",
         metavar="NAME",
-        help="Hugging Face hub id or local checkpoint folder.",
+        callback=non_empty_model,
+        help=f"The model: {MODEL_KINDS}.",
     ),
 ]
 CacheDirOption = Annotated[

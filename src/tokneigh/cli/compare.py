@@ -45,7 +45,7 @@ def compare(
         typer.Option(
             "--plot",
             metavar="FILE",
-            help="Write a scatter of A's raw vector against B's (PNG).",
+            help="Write a scatter of A's raw vector against B's (.png, .svg or .pdf).",
             show_default=False,
         ),
     ] = None,

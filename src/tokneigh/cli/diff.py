@@ -12,6 +12,7 @@ from .common import (
     DEFAULT_EMBEDDINGS,
     DEFAULT_FORMAT,
     DEFAULT_METRIC,
+    MODEL_KINDS,
     CacheDirOption,
     EmbeddingsKind,
     EmbeddingsOption,
@@ -19,6 +20,7 @@ from .common import (
     MetricOption,
     ModelOption,
     help_text,
+    non_empty_model,
 )
 from .help import HelpCommand
 from .output import emit, load, report
@@ -73,7 +75,8 @@ def diff(
         typer.Option(
             "--against",
             metavar="NAME",
-            help="B: hub id, local checkpoint folder or GGUF file (default: the same model).",
+            callback=non_empty_model,
+            help=f"B: {MODEL_KINDS} (default: the same model).",
             show_default=False,
         ),
     ] = None,

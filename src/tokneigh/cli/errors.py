@@ -11,6 +11,7 @@ interactive shell both use it.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from ..errors import (
@@ -21,20 +22,29 @@ from ..errors import (
     TokneighError,
     UsageError,
 )
-from .help import argument_label, is_argument, option_label, option_metavar, takes_value
+from .help import (
+    OPTIONS_ATTRIBUTE,
+    argument_label,
+    is_argument,
+    option_label,
+    option_metavar,
+    takes_value,
+)
 from .typer_internals import click_exceptions
 
 USAGE_EXIT = 2
 FAILURE_EXIT = 1
 
-# The most specific class wins (looked up along the exception's MRO).
-HINTS: dict[type[TokneighError], str] = {
+# The most specific class wins (looked up along the exception's MRO): the option a hint
+# names, and the hint, shown only when the command that failed has that option.
+HINTS: dict[type[TokneighError], tuple[str, str]] = {
     HubUnavailableError: (
-        "connect once to download it, or use --model PATH with a local checkpoint folder"
+        "--model",
+        "connect once to download it, or use --model PATH with a local checkpoint folder",
     ),
-    CacheError: "choose another folder with --cache-dir or TOKNEIGH_CACHE_DIR",
-    EmptyQueryError: "to look up a whitespace token, use --id N",
-    ModelNameError: "give a hub id like 'gpt2' or a checkpoint folder with --model",
+    CacheError: ("--cache-dir", "choose another folder with --cache-dir or TOKNEIGH_CACHE_DIR"),
+    EmptyQueryError: ("--id", "to look up a whitespace token, use --id N"),
+    ModelNameError: ("--model", "give a hub id like 'gpt2' or a checkpoint folder with --model"),
 }
 
 
@@ -48,17 +58,23 @@ def exit_code(exc: BaseException) -> int:
     return FAILURE_EXIT
 
 
-def hint(exc: BaseException) -> str | None:
+def hint(exc: BaseException, options: Collection[str] | None = None) -> str | None:
+    """The hint for ``exc``, if the command has the option it names: ``options`` are the
+    command's long options (default: those HelpCommand recorded on ``exc``; unknown, every
+    hint is shown)."""
+    if options is None:
+        options = getattr(exc, OPTIONS_ATTRIBUTE, None)
     for cls in type(exc).__mro__:
         if cls in HINTS:
-            return HINTS[cls]  # type: ignore[index]
+            option, text = HINTS[cls]  # type: ignore[index]
+            return text if options is None or option in options else None
     return None
 
 
-def describe(exc: BaseException) -> tuple[str, int]:
+def describe(exc: BaseException, options: Collection[str] | None = None) -> tuple[str, int]:
     """The one line to show for ``exc`` (without the "tokneigh: error: " prefix), and the
-    exit code: a library error with its hint after "; ", a click usage error in plain words
-    followed by where to find the command's help."""
+    exit code: a library error with its hint after "; " (see ``hint``), a click usage error
+    in plain words followed by where to find the command's help."""
     if isinstance(exc, click_exceptions.ClickException):
         message = click_message(exc)
         ctx = getattr(exc, "ctx", None)
@@ -69,7 +85,7 @@ def describe(exc: BaseException) -> tuple[str, int]:
         return message, exit_code(exc)
     message = " ".join(str(exc).split())
     if isinstance(exc, TokneighError):
-        extra = hint(exc)
+        extra = hint(exc, options)
         if extra and extra not in message:
             message = f"{message}; {extra}" if message else extra
         return message, exit_code(exc)

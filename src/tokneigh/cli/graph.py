@@ -38,15 +38,37 @@ of computing it.
 
 Examples:
 
-  tokneigh graph --top 10 --output gpt2-knn.parquet
+  tokneigh graph --k 10 --output gpt2-knn.parquet
 
-  tokneigh graph --top 20 --metric csls --output knn.jsonl --model ./my-checkpoint
+  tokneigh graph --k 20 --metric csls --output knn.jsonl --model ./my-checkpoint
 """
 
-TopOption = Annotated[
-    int,
-    typer.Option("--top", "-k", min=1, metavar="K", help="Neighbours per token (self excluded)."),
+DEFAULT_K = 10
+KOption = Annotated[
+    int | None,
+    typer.Option(
+        "--k",
+        min=1,
+        metavar="K",
+        help=f"Neighbours per token, self excluded (default {DEFAULT_K}).",
+        show_default=False,
+    ),
 ]
+# Before issue 22 graph's K was --top/-k; those spellings still work, unlisted (-k and --top
+# are the length of a list everywhere else).
+OldTopOption = Annotated[
+    int | None,
+    typer.Option("--top", "-k", min=1, metavar="K", hidden=True, show_default=False),
+]
+
+
+def pick_k(k: int | None, old_top: int | None, old_name: str = "--top") -> int:
+    """K from --k, or from its old spelling; both given, they must agree."""
+    from ..errors import UsageError
+
+    if k is not None and old_top is not None and k != old_top:
+        raise UsageError(f"--k {k} and {old_name} {old_top} disagree: give K once, as --k")
+    return k if k is not None else old_top if old_top is not None else DEFAULT_K
 
 
 def graph(
@@ -60,7 +82,8 @@ def graph(
             show_default=False,
         ),
     ],
-    top: TopOption = 10,
+    k: KOption = None,
+    old_top: OldTopOption = None,
     metric: MetricOption = DEFAULT_METRIC,
     include_special: IncludeSpecialOption = False,
     output: FormatOption = DEFAULT_FORMAT,
@@ -73,6 +96,7 @@ def graph(
 
     # An unknown extension, a name too long, an unwritable folder or a FIFO fails first.
     file_format(output_file)
+    top = pick_k(k, old_top)
     emb = load(model, cache_dir, embeddings, metric)
     with progress_bar(f"{top} nearest of every token ({emb.metric.name})") as progress:
         result = emb.graph(top, include_special=include_special, progress=progress, report=report)

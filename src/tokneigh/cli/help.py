@@ -312,6 +312,30 @@ class HelpCommand(_PlainHelp, TyperCommand):
         kwargs["no_args_is_help"] = False
         super().__init__(*args, **kwargs)
 
+    def invoke(self, ctx: Context) -> Any:
+        from ..errors import TokneighError
+
+        try:
+            return super().invoke(ctx)
+        except TokneighError as exc:
+            # cli/errors.py hints only at options this command has (compare has no --id).
+            setattr(exc, OPTIONS_ATTRIBUTE, command_options(self))
+            raise
+
+
+OPTIONS_ATTRIBUTE = "_tokneigh_command_options"
+
+
+def command_options(command: Any) -> frozenset[str]:
+    """Every long option ``command`` takes (hidden spellings included)."""
+    return frozenset(
+        name
+        for param in command.params
+        if not is_argument(param)
+        for name in getattr(param, "opts", ())
+        if name.startswith("--")
+    )
+
 
 class HelpGroup(_PlainHelp, TyperGroup):
     """A tokneigh command group: plain help, its commands listed after the options."""

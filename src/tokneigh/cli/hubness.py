@@ -19,11 +19,11 @@ from .common import (
     help_text,
 )
 from .filters import IncludeSpecialOption, PlotOption
-from .graph import TopOption
+from .graph import KOption, pick_k
 from .help import HelpCommand
 from .output import emit, load, progress_bar, report
 
-HELP = """Measure hubness: N_k, how many tokens have a token among their K nearest.
+HELP = """Measure hubness: N_k, how many tokens have a token among their K nearest (--k).
 
 In a space without hubs N_k stays near K for every token; a skewed N_k (a long right tail)
 means a few hubs crowd everyone's neighbour lists while many tokens (anti-hubs, N_k = 0) are
@@ -33,17 +33,28 @@ abtt and csls are meant to reduce hubness.
 
 Examples:
 
-  tokneigh hubness --top 10
+  tokneigh hubness --k 10 --top 20
 
   tokneigh hubness --metric csls --plot nk.png
 """
 
 
 def hubness(
-    top: TopOption = 10,
-    hubs: Annotated[
-        int, typer.Option("--hubs", min=0, metavar="N", help="How many hubs to list.")
-    ] = 10,
+    k: KOption = None,
+    top: Annotated[
+        int | None,
+        typer.Option(
+            "--top",
+            "-k",
+            min=0,
+            metavar="N",
+            help="How many hubs to list (default 10).",
+            show_default=False,
+        ),
+    ] = None,
+    old_hubs: Annotated[
+        int | None, typer.Option("--hubs", min=0, metavar="N", hidden=True, show_default=False)
+    ] = None,
     metric: MetricOption = DEFAULT_METRIC,
     include_special: IncludeSpecialOption = False,
     plot: PlotOption = None,
@@ -52,14 +63,26 @@ def hubness(
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
+    from ..errors import UsageError
+
+    if old_hubs is not None and k is None:
+        # The spelling before issue 22 (--top K --hubs N): --hubs names the rows, so --top
+        # is K there, as it was.
+        k, top = top, old_hubs
+    elif old_hubs is not None:
+        if top is not None and top != old_hubs:
+            raise UsageError(f"--top {top} and --hubs {old_hubs} disagree: give --top once")
+        top = old_hubs
+    k_ = pick_k(k, None)
+    hubs = 10 if top is None else top
     if plot is not None:
         from ..present.plot import check_destination
 
         check_destination(plot)  # fail before the (possibly long) pass
     emb = load(model, cache_dir, embeddings, metric)
-    with progress_bar(f"{top} nearest of every token ({emb.metric.name})") as progress:
+    with progress_bar(f"{k_} nearest of every token ({emb.metric.name})") as progress:
         result = emb.hubness(
-            top, include_special=include_special, hubs=hubs, progress=progress, report=report
+            k_, include_special=include_special, hubs=hubs, progress=progress, report=report
         )
     if plot is not None:
         from ..present.plot import hubness_histogram

@@ -117,13 +117,24 @@ def note_shortfall(results: Sequence[Any], top: int, filters: Filters, what: str
             lost = f"{r.unusable:,} {rows} no direction (NaN, infinite or zero) and never rank"
             hidden = f"{hidden}; {lost}" if hidden else lost
         if filters.narrowing:
+            # Name the options that cut the list, not the special tokens: with --min-sim 0.9
+            # "999 special tokens are hidden" would point at the wrong cause.
             passes = "token passes" if found == 1 else "tokens pass"
-            report(
-                f"note: only {found:,} {passes} the filters for {subject}"
-                + (f"; {hidden}" if hidden else "")
-            )
+            report(f"note: only {found:,} {passes} {_narrowing_options(filters)} for {subject}")
         elif hidden:
             report(f"note: {found:,} tokens listed for {subject}: {hidden}")
+
+
+def _narrowing_options(filters: Filters) -> str:
+    """The narrowing filters as the options that set them: "--words-only and --min-sim 0.9"."""
+    names = []
+    if filters.dedupe:
+        names.append("--dedupe")
+    if filters.words_only:
+        names.append("--words-only")
+    if filters.min_sim is not None:
+        names.append(f"--min-sim {filters.min_sim}")
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 def _subject(text: str) -> str:

@@ -15,7 +15,7 @@ from .common import (
     ModelOption,
     help_text,
 )
-from .filters import PlotOption
+from .filters import IncludeSpecialOption, PlotOption
 from .help import HelpCommand
 from .output import emit, load, report
 
@@ -31,9 +31,13 @@ does not yield it) and every named unused slot ([unused12], <|reserved_special_t
 byte fragments that valid text can still contain and control tokens are not part of it. Or give
 token ids: 177,178,179 or 177-187.
 
+Every usable row is scored; the list leaves out special tokens ([CLS], [unused12], rows the
+tokenizer does not name) unless --include-special, and with --exclude-reference the reference
+tokens too (they are known to be unused: what is left is news). Ranks run over what is listed.
+
 Examples:
 
-  tokneigh scan --top 20
+  tokneigh scan --top 20 --exclude-reference
 
   tokneigh scan --reference 177-187 --format json
 
@@ -60,6 +64,14 @@ def scan(
             help="magikarp's tokens known to be unused: auto, or ids such as 177,178 or 177-187.",
         ),
     ] = "auto",
+    exclude_reference: Annotated[
+        bool,
+        typer.Option(
+            "--exclude-reference",
+            help="Leave magikarp's reference tokens (known to be unused) out of the list.",
+        ),
+    ] = False,
+    include_special: IncludeSpecialOption = False,
     plot: PlotOption = None,
     output: FormatOption = DEFAULT_FORMAT,
     embeddings: Annotated[
@@ -77,8 +89,11 @@ def scan(
 ) -> None:
     from ..analyses.scan import check_request, parse_reference
     from ..analyses.scan import scan as run_scan
+    from ..errors import UsageError
 
     check_request(indicator, top)  # a typo fails before the model loads
+    if exclude_reference and indicator != "magikarp":
+        raise UsageError(f"--exclude-reference: the {indicator} indicator uses no reference")
     parse_reference(reference, None)  # so does a misspelt reference
     if plot is not None:
         from ..present.plot import check_destination
@@ -86,7 +101,14 @@ def scan(
         check_destination(plot)  # fail before any work
     kind = embeddings.value if embeddings is not None else _MATRIX[indicator]
     emb = load(model, cache_dir, kind)
-    result = run_scan(emb.view, indicator=indicator, reference=reference, top=top)
+    result = run_scan(
+        emb.view,
+        indicator=indicator,
+        reference=reference,
+        top=top,
+        include_special=include_special,
+        exclude_reference=exclude_reference,
+    )
     line = result.reference_line()
     if line is not None and output != DEFAULT_FORMAT:  # a table says it in its subtitle
         report(line)

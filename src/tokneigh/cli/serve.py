@@ -53,7 +53,7 @@ DEFAULT_METRICS = ["cosine", "centered", "abtt", "csls"]
 
 def serve(
     port: Annotated[
-        int, typer.Option("--port", "-p", min=0, max=65535, metavar="N", help="TCP port.")
+        int, typer.Option("--port", min=0, max=65535, metavar="N", help="TCP port.")
     ] = 8000,
     host: Annotated[
         str, typer.Option("--host", metavar="ADDRESS", help="Address to listen on.")

@@ -221,7 +221,8 @@ class Shell:
         elif isinstance(exc, ShellError):
             message = str(exc)
         else:
-            message = describe(exc)[0]  # type: ignore[arg-type]
+            # The session's commands are not options: no hint naming one (":id N", not --id).
+            message = describe(exc, options=())[0]  # type: ignore[arg-type]
         error_line(message)
         if self.output is ShellFormat.json:
             # Scripts read one object per line: keep the outputs in step with the inputs.

@@ -8,10 +8,8 @@ import typer
 
 from .common import (
     DEFAULT,
-    DEFAULT_EMBEDDINGS,
     DEFAULT_FORMAT,
     CacheDirOption,
-    EmbeddingsOption,
     FormatOption,
     ModelOption,
     help_text,
@@ -36,13 +34,11 @@ def tokenize(
         list[str], typer.Argument(metavar="TEXT", help="Text to tokenize.", show_default=False)
     ],
     output: FormatOption = DEFAULT_FORMAT,
-    embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
     from ..api.loading import load_vocabulary
 
-    del embeddings  # both matrices share the tokenizer: only the tokenizer is read
     vocabulary = load_vocabulary(model, cache_dir=cache_dir, report=report)
     emit(vocabulary.tokenize_all(texts), output)
 

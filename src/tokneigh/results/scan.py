@@ -52,6 +52,10 @@ class TokenScan:
     unusable: int  # rows left out: NaN, infinite or zero, so no score
     unreachable: int  # rows whose own text does not encode to them
     scores: Any = None  # np.ndarray (ranked,) the indicator of every scored row (not in JSON)
+    include_special: bool = True  # special tokens may be listed
+    exclude_reference: bool = False  # reference tokens are left out of the list
+    hidden_special: int = 0  # scored special tokens left out of the list
+    hidden_reference: int = 0  # scored reference tokens left out of the list
 
     def __repr__(self) -> str:
         # reference_ids holds a thousand ids or more, and scores every ranked row: counted only.
@@ -75,6 +79,8 @@ class TokenScan:
         return {
             "indicator": self.indicator,
             "reference": reference,
+            "include_special": self.include_special,
+            "exclude_reference": self.exclude_reference,
             "tokens": [t.to_json() for t in self.tokens],
         }
 
@@ -110,6 +116,13 @@ class TokenScan:
         if self.unusable:
             counts += f", {self.unusable:,} rows with no direction left out"
         subtitle.append(counts)
+        left_out = []
+        if self.hidden_reference:
+            left_out.append(f"{self.hidden_reference:,} reference tokens left out")
+        if self.hidden_special:
+            left_out.append(f"{self.hidden_special:,} special tokens left out")
+        if left_out:
+            subtitle.append("; ".join(left_out))
         rows = [
             [
                 str(t.rank),
