@@ -323,21 +323,12 @@ class Embeddings:
         include_special: bool = True,
         exclude_reference: bool = False,
     ) -> TokenScan:
-        """Tokens ranked from most to least likely under-trained (``tokneigh.analyses.scan``): give
-        magikarp the output embeddings when the model has its own (``load(...,
-        embeddings="output")``), norm and centroid the input ones. Every row is listed unless
-        ``include_special=False`` (special tokens) or ``exclude_reference=True`` (magikarp's
-        reference tokens) leave some out."""
+        """Tokens ranked from most to least likely under-trained (``tokneigh.analyses.scan``,
+        which says which indicator suits which matrix and what the two filters leave out)."""
         from ..analyses.scan import scan
 
-        return scan(
-            self.view,
-            indicator=indicator,
-            reference=reference,
-            top=top,
-            include_special=include_special,
-            exclude_reference=exclude_reference,
-        )
+        options = {"include_special": include_special, "exclude_reference": exclude_reference}
+        return scan(self.view, indicator=indicator, reference=reference, top=top, **options)
 
     def diff(
         self,
