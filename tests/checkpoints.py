@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 GPT2_VOCAB = 50257
 
@@ -206,3 +209,22 @@ def write_raw_safetensors(path: Path, header: object, data: bytes = b"",
     raw = header if isinstance(header, bytes) else json.dumps(header).encode("utf-8")
     size = len(raw) if length is None else length
     path.write_bytes(size.to_bytes(8, "little") + raw + data)
+
+
+def write_tied_gpt2(folder: Path, tokenizer: Any, weights: np.ndarray) -> Path:
+    """A GPT-2-shaped checkpoint (tied embeddings) of any ``tokenizers`` tokenizer and weights:
+    tokenizer.json, config.json and model.safetensors."""
+    from safetensors.numpy import save_file
+
+    folder.mkdir(parents=True)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    config = {
+        "model_type": "gpt2",
+        "architectures": ["GPT2Model"],
+        "vocab_size": int(weights.shape[0]),
+        "n_embd": int(weights.shape[1]),
+        "tie_word_embeddings": True,
+    }
+    (folder / "config.json").write_text(json.dumps(config))
+    save_file({"wte.weight": weights}, str(folder / "model.safetensors"))
+    return folder

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from safetensors.numpy import save_file
+from checkpoints import write_tied_gpt2
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 import tokneigh
@@ -291,20 +291,6 @@ MARKUP_TOKENS = [
 ]
 
 
-def _write_gpt2_shaped(folder: Path, tokenizer: Tokenizer, weights: np.ndarray) -> Path:
-    folder.mkdir(parents=True)
-    tokenizer.save(str(folder / "tokenizer.json"))
-    config = {
-        "model_type": "gpt2",
-        "architectures": ["GPT2Model"],
-        "vocab_size": int(weights.shape[0]),
-        "n_embd": int(weights.shape[1]),
-        "tie_word_embeddings": True,
-    }
-    (folder / "config.json").write_text(json.dumps(config))
-    save_file({"wte.weight": weights}, str(folder / "model.safetensors"))
-    return folder
-
 
 @pytest.fixture(scope="module")
 def markup_model(tmp_path_factory: pytest.TempPathFactory) -> tokneigh.Embeddings:
@@ -314,7 +300,7 @@ def markup_model(tmp_path_factory: pytest.TempPathFactory) -> tokneigh.Embedding
     tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     weights = np.random.default_rng(3).standard_normal((len(vocab), 8)).astype(np.float32)
     folder = tmp_path_factory.mktemp("markup") / "<b>model</b>&"
-    return tokneigh.load(str(_write_gpt2_shaped(folder, tok, weights)))
+    return tokneigh.load(str(write_tied_gpt2(folder, tok, weights)))
 
 
 def test_hostile_tokens_are_escaped(markup_model: tokneigh.Embeddings) -> None:

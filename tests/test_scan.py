@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from checkpoints import write_tied_gpt2
 from helpers import cli
-from safetensors.numpy import save_file
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
 import tokneigh
@@ -24,20 +24,6 @@ from tokneigh.errors import UsageError
 SHARED_CACHE = True
 GPT2_ZERO_ROWS = (7, 11)
 
-
-def _write(folder: Path, tokenizer: Tokenizer, weights: np.ndarray) -> Path:
-    folder.mkdir(parents=True)
-    tokenizer.save(str(folder / "tokenizer.json"))
-    config = {
-        "model_type": "gpt2",
-        "architectures": ["GPT2Model"],
-        "vocab_size": int(weights.shape[0]),
-        "n_embd": int(weights.shape[1]),
-        "tie_word_embeddings": True,
-    }
-    (folder / "config.json").write_text(json.dumps(config))
-    save_file({"wte.weight": weights}, str(folder / "model.safetensors"))
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +54,7 @@ def gpt2_tok() -> Tokenizer:
 
 @pytest.fixture(scope="module")
 def gpt2(tmp_path_factory, gpt2_tok, gpt2_weights):
-    folder = _write(tmp_path_factory.mktemp("scan") / "gpt2", gpt2_tok, gpt2_weights)
+    folder = write_tied_gpt2(tmp_path_factory.mktemp("scan") / "gpt2", gpt2_tok, gpt2_weights)
     return tokneigh.load(str(folder))
 
 
@@ -85,7 +71,7 @@ def words_dir(tmp_path_factory) -> Path:
     tok = Tokenizer(models.WordLevel(vocab, unk_token="king"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     weights = np.random.default_rng(1).standard_normal((len(words), 8)).astype(np.float32)
-    return _write(tmp_path_factory.mktemp("scan") / "words", tok, weights)
+    return write_tied_gpt2(tmp_path_factory.mktemp("scan") / "words", tok, weights)
 
 
 def usable_rows(n: int) -> np.ndarray:
