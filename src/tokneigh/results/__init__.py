@@ -41,6 +41,8 @@ _HOMES = {
     "DiffItem": "diff",
     "DiffSummary": "diff",
     "NeighborhoodDiff": "diff",
+    "MapCluster": "layout",
+    "MapLayout": "layout",
 }
 __all__ = list(_HOMES)
 
@@ -49,6 +51,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each 
     from .comparison import Comparison
     from .diff import DiffItem, DiffSummary, NeighborhoodDiff
     from .json import json_text
+    from .layout import MapCluster, MapLayout
     from .neighbors import MostSimilar, Neighbor, NeighborList, NeighborLists, Variant
     from .projection import TokenMap
     from .scan import ScanToken, TokenScan
