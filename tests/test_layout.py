@@ -205,6 +205,18 @@ def test_a_graph_already_kept_is_used(llama, monkeypatch):
     np.testing.assert_allclose(result.honesty, ref, atol=1e-12)
 
 
+def test_special_tokens_are_laid_out_only_when_asked(llama):
+    plain = llama.layout("pca", 15)
+    full = llama.layout("pca", 15, include_special=True)
+    special = set(llama._special_ids().tolist())
+    assert special and not special & set(plain.ids.tolist())
+    assert special <= set(full.ids.tolist())
+    assert full.ids.size == llama.vocab_size - llama.unusable.size and full.include_special
+    assert (llama.path / "layout-cosine-pca-n15-s0-special.npz").is_file()
+    ref = reference_honesty(llama.unit, full.ids, full.xy)
+    np.testing.assert_allclose(full.honesty, ref, atol=1e-12)
+
+
 def _tamper(path: Path, **changes) -> None:
     with np.load(path) as data:
         arrays = {k: data[k] for k in data.files}
