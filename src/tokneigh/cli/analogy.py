@@ -45,7 +45,7 @@ Examples:
 
   tokneigh analogy man king woman
 
-  tokneigh analogy "#2158" "#2332" "#2450"
+  tokneigh analogy man king "#8580"
 
   tokneigh analogy --queries analogies.tsv --format json
 

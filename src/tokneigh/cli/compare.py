@@ -38,7 +38,7 @@ Examples:
 
   tokneigh compare ban ana
 
-  tokneigh compare "#2332" queen
+  tokneigh compare "#3364" queen
 
   tokneigh compare king queen --plot king-queen.png
 

@@ -46,7 +46,8 @@ A line of text is a neighbours query (the whole line, leading spaces included: "
 "Mike" are different GPT-2 tokens). Commands: :compare A B, :tokenize TEXT, :analogy A B C,
 :id N, :vector FILE[:ROW], :centroid, :top N, :model NAME, :embeddings input|output,
 :metric M, :help, :quit (or Ctrl-D). Quote
-arguments that hold spaces: :compare " Mike" "New York".
+arguments that hold spaces: :compare " Mike" "New York". #N in any query is token id N;
+\\#N is the literal text "#N".
 
 Special tokens are left out of neighbour lists and ranks unless --include-special, as in
 `tokneigh neighbors`.

@@ -29,7 +29,9 @@ TEXT                      nearest tokens to TEXT (the whole line)
 :centroid                 nearest tokens to the mean row
 :help            (:h, :?) this list
 :quit            (:q)     leave (Ctrl-D too)
-Quote arguments with spaces: :compare " Mike" "New York"."""
+Quote arguments with spaces: :compare " Mike" "New York".
+#N in any query is token id N (:compare #2332 queen); \\#N is the text "#N"
+(quoted in a command's arguments: :compare '\\#5' five)."""
 
 
 class ShellError(Exception):
