@@ -127,6 +127,15 @@ def test_neighbors_batch_as_a_process_exits_non_zero_after_its_output(minilm_dir
     assert error == "tokneigh: error: line 2: the line is empty: nothing to look up"
 
 
+def test_a_batch_with_no_good_line_writes_an_empty_answer_and_no_plot(minilm_dir, tmp_path):
+    path = write(tmp_path, "\n#30522\n")
+    plot = tmp_path / "bars.png"
+    result = batch(minilm_dir, "neighbors", "--queries", path, "-f", "json", "--plot", plot)
+    assert result.exit_code == 2 and json.loads(result.stdout) == []
+    assert len(error_lines(result.stderr)) == 2 and "internal error" not in result.stderr
+    assert "no plot written" in result.stderr and not plot.exists()
+
+
 # --- compare and analogy --------------------------------------------------------------------
 
 

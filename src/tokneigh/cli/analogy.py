@@ -126,7 +126,8 @@ def analogy(
             lambda abc: emb.analogy(abc[0], abc[1], abc[2], k=top, filters=filters),
             failures,
         )
-        note_shortfall(results, top, filters, "an analogy")
+        for result in results:
+            note_shortfall([result], top, filters, result.expression())
         emit(Analogies(results), output)
         failures.finish()
         return

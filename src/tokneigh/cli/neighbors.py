@@ -153,7 +153,9 @@ def neighbors(
     else:
         results, failures = _answer_lines(emb, lines, options)
     note_shortfall(results, top, filters)
-    if plot is not None:
+    if plot is not None and not results:  # every line of a batch failed
+        report(f"no plot written to {plot}: no query was answered")
+    elif plot is not None:
         from ..present.plot import MAX_BARS, neighbors_bars
 
         if top > MAX_BARS:
