@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         TokenMap,
         TokenScan,
         Verification,
+        VocabularyTable,
     )
 
 
@@ -308,6 +309,13 @@ class Embeddings:
         from ..analyses.whole import stats
 
         return stats(self.view, pairs, seed, include_special, components)
+
+    def vocabulary_table(self) -> VocabularyTable:
+        """Every row of the matrix: id, token, label, special, unusable, reachable, norm and
+        padding (``tokneigh.analyses.vocabulary_table``); ``to_pandas()`` makes it a frame."""
+        from ..analyses.vocabulary_table import vocabulary_table
+
+        return vocabulary_table(self.view)
 
     def _special_ids(self) -> np.ndarray:
         return self.view.special_ids()
