@@ -11,63 +11,22 @@ vocabulary is made of such tokens (tests/frames_model.py)."""
 from __future__ import annotations
 
 import json
-import math
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
-from frames_model import HOSTILE, make_hostile_checkpoint
+from frames_helpers import HOSTILE, assert_frame, contract, make_hostile_checkpoint
 from helpers import cli, heavy_imports
 
 import tokneigh
 from tokneigh import results
 from tokneigh.analyses.filters import Filters
 from tokneigh.errors import MissingDependencyError
-from tokneigh.results.json import json_text
 
 SHARED_CACHE = True
 
-DTYPES = {"int": "int64", "maybe_int": "Int64", "float": "float64", "text": "object",
-          "bool": "bool", "object": "object"}  # fmt: skip
 NEIGHBOR = {"rank": "int", "id": "int", "token": "text", "similarity": "float"}
 QUERY = {"query": "text", "query_id": "maybe_int"}
-
-
-def contract(result) -> object:
-    """The JSON contract as a script reads it."""
-    return json.loads(json_text(result.to_json()))
-
-
-def assert_frame(frame: pd.DataFrame, records: list[dict], kinds: dict[str, str]) -> None:
-    """``frame`` holds ``records`` (from the JSON) in order, each column of its kind's type."""
-    assert list(frame.columns) == list(kinds)
-    assert len(frame) == len(records)
-    assert list(frame.index) == list(range(len(records)))
-    for name, kind in kinds.items():
-        column = frame[name]
-        assert str(column.dtype) == DTYPES[kind], (name, column.dtype)
-        for got, want in zip(column.tolist(), (r[name] for r in records)):
-            _assert_cell(got, want, kind, name)
-
-
-def _assert_cell(got: object, want: object, kind: str, name: str) -> None:
-    where = (name, got, want)
-    if kind == "text":
-        assert got is None if want is None else (type(got) is str and got == want), where
-    elif kind == "maybe_int":
-        assert got is pd.NA if want is None else (type(got) is int and got == want), where
-    elif kind == "float":
-        if want is None:
-            assert isinstance(got, float) and math.isnan(got), where
-        else:
-            assert type(got) is float and got == want, where
-    elif kind == "int":
-        assert type(got) is int and got == want, where
-    elif kind == "bool":
-        assert type(got) is bool and got is want, where
-    else:
-        assert got == want, where
 
 
 # --- the models ---------------------------------------------------------------------------------
