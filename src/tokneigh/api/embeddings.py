@@ -30,6 +30,7 @@ from ..reporting import Progress, Report, info
 from ..space.metrics import COSINE, Metric, parse_metric
 from ..store import derived, entries, files
 from .logreport import log_report
+from .tables import Tables
 from .vocabulary import Vocabulary
 
 if TYPE_CHECKING:
@@ -47,11 +48,10 @@ if TYPE_CHECKING:
         TokenMap,
         TokenScan,
         Verification,
-        VocabularyTable,
     )
 
 
-class Embeddings:
+class Embeddings(Tables):
     """One model's token embeddings, memory-mapped from the cache, compared under one metric
     (cosine unless ``under`` says otherwise). ``view`` is what the analyses read of them."""
 
@@ -309,13 +309,6 @@ class Embeddings:
         from ..analyses.whole import stats
 
         return stats(self.view, pairs, seed, include_special, components)
-
-    def vocabulary_table(self) -> VocabularyTable:
-        """Every row of the matrix: id, token, label, special, unusable, reachable, norm and
-        padding (``tokneigh.analyses.vocabulary_table``); ``to_pandas()`` makes it a frame."""
-        from ..analyses.vocabulary_table import vocabulary_table
-
-        return vocabulary_table(self.view)
 
     def _special_ids(self) -> np.ndarray:
         return self.view.special_ids()
