@@ -261,3 +261,31 @@ def test_a_cached_batch_imports_nothing_heavy(minilm_dir, tmp_path):
     heavy = ["torch", "transformers", "pandas", "pyarrow", "umap", "numba"]
     args = ["neighbors", "--queries", str(path), "-m", str(minilm_dir), "-f", "json"]
     assert helpers.heavy_imports(args, heavy) == []
+
+
+# --- the batch results in Python --------------------------------------------------------------
+
+
+def test_batch_results_frames_are_their_json_rows(minilm_dir, module_cache):
+    pytest.importorskip("pandas")
+    import tokneigh
+    from tokneigh.results import Analogies, Comparisons
+
+    emb = tokneigh.load(str(minilm_dir), cache_dir=module_cache)
+    pairs = Comparisons([emb.compare("king", f"#{QUEEN}"), emb.compare(f"#{MAN}", "woman")])
+    frame = pairs.to_pandas()
+    assert frame["a"].tolist() == ["king", None] and frame["b"].tolist() == [None, "woman"]
+    assert frame["a_id"].isna().tolist() == [True, False] and frame["a_id"][1] == MAN
+    assert frame["cosine"].tolist() == [c["cosine"] for c in pairs.to_json()]
+    assert frame["rank_of_b"].dtype == "int64"
+    analogies = Analogies([emb.analogy("man", "king", f"#{WOMAN}", k=3),
+                           emb.analogy("france", "paris", "germany", k=3)])  # fmt: skip
+    frame = analogies.to_pandas()
+    assert len(frame) == 6
+    assert frame["a"].tolist() == ["man"] * 3 + ["france"] * 3
+    assert frame["c_id"].isna().tolist() == [False] * 3 + [True] * 3
+    assert frame["c_id"][0] == WOMAN and frame["c"][0] is None
+    assert frame["id"].tolist() == [n["id"] for m in analogies.to_json() for n in m["neighbors"]]
+    assert frame["similarity"].tolist() == [
+        n["similarity"] for m in analogies.to_json() for n in m["neighbors"]
+    ]

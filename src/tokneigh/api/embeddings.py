@@ -30,6 +30,7 @@ from ..reporting import Progress, Report, info
 from ..space.metrics import COSINE, Metric, parse_metric
 from ..store import derived, entries, files
 from .logreport import log_report
+from .tables import Tables
 from .vocabulary import Vocabulary
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ if TYPE_CHECKING:
     )
 
 
-class Embeddings:
+class Embeddings(Tables):
     """One model's token embeddings, memory-mapped from the cache, compared under one metric
     (cosine unless ``under`` says otherwise). ``view`` is what the analyses read of them."""
 

@@ -43,6 +43,7 @@ _HOMES = {
     "NeighborhoodDiff": "diff",
     "MapCluster": "layout",
     "MapLayout": "layout",
+    "VocabularyTable": "vocabulary_table",
     "Comparisons": "batches",
     "Analogies": "batches",
 }
@@ -62,6 +63,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each 
     from .tokens import Query, Tokenization, Tokenizations, VectorSource
     from .verification import Verification
     from .vocabulary import Hubness, HubToken, NeighborGraph, SpaceStats
+    from .vocabulary_table import VocabularyTable
 
 
 def __getattr__(name: str) -> object:
