@@ -153,7 +153,8 @@ class Embeddings(Tables):
     ) -> NeighborList:
         """The ``k`` tokens nearest to ``query`` by cosine similarity (or the metric), best
         first. A query is text, a token id, or a vector (a 1-D numpy array of ``dim`` values,
-        or a ``vectors.VectorQuery``; ``centroid()`` is the mean row).
+        or a ``vectors.VectorQuery``; ``centroid()`` is the mean row). In text, ``"#N"`` is
+        token id N and ``"\\\\#N"`` the literal text "#N", as on the command line.
 
         ``filters`` (none by default, so the API ranks every row) are applied to the ranking
         of the whole vocabulary before taking ``k``, and ranks run 1..k over what remains

@@ -44,11 +44,14 @@ _HOMES = {
     "MapCluster": "layout",
     "MapLayout": "layout",
     "VocabularyTable": "vocabulary_table",
+    "Comparisons": "batches",
+    "Analogies": "batches",
 }
 __all__ = list(_HOMES)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each on first use
+    from .batches import Analogies, Comparisons
     from .comparison import Comparison
     from .diff import DiffItem, DiffSummary, NeighborhoodDiff
     from .json import json_text

@@ -71,10 +71,7 @@ class Comparison:
     def to_pandas(self) -> Any:
         """One row: a and b (the text, null for an id query), a_id and b_id (the token id
         of an id query), metric, then the measures as ``to_json()`` has them."""
-        data = self.to_json()
-        a, b = data.pop("a"), data.pop("b")
-        record = {"a": a["text"], "a_id": a["query_id"], "b": b["text"], "b_id": b["query_id"]}
-        return records_frame([{**record, **data}], _COMPARISON_KINDS)
+        return records_frame([comparison_record(self)], COMPARISON_KINDS)
 
     def human(self) -> Human:
         rows = [
@@ -98,7 +95,15 @@ class Comparison:
         return [Table(title, [Column("measure"), Column("value", True)], rows)]
 
 
-_COMPARISON_KINDS: dict[str, Kind] = {
+def comparison_record(c: Comparison) -> dict[str, Any]:
+    """A comparison's row in a data frame (from its JSON): a pair's texts and ids apart."""
+    data = c.to_json()
+    a, b = data.pop("a"), data.pop("b")
+    record = {"a": a["text"], "a_id": a["query_id"], "b": b["text"], "b_id": b["query_id"]}
+    return {**record, **data}
+
+
+COMPARISON_KINDS: dict[str, Kind] = {
     "a": "text",
     "a_id": "maybe_int",
     "b": "text",
