@@ -239,7 +239,7 @@ def test_a_command_without_its_arguments_is_an_error_not_help():
     [
         (HubUnavailableError("model 'gpt2' is not cached"), 1, "--model PATH"),
         (CacheError("cannot write /x"), 1, "--cache-dir or TOKNEIGH_CACHE_DIR"),
-        (EmptyQueryError("the query is empty"), 2, "use --id N"),
+        (EmptyQueryError("the query is empty"), 2, "give its id as #N"),
         (ModelNameError("'a/b/c' is not a hub id"), 2, "with --model"),
         (TokenIdError(50257, 50257), 2, None),
         (FigureError("cannot write x.txt"), 2, None),

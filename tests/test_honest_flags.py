@@ -238,14 +238,19 @@ def test_every_hint_names_an_option_the_command_has(minilm_dir):
     helpers.assert_one_line_error(result, 2, "empty")
     assert "--id" not in result.stderr
     result = helpers.cli("neighbors", "", "-m", minilm_dir)
-    helpers.assert_one_line_error(result, 2, "empty", "--id N")
+    helpers.assert_one_line_error(result, 2, "empty", "#N")
+    # The hint names the id syntax, which every one of them takes (tests/test_id_syntax.py).
+    for args in (["compare", "king", "#100"], ["analogy", "king", "#100", "queen"]):
+        assert helpers.cli(*args, "-m", minilm_dir).exit_code == 0
 
 
 def test_hints_are_checked_against_each_command_that_can_raise_them():
     from tokneigh.cli.errors import HINTS
 
-    for option, _ in HINTS.values():
-        assert option.startswith("--")
+    for option, text in HINTS.values():
+        # An option (shown only to a command that has it), or None: the #N syntax every query
+        # reads, which the hint then names.
+        assert option.startswith("--") if option is not None else "#N" in text
     for name, command in _commands():
         opts = {o for p in command.params for o in getattr(p, "opts", ())}
         assert "--model" not in opts or "--cache-dir" in opts, name

@@ -300,3 +300,34 @@ def test_the_page_walks_through_every_view(
     expect(error).to_have_text(refused["error"])
     assert failures == []
     page.close()
+
+
+def test_the_page_reads_ids_and_the_literal_escape_as_the_server_does(
+    server: str, browser: Any, minilm_dir: Path, module_cache: Path
+) -> None:
+    """#N: token N, its list and its one chip; \\#5: the text "#5", its list and its chips
+    ("#" + "5", as the tokenizer splits it), not token 5's."""
+    from playwright.sync_api import expect
+
+    import tokneigh
+    from tokneigh.analyses.filters import Filters
+
+    emb = tokneigh.load(str(minilm_dir), cache_dir=module_cache)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    failures: list[str] = []
+    page.on("pageerror", lambda exc: failures.append(str(exc)))
+    page.goto(server)
+    for typed, asked in (("#2332", 2332), ("\\#5", "\\#5")):
+        page.fill("#query", typed)
+        page.press("#query", "Enter")
+        ref = emb.neighbors(asked, k=20, filters=Filters(skip_special=True)).to_json()
+        expect_rows(page.locator("#neighbors tr.neighbor"), ref["neighbors"])
+        chips = page.locator("#tokens .chip")
+        if isinstance(asked, int):
+            expect(chips.locator(".chip-id")).to_have_text([str(asked)])
+        else:
+            ids = emb.tokenize("#5").ids
+            assert ref["query_ids"] == ids and len(ids) == 2
+            expect(chips.locator(".chip-id")).to_have_text([str(i) for i in ids])
+    assert not failures, failures
+    page.close()

@@ -59,3 +59,7 @@ class TiedEmbeddings(TokneighError):
 
     Not a failure: ``api.load`` catches it, says so and serves the input matrix.
     """
+
+
+class MissingDependencyError(TokneighError):
+    """An optional library a feature needs is not installed (pandas for data frames)."""

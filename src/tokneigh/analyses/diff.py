@@ -38,7 +38,7 @@ import numpy as np
 from ..errors import UsageError
 from ..results import DiffItem, DiffSummary, Neighbor, NeighborhoodDiff
 from ..space import core
-from .queries import query_tokens
+from .queries import parse_query_text, query_tokens
 from .whole import graph_rows
 
 if TYPE_CHECKING:
@@ -194,6 +194,12 @@ def compare_models(
     for word in words:
         if not word.strip():  # (EmptyQueryError's hint is about `neighbors --id`)
             raise UsageError("a word is empty or only whitespace")
+        if isinstance(parse_query_text(word), int):
+            # Row N of one vocabulary is another token (or none) in the other model's.
+            raise UsageError(
+                f"{word} names a row of one model's vocabulary, not a word both models share: "
+                f"give the token's text (\\{word} for the literal text {word!r})"
+            )
         sources.append("word")
         texts.append(word)
         queries_a.append(query_tokens(a, word))

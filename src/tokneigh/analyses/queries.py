@@ -1,6 +1,11 @@
 """Queries: the token ids a text or an id stands for, the vector a query is ranked by, and the
 rows that cannot be one. A query is text (several tokens mean the mean of their unit vectors),
 an ``int`` token id, or a vector (an array, or a ``vectors.VectorQuery`` that names its file).
+
+One id syntax for every surface (arguments, batch files, the shell, the page, the API): the
+text ``#N`` (``#`` and ASCII digits, nothing around them) is token id N, and a leading
+backslash before ``#`` asks for the literal text (``\\#2332`` is the text "#2332"; ``\\\\#2332``
+is "\\#2332"). ``parse_query_text`` is the one place that decides.
 """
 
 from __future__ import annotations
@@ -28,8 +33,41 @@ def _text_in_message(text: str) -> str:
     return repr(text) if len(text) <= 60 else repr(text[:57]) + "..."
 
 
+# Longer than any vocabulary's ids (and short enough for int() of any length limit).
+MAX_ID_DIGITS = 18
+
+
+def parse_query_text(text: str, vocab_size: int | None = None) -> str | int:
+    """What a query written as text means: ``#N`` is token id N (checked against
+    ``vocab_size`` when given: TokenIdError outside it); ``\\#...`` is the text ``#...`` (one
+    leading backslash removed, so any text starting with backslashes and ``#`` can be
+    written); any other text is itself. A backslash escape rather than a ``--text`` flag: it
+    works the same in every surface (an argument, a line of a file or of the shell, a page's
+    field, a Python string), and a real token that starts with '#' ("#", "##ing") is still
+    reachable as text or as its id."""
+    if text.startswith("#"):
+        digits = text[1:]
+        if digits.isascii() and digits.isdigit():
+            if len(digits) > MAX_ID_DIGITS:
+                within = "" if vocab_size is None else f" 0..{vocab_size - 1}"
+                raise UsageError(
+                    f"token id #{digits[:MAX_ID_DIGITS]}... is outside{within or ' any vocabulary'}"
+                )
+            token_id = int(digits)
+            if vocab_size is not None and token_id >= vocab_size:
+                raise TokenIdError(token_id, vocab_size)
+            return token_id
+        return text
+    if text.startswith("\\") and text.lstrip("\\").startswith("#"):
+        return text[1:]
+    return text
+
+
 def query_tokens(view: SpaceView, query: QueryLike) -> Query:
-    """The token ids a query stands for, validated against the embedding matrix."""
+    """The token ids a query stands for, validated against the embedding matrix. Text is read
+    by ``parse_query_text``: ``#N`` is token id N, ``\\#...`` the literal text ``#...``."""
+    if isinstance(query, str):
+        query = parse_query_text(query, view.vocab_size)
     if isinstance(query, (int, np.integer)) and not isinstance(query, bool):
         token_id = int(query)
         if not 0 <= token_id < view.vocab_size:

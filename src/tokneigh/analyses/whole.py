@@ -73,7 +73,12 @@ def cached_graph(
         cached["similarities"],
         0.0,
         cached=True,
+        token_text=_token_text(view),
     )
+
+
+def _token_text(view: SpaceView) -> Callable[[int], str | None]:
+    return lambda token_id: view.shown(token_id)[0]
 
 
 def compute_graph(
@@ -93,7 +98,15 @@ def compute_graph(
     )
     seconds = time.perf_counter() - started
     return NeighborGraph(
-        view.model, view.metric.name, k, include_special, rows, neighbors, similarities, seconds
+        view.model,
+        view.metric.name,
+        k,
+        include_special,
+        rows,
+        neighbors,
+        similarities,
+        seconds,
+        token_text=_token_text(view),
     )
 
 

@@ -31,6 +31,7 @@ from ..space.metrics import COSINE, Metric, parse_metric
 from ..store import derived, entries, files
 from .logreport import log_report
 from .maps import MapMethods
+from .tables import Tables
 from .vocabulary import Vocabulary
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
     )
 
 
-class Embeddings(MapMethods):
+class Embeddings(Tables, MapMethods):
     """One model's token embeddings, memory-mapped from the cache, compared under one metric
     (cosine unless ``under`` says otherwise). ``view`` is what the analyses read of them.
     ``layout``, the map of the whole vocabulary, is ``MapMethods``'s (api/maps.py)."""
@@ -154,7 +155,8 @@ class Embeddings(MapMethods):
     ) -> NeighborList:
         """The ``k`` tokens nearest to ``query`` by cosine similarity (or the metric), best
         first. A query is text, a token id, or a vector (a 1-D numpy array of ``dim`` values,
-        or a ``vectors.VectorQuery``; ``centroid()`` is the mean row).
+        or a ``vectors.VectorQuery``; ``centroid()`` is the mean row). In text, ``"#N"`` is
+        token id N and ``"\\\\#N"`` the literal text "#N", as on the command line.
 
         ``filters`` (none by default, so the API ranks every row) are applied to the ranking
         of the whole vocabulary before taking ``k``, and ranks run 1..k over what remains

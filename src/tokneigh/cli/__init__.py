@@ -114,6 +114,7 @@ COMMANDS = {
     "stats": "stats",
     "scan": "scan",
     "diff": "diff",
+    "vocab": "vocab",
     "serve": "serve",
     "shell": "shell",
     "cache": "cache",

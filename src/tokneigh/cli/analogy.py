@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from .batch import QueriesOption
 from .common import (
     DEFAULT,
     DEFAULT_EMBEDDINGS,
@@ -36,9 +37,17 @@ For longer expressions, add terms with --positive/-p and --negative/-n (gensim's
 most_similar): `-p king -p woman -n man` is the same as `man king woman`. With both, A B C
 add B and C to the positives and A to the negatives.
 
+Each word is text or #N for token id N (\\#N is the literal text "#N"). --queries FILE
+reads one analogy per line, A B C separated by TABs (- for stdin): every line is answered,
+and a bad line is reported with its number; the command then exits with an error.
+
 Examples:
 
   tokneigh analogy man king woman
+
+  tokneigh analogy man king "#8580"
+
+  tokneigh analogy --queries analogies.tsv --format json
 
   tokneigh analogy france paris germany --top 5 --format json
 
@@ -76,6 +85,7 @@ def analogy(
     top: Annotated[
         int, typer.Option("--top", "-k", min=1, metavar="N", help="How many tokens.")
     ] = 10,
+    queries_file: QueriesOption = None,
     dedupe: DedupeOption = False,
     min_sim: MinSimOption = None,
     words_only: WordsOnlyOption = False,
@@ -89,16 +99,38 @@ def analogy(
     from ..errors import UsageError
 
     words = words or []
+    if queries_file is not None and (words or positive or negative):
+        raise UsageError("--queries FILE takes A B C from the file: no words, no -p/-n")
     if len(words) not in (0, 3):
         raise UsageError(
             f"give exactly three words A B C (A is to B as C is to ?), got {len(words)}; "
             "for other expressions use --positive/--negative"
         )
-    if not words and not positive and not negative:
-        raise UsageError("give A B C, or at least one --positive/--negative word")
+    if not words and not positive and not negative and queries_file is None:
+        raise UsageError("give A B C, at least one --positive/--negative word, or --queries FILE")
     filters = make_filters(dedupe, min_sim, words_only, include_special)
+    parsed = None
+    if queries_file is not None:
+        from .batch import read_lines, rows
+
+        parsed = rows(read_lines(queries_file), 3, "A<TAB>B<TAB>C")  # fails before the load
     emb = load(model, cache_dir, embeddings, metric)
     top = clamp_top(top, emb.vocab_size)
+    if parsed is not None:
+        from ..results import Analogies
+        from .batch import Failures, answer_rows
+
+        failures = Failures()
+        results = answer_rows(
+            parsed,
+            lambda abc: emb.analogy(abc[0], abc[1], abc[2], k=top, filters=filters),
+            failures,
+        )
+        for result in results:
+            note_shortfall([result], top, filters, result.expression())
+        emit(Analogies(results), output)
+        failures.finish()
+        return
     if words and not positive and not negative:
         a, b, c = words
         result = emb.analogy(a, b, c, k=top, filters=filters)

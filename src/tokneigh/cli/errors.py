@@ -36,14 +36,16 @@ USAGE_EXIT = 2
 FAILURE_EXIT = 1
 
 # The most specific class wins (looked up along the exception's MRO): the option a hint
-# names, and the hint, shown only when the command that failed has that option.
-HINTS: dict[type[TokneighError], tuple[str, str]] = {
+# names, and the hint, shown only when the command that failed has that option. None: the hint
+# names the query syntax (``#N``), which every query of every command and the shell reads
+# (analyses.queries.parse_query_text), so it is always shown.
+HINTS: dict[type[TokneighError], tuple[str | None, str]] = {
     HubUnavailableError: (
         "--model",
         "connect once to download it, or use --model PATH with a local checkpoint folder",
     ),
     CacheError: ("--cache-dir", "choose another folder with --cache-dir or TOKNEIGH_CACHE_DIR"),
-    EmptyQueryError: ("--id", "to look up a whitespace token, use --id N"),
+    EmptyQueryError: (None, "to look up a whitespace token, give its id as #N"),
     ModelNameError: ("--model", "give a hub id like 'gpt2' or a checkpoint folder with --model"),
 }
 
@@ -67,7 +69,7 @@ def hint(exc: BaseException, options: Collection[str] | None = None) -> str | No
     for cls in type(exc).__mro__:
         if cls in HINTS:
             option, text = HINTS[cls]  # type: ignore[index]
-            return text if options is None or option in options else None
+            return text if option is None or options is None or option in options else None
     return None
 
 

@@ -33,7 +33,8 @@ principal components (PCA); the picture labels every token as the tables show it
 leading spaces are visible) and marks the query with a red star. The coordinates are printed
 too (table, json, tsv or csv). The query's own tokens are not among the neighbours.
 
-At most {MAX_POINTS} neighbours. Filters as in `neighbors`.
+At most {MAX_POINTS} neighbours. Filters as in `neighbors`. QUERY may be #N, token id N (the
+same as --id N); \\#N is the literal text "#N".
 
 Examples:
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from .batch import QueriesOption
 from .common import (
     DEFAULT,
     DEFAULT_EMBEDDINGS,
@@ -25,7 +26,11 @@ from .output import clamp_top, emit, load, make_filters, note_shortfall, report
 HELP = """Rank every token by cosine similarity to each QUERY.
 
 A query is text, tokenized exactly as the model does it ("Mike" and " Mike" are different
-GPT-2 tokens); a query of several tokens uses the mean of their unit vectors.
+GPT-2 tokens); a query of several tokens uses the mean of their unit vectors. #N is token id N
+in any query (the same as --id N); \\#N is the literal text "#N".
+
+--queries FILE reads one query per line (- for stdin): every line is answered, and a bad line
+(a blank one, say) is reported with its number; the command then exits with an error.
 
 Special tokens (<|endoftext|>, [CLS], [unused12], rows the tokenizer does not name) are left
 out unless --include-special; a query's own special token still answers (--id 50256).
@@ -41,7 +46,9 @@ Examples:
 
   tokneigh neighbors " Mike" banana --format json
 
-  tokneigh neighbors --id 50256 --model ./my-checkpoint
+  tokneigh neighbors "#50256" --model ./my-checkpoint
+
+  tokneigh neighbors --queries words.txt --format json
 
   tokneigh neighbors Mike --dedupe --words-only --min-sim 0.3
 
@@ -76,6 +83,7 @@ def neighbors(
     centroid: Annotated[
         bool, typer.Option("--centroid", help="Query the mean row of the matrix.")
     ] = False,
+    queries_file: QueriesOption = None,
     score: Annotated[
         str,
         typer.Option(
@@ -112,10 +120,18 @@ def neighbors(
         from ..analyses.vectors import load_vector
 
         wanted += [load_vector(spec) for spec in vectors]  # a bad file fails before the load
-    if not wanted and not centroid:
+    if queries_file is not None and (wanted or centroid):
+        raise UsageError("give queries as arguments or in --queries FILE, not both")
+    if not wanted and not centroid and queries_file is None:
         raise UsageError(
-            "give a QUERY, --id N, --vector FILE or --centroid (see 'tokneigh neighbors --help')"
+            "give a QUERY, --id N, --vector FILE, --centroid or --queries FILE "
+            "(see 'tokneigh neighbors --help')"
         )
+    lines = None
+    if queries_file is not None:
+        from .batch import read_lines
+
+        lines = read_lines(queries_file)  # a bad file fails before the load
     filters = make_filters(dedupe, min_sim, words_only, include_special)
     if plot is not None:
         from ..present.plot import check_destination
@@ -125,11 +141,21 @@ def neighbors(
     top = clamp_top(top, emb.vocab_size)
     if centroid:
         wanted.append(emb.centroid())
-    results = emb.neighbors_many(
-        wanted, k=top, exclude_query=exclude_query, filters=filters, score=score
-    )
+    options: dict[str, Any] = {
+        "k": top,
+        "exclude_query": exclude_query,
+        "filters": filters,
+        "score": score,
+    }
+    failures = None
+    if lines is None:
+        results = emb.neighbors_many(wanted, **options)
+    else:
+        results, failures = _answer_lines(emb, lines, options)
     note_shortfall(results, top, filters)
-    if plot is not None:
+    if plot is not None and not results:  # every line of a batch failed
+        report(f"no plot written to {plot}: no query was answered")
+    elif plot is not None:
         from ..present.plot import MAX_BARS, neighbors_bars
 
         if top > MAX_BARS:
@@ -137,6 +163,27 @@ def neighbors(
         neighbors_bars(results, plot)
         report(f"wrote {plot}")
     emit(NeighborLists(results), output)
+    if failures is not None:
+        failures.finish()
+
+
+def _answer_lines(emb: Any, lines: list[Any], options: dict[str, Any]) -> tuple[list[Any], Any]:
+    """The lists of a batch file's good lines (ranked together), each bad line reported."""
+    from .batch import Failures, rows
+    from .lines import neighbors_each
+
+    failures = Failures()
+    parsed = rows(lines, 1, "one query per line")
+    asked = [row[0] for row in parsed if not isinstance(row, str)]
+    answers = iter(neighbors_each(emb, asked, **options))
+    results = []
+    for number, row in enumerate(parsed, 1):
+        answer = row if isinstance(row, str) else next(answers)
+        if isinstance(answer, (str, BaseException)):
+            failures.report(number, answer)
+        else:
+            results.append(answer)
+    return results, failures
 
 
 def register(app: typer.Typer) -> None:

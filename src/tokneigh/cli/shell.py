@@ -33,6 +33,7 @@ from .common import (
 )
 from .filters import IncludeSpecialOption
 from .help import HelpCommand
+from .lines import decode
 from .output import load
 from .shell_output import ShellFormat
 from .shell_session import Shell, TooLong
@@ -45,7 +46,8 @@ A line of text is a neighbours query (the whole line, leading spaces included: "
 "Mike" are different GPT-2 tokens). Commands: :compare A B, :tokenize TEXT, :analogy A B C,
 :id N, :vector FILE[:ROW], :centroid, :top N, :model NAME, :embeddings input|output,
 :metric M, :help, :quit (or Ctrl-D). Quote
-arguments that hold spaces: :compare " Mike" "New York".
+arguments that hold spaces: :compare " Mike" "New York". #N in any query is token id N;
+\\#N is the literal text "#N".
 
 Special tokens are left out of neighbour lists and ranks unless --include-special, as in
 `tokneigh neighbors`.
@@ -102,12 +104,10 @@ def _pipe_batches(fd: int) -> Iterator[list[str | None | TooLong]]:
                     batch.append(TooLong(dropped + at))
                     dropped = 0
                 else:
-                    batch.append(_decode(bytes(pending[:at])))
+                    batch.append(decode(bytes(pending[:at])))
                 del pending[: at + 1]
             if ended and (pending or dropped):
-                batch.append(
-                    TooLong(dropped + len(pending)) if dropped else _decode(bytes(pending))
-                )
+                batch.append(TooLong(dropped + len(pending)) if dropped else decode(bytes(pending)))
                 pending.clear()
                 dropped = 0
             if len(pending) > MAX_TEXT_BYTES:  # no newline yet: drop it, remember its size
@@ -119,13 +119,6 @@ def _pipe_batches(fd: int) -> Iterator[list[str | None | TooLong]]:
             batch = []
         elif ended:
             return
-
-
-def _decode(raw: bytes) -> str | None:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
 
 
 def _history(cache_dir: Path | None) -> Path | None:

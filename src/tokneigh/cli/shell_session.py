@@ -9,7 +9,10 @@ from functools import partial
 from typing import Any
 
 from .common import error_line
+from .lines import TooLong, line_problem, neighbors_each
 from .shell_output import ShellFormat, ShellOutput
+
+__all__ = ["COMMANDS", "Shell", "ShellError", "TooLong"]
 
 COMMANDS = """\
 TEXT                      nearest tokens to TEXT (the whole line)
@@ -26,18 +29,13 @@ TEXT                      nearest tokens to TEXT (the whole line)
 :centroid                 nearest tokens to the mean row
 :help            (:h, :?) this list
 :quit            (:q)     leave (Ctrl-D too)
-Quote arguments with spaces: :compare " Mike" "New York"."""
+Quote arguments with spaces: :compare " Mike" "New York".
+#N in any query is token id N (:compare #2332 queen); \\#N is the text "#N"
+(quoted in a command's arguments: :compare '\\#5' five)."""
 
 
 class ShellError(Exception):
     """A bad shell line (unknown command, wrong arguments): reported, and the loop goes on."""
-
-
-class TooLong:
-    """A line over the size limit, dropped as it was read (memory stays bounded)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
 
 
 class Shell:
@@ -118,19 +116,14 @@ class Shell:
 
     def _parse(self, line: str | None | TooLong) -> tuple[str, Any] | None:
         """(command, its argument text) of a line; ("", error) for a line with no query."""
-        if line is None:
-            return "", ShellError("the line is not valid UTF-8 text")
-        if isinstance(line, TooLong):
-            from ..api.vocabulary import MAX_TEXT_BYTES
-
-            return "", ShellError(
-                f"the line has {line.size:,} bytes; a line holds at most {MAX_TEXT_BYTES:,}"
-            )
-        line = line.rstrip("\r\n")
-        if not line.strip():
-            if self.output is not ShellFormat.json:
-                return "", None
-            return "", ShellError("the line is empty: nothing to look up")
+        if isinstance(line, str):
+            line = line.rstrip("\r\n")
+            if not line.strip() and self.output is not ShellFormat.json:
+                return "", None  # a blank line at a prompt asks nothing
+        problem = line_problem(line)
+        if problem is not None:
+            return "", ShellError(problem)
+        assert isinstance(line, str)
         if not line.startswith(":"):
             return "neighbors", line
         name, _, rest = line[1:].partition(" ")
@@ -157,37 +150,17 @@ class Shell:
             return
         from ..errors import TokneighError
 
-        valid: list[Any] = []
-        for _, q in queries:
-            if isinstance(q, ShellError):
-                continue
-            try:
-                self.emb.query_tokens(q)
-                valid.append(q)
-            except TokneighError:
-                pass
-        answers = iter(
-            self._guarded(
-                "neighbors",
-                lambda: self.emb.neighbors_many(valid, k=self.top, filters=self.filters),
-                quiet=True,
-            )
-            or []
-        )
+        asked = [q for _, q in queries if not isinstance(q, ShellError)]
+        answers = iter(neighbors_each(self.emb, asked, k=self.top, filters=self.filters))
         for command, q in queries:
-            if isinstance(q, ShellError):
-                self.error(command, q)
-            elif q in valid:
-                result = next(answers, None)
-                if result is None:  # the batch itself failed: answer this line alone
-                    self._guarded(command, partial(self._show_one, q))
-                else:
-                    self.out.show("neighbors", result)
+            answer = q if isinstance(q, ShellError) else next(answers)
+            if isinstance(answer, BrokenPipeError):  # the reader left, so must we
+                raise answer
+            if isinstance(answer, BaseException):
+                internal = not isinstance(answer, (TokneighError, ShellError))
+                self.error(command, answer, internal=internal)
             else:
-                self._guarded(command, partial(self._show_one, q))  # reports its error
-
-    def _show_one(self, query: Any) -> None:
-        self.out.show("neighbors", self.emb.neighbors(query, k=self.top, filters=self.filters))
+                self.out.show("neighbors", answer)
 
     def _dispatch(self, command: str, rest: Any) -> None:
         if isinstance(rest, ShellError):

@@ -28,7 +28,8 @@ similarity vectors (expect 1.000000), their largest absolute difference, whether
 the same top-k (same ids, same order), both timings and the speed-up.
 
 The query vector is the one `neighbors` uses (several tokens: the normalized mean of their
-unit vectors). No token is filtered out here.
+unit vectors). No token is filtered out here. QUERY may be #N, token id N (the same as --id
+N); \\#N is the literal text "#N".
 
 Examples:
 

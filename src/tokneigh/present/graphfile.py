@@ -114,22 +114,47 @@ def describe(emb: Embeddings, graph: NeighborGraph) -> dict[str, Any]:
     }
 
 
+def describe_model(emb: Embeddings) -> dict[str, Any]:
+    """The facts any file of one model's matrix carries (``describe`` less the graph's)."""
+    return {
+        "model": emb.model,
+        "source": emb.meta["source"],
+        "embeddings": emb.embeddings,
+        "vocab_size": emb.vocab_size,
+        "dim": emb.dim,
+        "tokneigh_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def parquet_metadata(facts: Facts) -> dict[str, str]:
+    """Facts as a Parquet schema's key-value metadata, which is text: numbers and booleans as
+    JSON spells them."""
+    return {
+        key: value if isinstance(value, str) else _json(value).decode()
+        for key, value in facts.items()
+    }
+
+
 def write_graph(
     graph: NeighborGraph, path: Path, shown: Shown, facts: Facts | None = None
 ) -> str:
     """Write ``graph`` to ``path`` in the format its extension names, with ``shown``'s text of
     each token and ``facts`` (``describe``); the format."""
     fmt = file_format(path)
+    texts = _Texts(shown)
+    writer = {"parquet": _write_parquet, "npz": _write_npz, "jsonl": _write_jsonl}[fmt]
+    write_whole(path, lambda scratch: writer(graph, scratch, texts, facts))
+    return fmt
+
+
+def write_whole(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` a file beside ``path`` (the path it is given), then rename it into place:
+    ``path`` appears whole or not at all (``destination`` says what may stand there)."""
     target, _ = destination(path)
     scratch = target.parent / _SCRATCH.format(uuid.uuid4().hex[:16])
-    texts = _Texts(shown)
     try:
-        if fmt == "parquet":
-            _write_parquet(graph, scratch, texts, facts)
-        elif fmt == "npz":
-            _write_npz(graph, scratch, texts, facts)
-        else:
-            _write_jsonl(graph, scratch, texts, facts)
+        write(scratch)
         # Checked again now: what is in the way may have changed during the pass.
         target, mode = destination(path)
         if mode is not None:
@@ -142,7 +167,6 @@ def write_graph(
     finally:  # an interrupted or failed write leaves nothing behind
         with contextlib.suppress(OSError):
             scratch.unlink()
-    return fmt
 
 
 class _Texts:
@@ -188,11 +212,8 @@ def _write_parquet(
             "neighbor_token": tokens(neighbors),
         }
     )
-    if facts is not None:  # Parquet metadata is text: numbers and booleans as JSON spells them
-        table = table.replace_schema_metadata(
-            {key: value if isinstance(value, str) else _json(value).decode()
-             for key, value in facts.items()}
-        )
+    if facts is not None:
+        table = table.replace_schema_metadata(parquet_metadata(facts))
     pq.write_table(table, path)
 
 

@@ -43,11 +43,15 @@ _HOMES = {
     "NeighborhoodDiff": "diff",
     "MapCluster": "layout",
     "MapLayout": "layout",
+    "VocabularyTable": "vocabulary_table",
+    "Comparisons": "batches",
+    "Analogies": "batches",
 }
 __all__ = list(_HOMES)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each on first use
+    from .batches import Analogies, Comparisons
     from .comparison import Comparison
     from .diff import DiffItem, DiffSummary, NeighborhoodDiff
     from .json import json_text
@@ -59,6 +63,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each 
     from .tokens import Query, Tokenization, Tokenizations, VectorSource
     from .verification import Verification
     from .vocabulary import Hubness, HubToken, NeighborGraph, SpaceStats
+    from .vocabulary_table import VocabularyTable
 
 
 def __getattr__(name: str) -> object:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .frames import Kind, records_frame
 from .notebook import described, html_of, number
 from .tables import Column, Human, Table, model_label, score_text, with_metric
 from .tokens import Query
@@ -67,6 +68,11 @@ class Comparison:
         ]
         return header, [row]
 
+    def to_pandas(self) -> Any:
+        """One row: a and b (the text, null for an id query), a_id and b_id (the token id
+        of an id query), metric, then the measures as ``to_json()`` has them."""
+        return records_frame([comparison_record(self)], COMPARISON_KINDS)
+
     def human(self) -> Human:
         rows = [
             ["pieces of A", " + ".join(self.a.labels)],
@@ -87,6 +93,27 @@ class Comparison:
             f"{self.a.shown} vs {self.b.shown} · {model_label(self.model)}", self.metric
         )
         return [Table(title, [Column("measure"), Column("value", True)], rows)]
+
+
+def comparison_record(c: Comparison) -> dict[str, Any]:
+    """A comparison's row in a data frame (from its JSON): a pair's texts and ids apart."""
+    data = c.to_json()
+    a, b = data.pop("a"), data.pop("b")
+    record = {"a": a["text"], "a_id": a["query_id"], "b": b["text"], "b_id": b["query_id"]}
+    return {**record, **data}
+
+
+COMPARISON_KINDS: dict[str, Kind] = {
+    "a": "text",
+    "a_id": "maybe_int",
+    "b": "text",
+    "b_id": "maybe_int",
+    "metric": "text",
+    **dict.fromkeys(
+        ("similarity", "cosine", "angle_degrees", "pearson", "norm_a", "norm_b"), "float"
+    ),
+    "rank_of_b": "int",
+}
 
 
 def _cosine_label(metric: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .frames import Kind, records_frame
 from .neighbors import Neighbor
 from .notebook import described, html_of, number
 from .tables import Column, Human, Table, model_label, score_text
@@ -135,6 +136,14 @@ class NeighborhoodDiff:
     def tsv(self) -> tuple[list[str], list[list[Any]]]:
         rows = [[i.source, i.query, i.id, i.overlap, i.jaccard, i.spearman] for i in self.items]
         return ["source", "query", "id", "overlap", "jaccard", "spearman"], rows
+
+    def to_pandas(self) -> Any:
+        """One row per query: source ("word" or "sample"), query, id (null unless one
+        token), overlap, jaccard, spearman (NaN where undefined). The neighbour lists stay in
+        ``to_json()``."""
+        kinds: dict[str, Kind] = {"source": "text", "query": "text", "id": "maybe_int"}
+        kinds |= dict.fromkeys(("overlap", "jaccard", "spearman"), "float")
+        return records_frame(self.to_json()["items"], kinds)
 
     def _named(self, which: str) -> str:
         side = self._side(which)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .frames import Kind, records_frame
 from .notebook import Shown, cut, described, html_of
 from .tables import (
     Column,
@@ -159,6 +160,11 @@ class NeighborList:
             return [*header, "variant_ids"], rows
         return header, [[text, qid, n.rank, n.id, n.token, n.similarity] for n in self.neighbors]
 
+    def to_pandas(self) -> Any:
+        """One row per neighbour: query, query_id (null for a text query), rank, id, token,
+        similarity, and variants with dedupe; the values of ``to_json()``."""
+        return records_frame(_query_records(self), {**_QUERY_KINDS, **neighbor_kinds(self.dedupe)})
+
     def title(self, what: str = "Neighbours of") -> str:
         stored = "" if self.quantization is None else f" · {self.quantization}"
         if self.score != "cosine":
@@ -185,6 +191,25 @@ def _top(neighbors: Sequence[Neighbor]) -> Shown | None:
 
 def _variant_ids(n: Neighbor) -> str:
     return ",".join(str(v.id) for v in n.variants or ())
+
+
+_QUERY_KINDS: dict[str, Kind] = {"query": "text", "query_id": "maybe_int"}
+_NEIGHBOR_KINDS: dict[str, Kind] = {
+    "rank": "int", "id": "int", "token": "text", "similarity": "float"
+}
+
+
+def neighbor_kinds(dedupe: bool) -> dict[str, Kind]:
+    """The columns of a neighbour row in a data frame: ``variants`` (a list of the JSON's
+    variant objects) only when they were folded."""
+    return {**_NEIGHBOR_KINDS, "variants": "object"} if dedupe else dict(_NEIGHBOR_KINDS)
+
+
+def _query_records(result: NeighborList) -> list[dict[str, Any]]:
+    """One record per neighbour, the query's text and id repeated on each (from the JSON)."""
+    data = result.to_json()
+    asked = {"query": data["query"], "query_id": data["query_id"]}
+    return [{**asked, **n} for n in data["neighbors"]]
 
 
 @dataclass(slots=True)
@@ -217,6 +242,13 @@ class NeighborLists:
             header, part = r.tsv()
             rows.extend(part)
         return header or NeighborList(None, None, [], [], [], "", 0, 0, []).tsv()[0], rows
+
+    def to_pandas(self) -> Any:
+        """Every list's rows (``NeighborList.to_pandas``) one after the other, each row with
+        its own query's text and id."""
+        dedupe = any(r.dedupe for r in self.lists)
+        records = [row for r in self.lists for row in _query_records(r)]
+        return records_frame(records, {**_QUERY_KINDS, **neighbor_kinds(dedupe)})
 
     def human(self) -> Human:
         return [block for r in self.lists for block in r.human()]
@@ -276,6 +308,10 @@ class MostSimilar:
             rows = [[n.rank, n.id, n.token, n.similarity, _variant_ids(n)] for n in self.neighbors]
             return [*header, "variant_ids"], rows
         return header, [[n.rank, n.id, n.token, n.similarity] for n in self.neighbors]
+
+    def to_pandas(self) -> Any:
+        """One row per neighbour: rank, id, token, similarity (and variants with dedupe)."""
+        return records_frame(self.to_json()["neighbors"], neighbor_kinds(self.dedupe))
 
     def expression(self) -> str:
         """`"king" + "woman" − "man"`: the positives added, the negatives subtracted."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .frames import Kind, records_frame
 from .neighbors import NeighborList
 from .notebook import described, html_of
 from .tables import Column, Human, Table, model_label, score_text
@@ -58,6 +59,18 @@ class TokenMap:
             for n, (x, y) in zip(r.neighbors, self.points)
         ]
         return ["rank", "id", "token", "similarity", "x", "y"], rows
+
+    def to_pandas(self) -> Any:
+        """One row per neighbour: the query (text, id and its point, repeated), then rank,
+        id, token, similarity and the neighbour's point x, y."""
+        data = self.to_json()
+        qx, qy = data["query_xy"]
+        asked = {"query": data["query"], "query_id": data["query_id"], "query_x": qx, "query_y": qy}
+        records = [{**asked, **n} for n in data["neighbors"]]
+        kinds: dict[str, Kind] = {"query": "text", "query_id": "maybe_int"}
+        kinds |= {"query_x": "float", "query_y": "float", "rank": "int", "id": "int"}
+        kinds |= {"token": "text", "similarity": "float"}
+        return records_frame(records, {**kinds, "x": "float", "y": "float"})
 
     def human(self) -> Human:
         r = self.result

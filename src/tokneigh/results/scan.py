@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .frames import Kind, records_frame
 from .notebook import described, html_of
 from .tables import Column, Human, Table, model_label
 
@@ -90,6 +91,12 @@ class TokenScan:
             for t in self.tokens
         ]
         return ["rank", "id", "token", "score", "reachable", "special"], rows
+
+    def to_pandas(self) -> Any:
+        """One row per listed token: rank, id, token, score, reachable, special."""
+        kinds: dict[str, Kind] = {"rank": "int", "id": "int", "token": "text", "score": "float"}
+        kinds |= {"reachable": "bool", "special": "bool"}
+        return records_frame(self.to_json()["tokens"], kinds)
 
     def reference_line(self) -> str | None:
         """Which reference tokens magikarp measured against, and how many."""

@@ -5,8 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .frames import Kind, records_frame
 from .notebook import Shown, described, html_of, ids_shown, term
 from .tables import Human, joined_pieces, quoted, short_quoted
+
+_TOKEN_KINDS: dict[str, Kind] = {
+    "position": "int", "id": "int", "token": "text", "label": "text", "unknown": "bool"
+}
 
 
 @dataclass(slots=True)
@@ -24,6 +29,20 @@ class Tokenization:
     def to_json(self) -> dict[str, Any]:
         data = {"text": self.text, "ids": self.ids, "tokens": self.tokens, "labels": self.labels}
         return {**data, "unknown": self.unknown} if self.unknown else data
+
+    def records(self) -> list[dict[str, Any]]:
+        """One record per token, from the JSON: position (0-based), id, token, label, and
+        whether it is the unknown token standing for text the vocabulary lacks."""
+        data = self.to_json()
+        unknown = set(data.get("unknown", ()))
+        return [
+            {"position": p, "id": i, "token": t, "label": label, "unknown": p in unknown}
+            for p, (i, t, label) in enumerate(zip(data["ids"], data["tokens"], data["labels"]))
+        ]
+
+    def to_pandas(self) -> Any:
+        """One row per token: position, id, token, label, unknown."""
+        return records_frame(self.records(), _TOKEN_KINDS)
 
     def __repr__(self) -> str:
         return described(
@@ -69,6 +88,16 @@ class Tokenizations:
             for pos, (i, tok) in enumerate(zip(t.ids, t.tokens))
         ]
         return ["text_index", "position", "id", "token"], rows
+
+    def to_pandas(self) -> Any:
+        """One row per token of every text: text_index (1-based, as in TSV), text (repeated:
+        a reference to one string, not a copy), then ``Tokenization.to_pandas``'s columns."""
+        records = [
+            {"text_index": number, "text": t.text, **row}
+            for number, t in enumerate(self.items, start=1)
+            for row in t.records()
+        ]
+        return records_frame(records, {"text_index": "int", "text": "text", **_TOKEN_KINDS})
 
     def __repr__(self) -> str:
         first = self.items[0].text if self.items else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .frames import Kind, records_frame
 from .notebook import described, html_of, number
 from .tables import Column, Human, Table, model_label
 from .tokens import Query
@@ -17,6 +18,28 @@ def _finite(value: float) -> float | None:
 
 def _duration(seconds: float) -> str:
     return f"{seconds * 1000:,.1f} ms" if seconds < 10 else f"{seconds:,.1f} s"
+
+
+_VERIFICATION_KINDS: dict[str, Kind] = {
+    "query": "text",
+    "query_id": "maybe_int",
+    "query_ids": "object",
+    "query_tokens": "object",
+    "model": "text",
+    "vocab_size": "int",
+    "dim": "int",
+    "k": "int",
+    "pearson": "float",
+    "max_abs_diff": "float",
+    "top_k_identical": "bool",
+    "top_k_agree": "bool",
+    "top_k_tied_swaps": "int",
+    "top_k_loop": "object",
+    "top_k_vectorized": "object",
+    "loop_seconds": "float",
+    "vectorized_seconds": "float",
+    "speedup": "float",  # NaN where the JSON has null (too quick to time)
+}
 
 
 @dataclass(slots=True)
@@ -81,6 +104,11 @@ class Verification:
             ",".join(map(str, data[k])) if isinstance(data[k], list) else data[k] for k in keys
         ]
         return keys, [["" if c is None else c for c in cells]]
+
+    def to_pandas(self) -> Any:
+        """One row: the facts of ``to_json()``, its lists (query_ids, query_tokens,
+        top_k_loop, top_k_vectorized) as Python lists in object columns."""
+        return records_frame([self.to_json()], _VERIFICATION_KINDS)
 
     def human(self) -> Human:
         if self.top_k_identical:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .frames import Kind, frame, records_frame
 from .notebook import described, html_of, number
 from .tables import Column, Human, Table, model_label
 
@@ -26,6 +28,32 @@ class NeighborGraph:
     similarities: Any  # np.ndarray (n, k) float64
     seconds: float  # to compute it (0 when it came from the cache)
     cached: bool = False  # read from the cache entry, not computed by this call
+    # A token id's text as the JSON contract has it (None for padding rows), for to_pandas.
+    token_text: Callable[[int], str | None] | None = None
+
+    def to_pandas(self) -> Any:
+        """One row per (token, rank), as the Parquet file of ``tokneigh graph`` holds: id,
+        rank (1-based), neighbor_id, similarity, token, neighbor_token (the tokens null when
+        the graph was built without ``token_text``)."""
+        import numpy as np
+
+        n, k = self.neighbors.shape
+        ids = np.repeat(np.asarray(self.ids, dtype=np.int64), k)
+        neighbors = np.asarray(self.neighbors, dtype=np.int64).ravel()
+        # Each distinct id's text asked once (10 rows of 50,000 tokens name about 50,000).
+        known, where = np.unique(np.concatenate([ids, neighbors]), return_inverse=True)
+        shown = self.token_text or (lambda _: None)
+        texts = np.empty(known.size, dtype=object)
+        texts[:] = [shown(i) for i in known.tolist()]
+        columns: dict[str, tuple[Kind, Any]] = {
+            "id": ("int", ids),
+            "rank": ("int", np.tile(np.arange(1, k + 1, dtype=np.int64), n)),
+            "neighbor_id": ("int", neighbors),
+            "similarity": ("float", np.asarray(self.similarities, dtype=np.float64).ravel()),
+            "token": ("text", texts[where[: ids.size]]),
+            "neighbor_token": ("text", texts[where[ids.size :]]),
+        }
+        return frame(columns)
 
     def __repr__(self) -> str:
         return described(
@@ -116,6 +144,13 @@ class Hubness:
         rows = [[r, h.id, h.token, h.occurrences] for r, h in enumerate(self.hubs, start=1)]
         return ["rank", "id", "token", "occurrences"], rows
 
+    def to_pandas(self) -> Any:
+        """The hubs, as ``to_json()`` lists them: rank (1-based), id, token, occurrences
+        (N_k). Every token's N_k is the ``occurrences`` array, in the graph's row order."""
+        records = [{"rank": r, **h} for r, h in enumerate(self.to_json()["hubs"], start=1)]
+        kinds: dict[str, Kind] = {"rank": "int", "id": "int", "token": "text"}
+        return records_frame(records, {**kinds, "occurrences": "int"})
+
     def human(self) -> Human:
         title = (
             f"Hubs of {model_label(self.model)} · k = {self.k} · {self.metric} · "
@@ -185,6 +220,28 @@ class SpaceStats:
             ["special_rows", self.special_rows],
         ]
         return ["measure", "value"], rows
+
+    def to_pandas(self) -> Any:
+        """One row per fact of ``to_json()``: measure (tokens, anisotropy, sample_pairs,
+        seed, norm_mean, norm_std, norm_min, norm_max, pc1_variance ..., hidden_rows,
+        special_rows) and value (float64, counts included). The model and the metric, text,
+        are in the frame's ``attrs``."""
+        data = self.to_json()
+        facts: list[tuple[str, Any]] = []
+        for key, value in data.items():
+            if key in ("model", "metric"):
+                continue
+            if key == "norms":
+                facts += [(f"norm_{name}", v) for name, v in value.items()]
+            elif key == "top_pc_variance":
+                facts += [(f"pc{i}_variance", v) for i, v in enumerate(value, start=1)]
+            else:
+                facts.append((key, value))
+        table = frame(
+            {"measure": ("text", [m for m, _ in facts]), "value": ("float", [v for _, v in facts])}
+        )
+        table.attrs.update(model=data["model"], metric=data["metric"])
+        return table
 
     def human(self) -> Human:
         n = self.norms

@@ -15,7 +15,6 @@ has gone is not worked on.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,6 @@ MAX_MAP_K = 200  # the PCA map's limit, as `tokneigh map` has it
 # Names a request may give in its Host header, besides the bound address and --allow-host's.
 # A Host header: a name or IPv4 address, or an IPv6 address in brackets; then maybe a port.
 
-_TOKEN_ID = re.compile(r"#(\d{1,18})")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -121,11 +119,10 @@ class Params:
             )
         return value
 
-    def query(self, name: str) -> str | int:
-        """A query: text, or ``#N`` for token id N."""
-        value = self.text(name)
-        match = _TOKEN_ID.fullmatch(value.strip())
-        return int(match.group(1)) if match else value
+    def query(self, name: str) -> str:
+        """A query as written: the library reads ``#N`` (token id N) and ``\\#...`` (the
+        literal text) as every surface does (``analyses.queries.parse_query_text``)."""
+        return self.text(name)
 
     def integer(self, name: str, default: int, low: int, high: int) -> int:
         value = self._values.get(name)
@@ -356,5 +353,3 @@ async def _disconnect(request: Request) -> None:
     """Returns when the client closes its connection (the API reads no body)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
-
-

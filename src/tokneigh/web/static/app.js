@@ -373,8 +373,10 @@ function queryName(answer) {
 
 // --- Neighbours view ---------------------------------------------------------------------------
 
-// As the server reads a query: `#` and digits (spaces around allowed) is a token id.
-const isIdQuery = (q) => /^#\d{1,18}$/.test(q.trim());
+// As the server reads a query (analyses/queries.py parse_query_text): `#` and digits, nothing
+// around them, is a token id; a leading backslash before `#` asks for the literal text.
+const isIdQuery = (q) => /^#[0-9]+$/.test(q);
+const literalText = (q) => (/^\\+#/.test(q) ? q.slice(1) : q);
 
 async function renderNeighbors(q, gen, signal) {
   const list = $("#neighbors");
@@ -398,7 +400,7 @@ async function renderNeighbors(q, gen, signal) {
   figure.setAttribute("aria-busy", "true"); // the last query's map, dimmed until the new one
   const answers = await settle(gen, $("#neighbors-result"), [
     fetchJSON("neighbors", apiParams({ q }, "neighbors"), signal),
-    isIdQuery(q) ? null : fetchJSON("tokenize", new URLSearchParams({ q }), signal),
+    isIdQuery(q) ? null : fetchJSON("tokenize", new URLSearchParams({ q: literalText(q) }), signal),
   ]);
   if (answers === null) return;
   if (answers === "failed") {
