@@ -281,6 +281,12 @@ def test_the_result_renders_and_describes_itself(llama):
     assert len(data["tokens"]) == result.ids.size == len(data["tokens"])
     assert [c["size"] for c in data["clusters"]] == [c.size for c in result.cluster_list]
     assert repr(result).startswith("MapLayout(") and len(repr(result)) < 300
+    table = result.to_pandas()
+    assert list(table.columns) == ["id", "token", "x", "y", "cluster", "honesty"]
+    assert table["id"].tolist() == [t["id"] for t in data["tokens"]]
+    assert table["x"].tolist() == [t["x"] for t in data["tokens"]]
+    assert table["token"].tolist() == [t["token"] for t in data["tokens"]]
+    assert table["cluster"].tolist() == result.clusters.tolist()
     html = result._repr_html_()
     assert "<table>" in html and "named by" in html
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .frames import frame
 from .notebook import described, html_of, number
 from .tables import Column, Human, Table, model_label
 
@@ -118,6 +119,25 @@ class MapLayout:
             )  # fmt: skip
         ]
         return ["id", "token", "x", "y", "cluster", "honesty"], rows
+
+    def to_pandas(self) -> Any:
+        """One row per token laid out, as the TSV has it: id, token, x, y, cluster (a
+        number of ``cluster_list``), honesty. The clusters' names are in ``cluster_list``."""
+        import numpy as np
+
+        texts = np.empty(int(self.ids.size), dtype=object)
+        texts[:] = self._texts()
+        xy = np.asarray(self.xy, dtype=np.float64)
+        return frame(
+            {
+                "id": ("int", np.asarray(self.ids, dtype=np.int64)),
+                "token": ("text", texts),
+                "x": ("float", xy[:, 0]),
+                "y": ("float", xy[:, 1]),
+                "cluster": ("int", np.asarray(self.clusters, dtype=np.int64)),
+                "honesty": ("float", np.asarray(self.honesty, dtype=np.float64)),
+            }
+        )
 
     def _texts(self) -> list[str | None]:
         return self.tokens if self.tokens else [None] * int(self.ids.size)
