@@ -120,16 +120,24 @@ def write_graph(
     """Write ``graph`` to ``path`` in the format its extension names, with ``shown``'s text of
     each token and ``facts`` (``describe``); the format."""
     fmt = file_format(path)
+    texts = _Texts(shown)
+    if fmt == "parquet":
+        write_atomically(path, lambda scratch: _write_parquet(graph, scratch, texts, facts))
+    elif fmt == "npz":
+        write_atomically(path, lambda scratch: _write_npz(graph, scratch, texts, facts))
+    else:
+        write_atomically(path, lambda scratch: _write_jsonl(graph, scratch, texts, facts))
+    return fmt
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    """``write`` a file at a scratch name beside ``path``'s target, then rename it into place:
+    the file appears whole or not at all (see ``destination``), and a failed or interrupted
+    write leaves nothing behind."""
     target, _ = destination(path)
     scratch = target.parent / _SCRATCH.format(uuid.uuid4().hex[:16])
-    texts = _Texts(shown)
     try:
-        if fmt == "parquet":
-            _write_parquet(graph, scratch, texts, facts)
-        elif fmt == "npz":
-            _write_npz(graph, scratch, texts, facts)
-        else:
-            _write_jsonl(graph, scratch, texts, facts)
+        write(scratch)
         # Checked again now: what is in the way may have changed during the pass.
         target, mode = destination(path)
         if mode is not None:
@@ -142,7 +150,15 @@ def write_graph(
     finally:  # an interrupted or failed write leaves nothing behind
         with contextlib.suppress(OSError):
             scratch.unlink()
-    return fmt
+
+
+def schema_metadata(facts: Facts) -> dict[str, str]:
+    """Facts as Parquet key-value metadata, which is text: strings as they are, numbers and
+    booleans as JSON spells them."""
+    return {
+        key: value if isinstance(value, str) else _json(value).decode()
+        for key, value in facts.items()
+    }
 
 
 class _Texts:
@@ -188,11 +204,8 @@ def _write_parquet(
             "neighbor_token": tokens(neighbors),
         }
     )
-    if facts is not None:  # Parquet metadata is text: numbers and booleans as JSON spells them
-        table = table.replace_schema_metadata(
-            {key: value if isinstance(value, str) else _json(value).decode()
-             for key, value in facts.items()}
-        )
+    if facts is not None:
+        table = table.replace_schema_metadata(schema_metadata(facts))
     pq.write_table(table, path)
 
 
