@@ -4,11 +4,12 @@ and each token's exact neighbours as row numbers of that same table."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..reporting import Report
 from ..results import MapLayout, NeighborGraph
 
 if TYPE_CHECKING:
@@ -70,6 +71,20 @@ def neighbor_rows(layout: MapLayout, graph: NeighborGraph) -> tuple[np.ndarray, 
     if not found.all():
         raise ValueError("a neighbour of the graph is not one of the layout's tokens")
     return rows.astype(np.int32), 1.0 - np.asarray(graph.similarities, dtype=np.float64)
+
+
+def exact_neighbors(
+    emb: Embeddings, k: int, include_special: bool, report: Report | None = None
+) -> NeighborGraph:
+    """The exact ``k`` nearest of every token: the first ``k`` columns of the graph a layout
+    of ``k`` neighbours reads (k = max(k, 10), kept in the cache: no second all-pairs pass),
+    which rank as a graph of ``k`` would (the same order, ties by lower id)."""
+    from ..analyses.layout import graph_k
+
+    graph = emb.graph(graph_k(k), include_special=include_special, report=report)
+    return replace(
+        graph, k=k, neighbors=graph.neighbors[:, :k], similarities=graph.similarities[:, :k]
+    )
 
 
 def map_facts(emb: Embeddings, layout: MapLayout, graph: NeighborGraph) -> dict[str, Any]:
