@@ -13,14 +13,27 @@ from ..store import derived
 from .logreport import log_report
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..analyses.view import SpaceView
-    from ..results import MapLayout
+    from ..results import MapLayout, NeighborGraph
     from ..store import entries
 
 
 class MapMethods:
     _entry: entries.Entry
     view: SpaceView
+
+    if TYPE_CHECKING:  # Embeddings's own, which ``layout`` reads its graph through
+
+        def graph(
+            self,
+            k: int = 10,
+            *,
+            include_special: bool = False,
+            progress: Progress | None = None,
+            report: Report | None = None,
+        ) -> NeighborGraph: ...
 
     def layout(
         self,
@@ -37,15 +50,22 @@ class MapMethods:
         components); clustered by Leiden on that graph, each cluster named by its most
         central tokens; and how honest the map is: per token, the share of its exact 10
         nearest that are also its 10 nearest on the map. Kept in the cache entry."""
+        say = report or log_report
+
+        def graph_of(k: int) -> NeighborGraph:
+            # The same graph, and graph file, `tokneigh graph --k K` uses.
+            return self.graph(k, include_special=include_special, progress=progress, report=say)
+
         return _layout(
-            self._entry, self.view, method, neighbors, include_special, seed, progress,
-            report or log_report,
+            self._entry, self.view, graph_of, method, neighbors, include_special, seed, progress,
+            say,
         )  # fmt: skip
 
 
 def _layout(
     entry: entries.Entry,
     view: SpaceView,
+    graph_of: Callable[[int], NeighborGraph],
     method: str,
     neighbors: int,
     include_special: bool,
@@ -55,7 +75,6 @@ def _layout(
 ) -> MapLayout:
     """The layout kept in the entry, or computed over the entry's (kept) graph and kept."""
     from ..analyses import layout, whole
-    from .embeddings import _graph  # the same graph, and graph file, `tokneigh graph` uses
 
     rows = whole.graph_rows(view, include_special)
     layout.check_layout(method, neighbors, seed, rows)
@@ -65,7 +84,7 @@ def _layout(
         return layout.from_arrays(
             view, kept, method, neighbors, seed, include_special, 0.0, cached=True
         )
-    graph = _graph(entry, view, layout.graph_k(neighbors), include_special, progress, say)
+    graph = graph_of(layout.graph_k(neighbors))
     result = layout.compute_layout(view, graph, method, neighbors, seed, progress, say)
     derived.save(entry, name, layout.layout_arrays(result), say)
     return result
