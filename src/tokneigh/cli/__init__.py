@@ -111,6 +111,7 @@ COMMANDS = {
     "graph": "graph",
     "hubness": "hubness",
     "layout": "layout",
+    "export": "export",
     "stats": "stats",
     "scan": "scan",
     "diff": "diff",

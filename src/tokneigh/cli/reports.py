@@ -145,3 +145,44 @@ class GraphFile:
             f"wrote the {self.k} nearest neighbours ({self.metric}) of {self.tokens:,} tokens "
             f"of {model_label(self.model)} to {self.path} ({self.file_format}), {how}"
         ]
+
+
+@dataclass(slots=True)
+class ExportFile:
+    """What ``tokneigh export`` wrote."""
+
+    path: str
+    export_format: str  # "atlas" or "projector"
+    model: str
+    method: str
+    metric: str
+    neighbors: int
+    tokens: int
+    clusters: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "output": self.path,
+            "format": self.export_format,
+            "model": self.model,
+            "method": self.method,
+            "metric": self.metric,
+            "neighbors": self.neighbors,
+            "tokens": self.tokens,
+            "clusters": self.clusters,
+        }
+
+    def tsv(self) -> tuple[list[str], list[list[Any]]]:
+        data = self.to_json()
+        return list(data), [list(data.values())]
+
+    def human(self) -> Human:
+        what = (
+            f"{self.path} (embedding-atlas Parquet, {self.neighbors} exact neighbours a token)"
+            if self.export_format == "atlas"
+            else f"{self.path}/vectors.tsv and metadata.tsv (Embedding Projector)"
+        )
+        return [
+            f"wrote the {self.method} map ({self.metric}) of {self.tokens:,} tokens in "
+            f"{self.clusters:,} clusters of {model_label(self.model)} to {what}"
+        ]
