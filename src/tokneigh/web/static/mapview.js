@@ -217,7 +217,7 @@ async function renderMapView(fields, gen, signal) {
   summarize(data, fields, matches);
   mapState.neighbours = [];
   applyHighlight(data, matches, selected);
-  drawMap();
+  paintMap();
   if (mapState.firstPaint === null) {
     renderer.finish();
     const navigation = performance.getEntriesByType("navigation")[0];
@@ -263,7 +263,7 @@ function selectedIndex(data, sel) {
 
 function summarize(data, fields, matches) {
   const { facts } = data;
-  const honesty = facts.honesty.mean === null ? "" : ` · honesty ${fmt(facts.honesty.mean, 2)} `
+  const honesty = facts.honesty.mean === null ? "" : ` · honesty ${fmt(facts.honesty.mean, 3)} `
     + `(the share of each token's ${facts.honesty.k} nearest that stay near on the map)`;
   const parts = [`${int(facts.count)} tokens · ${facts.method.toUpperCase()} map under `
     + `${facts.metric}${honesty}`];
@@ -287,6 +287,8 @@ async function showSelection(data, selected, matches, gen, signal) {
   const side = $("#map-neighbors");
   const heading = $("#map-selected");
   if (selected < 0) {
+    delete $("#map-stage").dataset.selected;
+    $("#map-stage").dataset.lines = "0";
     heading.replaceChildren("Click a point to see its nearest tokens.");
     side.replaceChildren();
     return;
@@ -311,14 +313,15 @@ async function showSelection(data, selected, matches, gen, signal) {
     .map((n) => (n.id < data.indexOf.length ? data.indexOf[n.id] : -1))
     .filter((i) => i >= 0);
   applyHighlight(data, matches, selected);
-  drawMap();
+  paintMap();
   $("#map-stage").dataset.selected = String(id);
+  $("#map-stage").dataset.lines = String(mapState.neighbours.length);
 }
 
 // --- drawing ---------------------------------------------------------------------------------
 
 /** The points, then the labels on the 2-D canvas above them. */
-function drawMap() {
+function paintMap() {
   const renderer = mapState.renderer;
   if (!renderer) return;
   renderer.draw();
@@ -337,6 +340,7 @@ function drawLabels() {
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   ctx.lineJoin = "round";
   const placed = [];
+  const selected = selectedIndex(data, memory.map.sel);
   const label = (text, x, y, font, colour) => {
     ctx.font = font;
     const width = ctx.measureText(text).width;
@@ -352,9 +356,8 @@ function drawLabels() {
     ctx.fillStyle = colour;
     ctx.fillText(text, x, y);
   };
-  const selected = selectedIndex(data, memory.map.sel);
   // The hovered and selected tokens first: they win over cluster names where they overlap.
-  if (mapState.hover >= 0) {
+  if (mapState.hover >= 0 && mapState.hover !== selected) {
     const [x, y] = renderer.toScreen(data.arrays.x[mapState.hover], data.arrays.y[mapState.hover]);
     label(`${visibleLabel(data.facts.tokens[mapState.hover])} #${data.arrays.ids[mapState.hover]}`,
       x, y - 8, "600 13px system-ui, sans-serif", "#000");
@@ -387,7 +390,7 @@ function wireMap(renderer) {
   const redraw = () => {
     if (pending) return;
     pending = true;
-    requestAnimationFrame(() => { pending = false; drawMap(); });
+    requestAnimationFrame(() => { pending = false; paintMap(); });
   };
   let storing = null;
   const cameraMoved = () => {
@@ -472,6 +475,17 @@ window.tokneighMap = {
     return [box.left + x, box.top + y];
   },
   firstPaint: () => mapState.firstPaint,
+  /** How many of the map's pixels are not the white background. */
+  painted() {
+    const { gl, canvas } = mapState.renderer;
+    const pixels = new Uint8Array(4 * canvas.width * canvas.height);
+    gl.readPixels(0, 0, canvas.width, canvas.height, gl.RGBA, gl.UNSIGNED_BYTE, pixels);
+    let count = 0;
+    for (let i = 0; i < pixels.length; i += 4) {
+      if (pixels[i] < 250 || pixels[i + 1] < 250 || pixels[i + 2] < 250) count += 1;
+    }
+    return count;
+  },
   /** Milliseconds of each of `times` redraws, each after a pan and a zoom, GPU work included. */
   timeRedraws(times) {
     const renderer = mapState.renderer;
@@ -481,7 +495,7 @@ window.tokneighMap = {
       renderer.panBy(7, -5);
       renderer.zoomAt(renderer.canvas.clientWidth / 2, renderer.canvas.clientHeight / 2,
         i % 2 ? 1.1 : 1 / 1.1);
-      drawMap();
+      paintMap();
       renderer.finish();
       took.push(performance.now() - start);
     }
