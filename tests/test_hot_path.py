@@ -73,6 +73,13 @@ def test_machine_formats_never_import_rich(warm, args, fmt):
     assert loaded == []
 
 
+def test_a_cached_query_never_imports_the_maps_libraries(warm):
+    # umap-learn (with numba and pynndescent), igraph and leidenalg serve `layout` alone.
+    maps = ["umap", "numba", "pynndescent", "igraph", "leidenalg", "scipy", "matplotlib"]
+    for args in (["neighbors", "Mike", "--top", "20"], ["neighbors", "Mike", "--format", "json"]):
+        assert heavy_imports([*args, "--model", warm], maps) == []
+
+
 def test_the_table_output_still_uses_rich(warm):
     assert "rich" in _loaded("neighbors", "Mike", "--model", warm)
 

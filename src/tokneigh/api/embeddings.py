@@ -30,6 +30,7 @@ from ..reporting import Progress, Report, info
 from ..space.metrics import COSINE, Metric, parse_metric
 from ..store import derived, entries, files
 from .logreport import log_report
+from .maps import MapMethods
 from .vocabulary import Vocabulary
 
 if TYPE_CHECKING:
@@ -50,9 +51,10 @@ if TYPE_CHECKING:
     )
 
 
-class Embeddings:
+class Embeddings(MapMethods):
     """One model's token embeddings, memory-mapped from the cache, compared under one metric
-    (cosine unless ``under`` says otherwise). ``view`` is what the analyses read of them."""
+    (cosine unless ``under`` says otherwise). ``view`` is what the analyses read of them.
+    ``layout``, the map of the whole vocabulary, is ``MapMethods``'s (api/maps.py)."""
 
     def __init__(
         self,

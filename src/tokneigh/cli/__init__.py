@@ -110,6 +110,7 @@ COMMANDS = {
     "map": "map",
     "graph": "graph",
     "hubness": "hubness",
+    "layout": "layout",
     "stats": "stats",
     "scan": "scan",
     "diff": "diff",

@@ -51,7 +51,8 @@ def load(
 @contextmanager
 def progress_bar(what: str) -> Iterator[Callable[[int, int], None] | None]:
     """A progress bar with ETA on stderr for a long computation, as a callback
-    ``(done, total)``; None when stderr is not a terminal (logs stay clean)."""
+    ``(done, total)``; None when stderr is not a terminal (logs stay clean). A count that
+    goes back or changes its total is a new stage: the bar starts again."""
     if not sys.stderr.isatty():
         yield None
         return
@@ -66,8 +67,14 @@ def progress_bar(what: str) -> Iterator[Callable[[int, int], None] | None]:
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(what, total=None)
+        last = [0, 0]  # (done, total) of the last call
 
         def update(done: int, total: int) -> None:
+            # A computation of several stages (a layout: the graph pass, then UMAP's epochs)
+            # counts each from 0: a new count starts the bar, and its ETA, afresh.
+            if total != last[1] or done < last[0]:
+                bar.reset(task)
+            last[:] = [done, total]
             bar.update(task, completed=done, total=total)
 
         yield update

@@ -6,6 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .notebook import described, html_of, number
+from .tables import Column, Human, Table, model_label
+
+_CLUSTER_ROWS = 30  # clusters the table lists (all of them are in to_json())
+
 
 @dataclass(slots=True)
 class MapCluster:
@@ -19,6 +24,16 @@ class MapCluster:
     x: float  # where the name is drawn: the members' median position
     y: float
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "size": self.size,
+            "name": self.name,
+            "name_ids": self.name_ids,
+            "x": self.x,
+            "y": self.y,
+        }
+
 
 @dataclass(slots=True)
 class MapLayout:
@@ -27,7 +42,8 @@ class MapLayout:
     Arrays are row-aligned with ``ids`` (the token ids laid out, ascending): ``xy`` (n, 2)
     float32, ``clusters`` (n,) int32 (an index into ``cluster_list``), ``honesty`` (n,) float64,
     the share of each token's exact ``honesty_k`` nearest neighbours that are also among its
-    ``honesty_k`` nearest on the map.
+    ``honesty_k`` nearest on the map. ``tokens`` holds each row's decoded text (None for a
+    row the tokenizer names no token for).
     """
 
     model: str
@@ -45,3 +61,88 @@ class MapLayout:
     seconds: float = 0.0
     cached: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    tokens: list[str | None] = field(default_factory=list)  # row-aligned with ids
+
+    def honesty_summary(self) -> dict[str, float]:
+        """The mean and quartiles of the per-token honesty."""
+        import numpy as np
+
+        q1, median, q3 = np.percentile(self.honesty, [25, 50, 75]).tolist()
+        return {"mean": float(self.honesty.mean()), "q1": q1, "median": median, "q3": q3}
+
+    def __repr__(self) -> str:
+        return described(
+            "MapLayout",
+            ("model", model_label(self.model)),
+            ("method", self.method),
+            ("metric", self.metric),
+            ("neighbors", self.neighbors),
+            ("seed", self.seed),
+            ("tokens", int(self.ids.size)),
+            ("clusters", len(self.cluster_list)),
+            ("honesty", number(self.honesty_summary()["mean"])),
+        )
+
+    def _repr_html_(self) -> str:
+        return html_of(self.human())
+
+    def to_json(self) -> dict[str, Any]:
+        rows = zip(
+            self.ids.tolist(), self._texts(), self.xy.tolist(), self.clusters.tolist(),
+            self.honesty.tolist(),
+        )  # fmt: skip
+        return {
+            "model": self.model,
+            "method": self.method,
+            "metric": self.metric,
+            "neighbors": self.neighbors,
+            "include_special": self.include_special,
+            "seed": self.seed,
+            "honesty_k": self.honesty_k,
+            "honesty": self.honesty_summary(),
+            "seconds": self.seconds,
+            "cached": self.cached,
+            "clusters": [c.to_json() for c in self.cluster_list],
+            "tokens": [
+                {"id": i, "token": t, "x": x, "y": y, "cluster": c, "honesty": h}
+                for i, t, (x, y), c, h in rows
+            ],
+        }
+
+    def tsv(self) -> tuple[list[str], list[list[Any]]]:
+        rows = [
+            [i, t, x, y, c, h]
+            for i, t, (x, y), c, h in zip(
+                self.ids.tolist(), self._texts(), self.xy.tolist(), self.clusters.tolist(),
+                self.honesty.tolist(),
+            )  # fmt: skip
+        ]
+        return ["id", "token", "x", "y", "cluster", "honesty"], rows
+
+    def _texts(self) -> list[str | None]:
+        return self.tokens if self.tokens else [None] * int(self.ids.size)
+
+    def human(self) -> Human:
+        s = self.honesty_summary()
+        how = "read from the cache" if self.cached else f"computed in {self.seconds:.1f} s"
+        method = "UMAP" if self.method == "umap" else "PCA"
+        title = (
+            f"Map of {model_label(self.model)} · {method} · {self.metric} · "
+            f"{int(self.ids.size):,} tokens"
+        )
+        k = self.honesty_k
+        special = "special tokens included" if self.include_special else "special tokens left out"
+        subtitle = [
+            f"{self.neighbors} neighbours · seed {self.seed} · {special} · {how}",
+            f"honesty (share of the exact {k} nearest also {k} nearest on the map): mean "
+            f"{s['mean']:.3f} · quartiles {s['q1']:.2f} / {s['median']:.2f} / {s['q3']:.2f}",
+            f"{len(self.cluster_list):,} clusters (Leiden on the exact graph), named by their "
+            "most central tokens",
+        ]
+        if len(self.cluster_list) > _CLUSTER_ROWS:
+            subtitle.append(f"the {_CLUSTER_ROWS} largest shown; all of them in --format json")
+        rows = [
+            [str(c.number), f"{c.size:,}", c.name] for c in self.cluster_list[:_CLUSTER_ROWS]
+        ]
+        columns = [Column("cluster", True), Column("size", True), Column("named by")]
+        return [Table(title, columns, rows, subtitle=subtitle)]

@@ -1,0 +1,109 @@
+"""`tokneigh layout`: every token of the vocabulary on a 2-D map, clustered, with how honest
+the map is."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from .common import (
+    DEFAULT,
+    DEFAULT_EMBEDDINGS,
+    DEFAULT_FORMAT,
+    DEFAULT_METRIC,
+    CacheDirOption,
+    EmbeddingsOption,
+    FormatOption,
+    MetricOption,
+    ModelOption,
+    help_text,
+)
+from .filters import IncludeSpecialOption, PlotOption
+from .help import HelpCommand
+from .output import emit, load, progress_bar, report
+
+HELP = """Lay out every token on a 2-D map, cluster the tokens, and say how honest the map is.
+
+--method umap (the default) runs UMAP (umap-learn) over the exact graph of each token's
+--neighbors nearest (the graph `tokneigh graph --k N` writes; computed once and kept in the
+cache), so no approximate search runs; the same --seed gives the same map. --method pca
+projects the tokens on their top two principal components instead: fast and deterministic.
+The tokens are clustered by Leiden on the same exact graph (so clusters follow the true
+neighbourhoods, not the map's distortions), each cluster named by its three most central
+tokens. Honesty: for each token, the share of its exact 10 nearest neighbours that are also
+its 10 nearest on the map; the table gives the mean and quartiles. The map is kept in the
+cache: a second run with the same options reads it.
+
+The table lists the clusters (number, size, name); json, tsv and csv give one row per
+token: id, token, x, y, cluster, honesty (json adds the summary and the clusters). --plot
+draws every token as a point coloured by its cluster, the largest clusters named.
+
+Examples:
+
+  tokneigh layout --plot gpt2-map.png
+
+  tokneigh layout --method pca --format csv > coordinates.csv
+
+  tokneigh layout --neighbors 30 --seed 1 --metric centered --plot map.svg
+"""
+
+
+def layout(
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            metavar="umap|pca",
+            help="umap (over the exact kNN graph) or pca (top two principal components).",
+        ),
+    ] = "umap",
+    neighbors: Annotated[
+        int,
+        typer.Option(
+            "--neighbors",
+            min=1,
+            metavar="K",
+            help="Neighbours per token in the exact graph UMAP and the clusters use.",
+        ),
+    ] = 15,
+    seed: Annotated[
+        int, typer.Option("--seed", min=0, metavar="N", help="UMAP's and Leiden's seed.")
+    ] = 0,
+    metric: MetricOption = DEFAULT_METRIC,
+    include_special: IncludeSpecialOption = False,
+    plot: PlotOption = None,
+    output: FormatOption = DEFAULT_FORMAT,
+    embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
+    model: ModelOption = DEFAULT,
+    cache_dir: CacheDirOption = None,
+) -> None:
+    from ..errors import UsageError
+
+    method = method.lower()
+    if method not in ("umap", "pca"):
+        raise UsageError(f"--method is umap or pca, not {method!r}")
+    if plot is not None:
+        from ..present.plot import check_destination
+
+        check_destination(plot)  # fail before the (possibly long) computation
+    emb = load(model, cache_dir, embeddings, metric)
+    with progress_bar(f"map of every token ({method}, {emb.metric.name})") as progress:
+        result = emb.layout(
+            method,
+            neighbors,
+            include_special=include_special,
+            seed=seed,
+            progress=progress,
+            report=report,
+        )
+    if plot is not None:
+        from ..present.mapplot import layout_map
+
+        layout_map(result, plot)
+        report(f"wrote {plot}")
+    emit(result, output)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("layout", cls=HelpCommand, help=help_text(HELP))(layout)
