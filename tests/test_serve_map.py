@@ -12,33 +12,67 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
 import shutil
+import subprocess
+import sys
+import threading
 import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_serve_browser import ARGS, PNG, api, ok  # noqa: F401 - the same browser set-up
-from test_serve_browser import browser, chromium  # noqa: F401 - fixtures
-from test_serve_browser import server as _server  # noqa: F401
+from test_serve_browser import ARGS, PNG, ok
 
 
 @pytest.fixture(scope="module")
-def server(minilm_dir: Path, module_cache: Path, tmp_path_factory: pytest.TempPathFactory):
-    yield from _serve(minilm_dir, module_cache, tmp_path_factory, ["--map", "pca"])
+def module_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for both map test modules (this and test_serve_map{,_api}.py): the map and
+    the graph under it, the costly part, are computed once a session (per xdist worker)."""
+    path = tmp_path_factory.getbasetemp() / "serve-map-cache"
+    path.mkdir(exist_ok=True)
+    return path
 
 
-def _serve(minilm_dir, module_cache, tmp_path_factory, extra):
-    import queue
-    import subprocess
-    import sys
-    import threading
+@pytest.fixture(scope="module", autouse=True)
+def chromium() -> str:
+    """Debian's Chromium and Playwright, or a skip; CI sets TOKNEIGH_REQUIRE_BROWSER=1 so a
+    missing browser fails there instead of passing silently."""
+    path = shutil.which("chromium")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        path = None
+    if path is None:
+        why = "needs Debian's chromium and the playwright package"
+        if os.environ.get("TOKNEIGH_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"TOKNEIGH_REQUIRE_BROWSER=1, but this test {why}")
+        pytest.skip(why)
+    return path
 
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Any]:
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=20_000)  # a loaded CI machine: the default 5 s is tight
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def server(
+    minilm_dir: Path, module_cache: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """`tokneigh serve --map pca` on a free port; yields its URL (its first line of stdout)."""
     stderr = tmp_path_factory.mktemp("serve-map") / "stderr.txt"
     env = {**os.environ, "TOKNEIGH_CACHE_DIR": str(module_cache)}
     command = [sys.executable, "-m", "tokneigh", "serve", "--model", str(minilm_dir)]
-    command += ["--port", "0", "--metric", "cosine", *extra]
+    command += ["--port", "0", "--metric", "cosine", "--map", "pca"]
     with stderr.open("w") as err:
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
     lines: queue.Queue[str | None] = queue.Queue()
@@ -129,7 +163,8 @@ def test_the_map_view_walks_through(server: str, browser: Any, minilm_dir: Path)
     page.mouse.up()
     expect(page).not_to_have_url(camera)
     expect(page).to_have_url(re.compile(rf"[?&]sel={king}(&|$)"))
-    assert page.evaluate(f"tokneighMap.screenOf({king})") == pytest.approx([px - 120, py + 40], abs=2)
+    moved = page.evaluate(f"tokneighMap.screenOf({king})")
+    assert moved == pytest.approx([px - 120, py + 40], abs=2)
     page.mouse.move(2, 2)  # no hover label over the selected token's
     if os.environ.get("TOKNEIGH_SCREENSHOTS"):
         folder = Path(os.environ["TOKNEIGH_SCREENSHOTS"])
@@ -173,8 +208,11 @@ def facts_position(base: str, facts: dict, token_id: int) -> tuple[float, float]
         body = response.read()
     n = facts["count"]
     names = [a["name"] for a in facts["arrays"]]
-    column = {name: np.frombuffer(body, "<f4" if name in ("x", "y") else "<i4", n, 4 * n * i)
-              for i, name in enumerate(names) if name in ("ids", "x", "y")}
+    column = {
+        name: np.frombuffer(body, "<f4" if name in ("x", "y") else "<i4", n, 4 * n * i)
+        for i, name in enumerate(names)
+        if name in ("ids", "x", "y")
+    }
     [i] = np.flatnonzero(column["ids"] == token_id)
     return float(column["x"][i]), float(column["y"][i])
 

@@ -19,6 +19,15 @@ SHARED_CACHE = True
 
 
 @pytest.fixture(scope="module")
+def module_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache for both map test modules (this and test_serve_map{,_api}.py): the map and
+    the graph under it, the costly part, are computed once a session (per xdist worker)."""
+    path = tmp_path_factory.getbasetemp() / "serve-map-cache"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="module")
 def served(minilm_dir: Path, module_cache: Path):
     from tokneigh.api import loading as api
     from tokneigh.web.app import Served

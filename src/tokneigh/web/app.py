@@ -415,5 +415,3 @@ async def _disconnect(request: Request) -> None:
     """Returns when the client closes its connection (the API reads no body)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
-
-

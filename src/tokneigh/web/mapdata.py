@@ -14,7 +14,6 @@ Hubness is N_k at k = the layout's own neighbours, the graph the layout is built
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,7 +104,6 @@ def build(emb: Embeddings, method: str, progress: Progress | None = None) -> Map
         "seed": layout.seed,
         "seconds": round(float(layout.seconds), 3),
         "cached": bool(layout.cached),
-        **({"extra": layout.extra} if layout.extra else {}),
         "bounds": {
             "x": [float(xy[:, 0].min()), float(xy[:, 0].max())] if n else [0.0, 0.0],
             "y": [float(xy[:, 1].min()), float(xy[:, 1].max())] if n else [0.0, 0.0],
@@ -127,14 +125,10 @@ def build(emb: Embeddings, method: str, progress: Progress | None = None) -> Map
 
 
 def compute_layout(emb: Embeddings, method: str, progress: Progress | None = None) -> MapLayout:
-    """``Embeddings.layout`` where it exists; until the layout branch lands, a PCA stand-in of
-    the same shape (TODO: drop ``_stand_in`` once ``Embeddings.layout`` is merged)."""
+    """The served map: ``Embeddings.layout`` with special tokens, at the map's k."""
     if method not in METHODS:
         raise TokneighError(f"unknown map method {method!r} (umap or pca)")
-    layout: Callable[..., MapLayout] | None = getattr(emb, "layout", None)
-    if layout is not None:
-        return layout(method=method, neighbors=NEIGHBORS, include_special=True, progress=progress)
-    return _stand_in(emb, method)
+    return emb.layout(method, NEIGHBORS, include_special=True, progress=progress)
 
 
 def _cluster_json(cluster: MapCluster) -> dict[str, Any]:
@@ -165,54 +159,3 @@ def _hubness(emb: Embeddings, ids: np.ndarray, k: int) -> np.ndarray:
     full = np.zeros(emb.vocab_size, dtype=np.int64)
     full[graph.ids] = result.occurrences
     return full[ids]
-
-
-def _stand_in(emb: Embeddings, method: str) -> MapLayout:
-    """A PCA map of the unit rows with clusters by angle and exact honesty: the shape of
-    ``Embeddings.layout``, for this branch's tests until the real one is merged."""
-    import time
-
-    from scipy.spatial import cKDTree
-
-    began = time.perf_counter()
-    ids = emb.graph_rows(include_special=True)
-    rows = np.asarray(emb.view.unit[ids], dtype=np.float64)
-    centred = rows - rows.mean(axis=0)
-    _, vectors = np.linalg.eigh(centred.T @ centred)
-    xy = (centred @ vectors[:, ::-1][:, :2]).astype(np.float32)
-    angle = np.arctan2(xy[:, 1], xy[:, 0])
-    sector = np.minimum(((angle + np.pi) / (2 * np.pi) * 8).astype(np.int32), 7)
-    _, clusters = np.unique(sector, return_inverse=True)  # indices into cluster_list
-    clusters = clusters.astype(np.int32)
-    cluster_list = []
-    for number in range(int(clusters.max()) + 1 if clusters.size else 0):
-        members = np.flatnonzero(clusters == number)
-        centre = np.median(xy[members], axis=0)
-        nearest = members[np.argsort(((xy[members] - centre) ** 2).sum(axis=1))[:3]]
-        name_ids = [int(ids[i]) for i in nearest]
-        name = ", ".join(repr(emb.token_text(i)) for i in name_ids)
-        cluster_list.append(
-            MapCluster(number, int(members.size), name_ids, name, float(centre[0]), float(centre[1]))
-        )
-    honesty_k = 10
-    graph = emb.graph(NEIGHBORS, include_special=True)
-    position = np.searchsorted(ids, graph.neighbors[:, :honesty_k])
-    _, near = cKDTree(xy).query(xy, k=honesty_k + 1)
-    on_map = near[:, 1:]
-    honesty = (position[:, :, None] == on_map[:, None, :]).any(axis=2).mean(axis=1)
-    return MapLayout(
-        model=emb.model,
-        method="pca",
-        metric=emb.metric.name,
-        neighbors=NEIGHBORS,
-        include_special=True,
-        seed=0,
-        ids=ids,
-        xy=xy,
-        clusters=clusters,
-        cluster_list=cluster_list,
-        honesty=honesty,
-        honesty_k=honesty_k,
-        seconds=time.perf_counter() - began,
-        extra={"stand_in": True},
-    )
