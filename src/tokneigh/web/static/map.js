@@ -6,7 +6,12 @@
 // regl-scatterplot) compiles its draw commands with Function(...), which the page's
 // Content-Security-Policy (script-src 'self', no 'unsafe-eval') refuses; and
 // embedding-atlas's npm package cannot be installed (its dependency @uwdata/wk-geojson is
-// missing from the registry). What the map needs of WebGL is small: two shaders, below.
+// missing from the registry). What the map needs of WebGL is small: the shaders below.
+//
+// Speed. Without a GPU (Chromium's SwiftShader draws on the CPU) 128k points take ~90 ms, too
+// slow to follow a drag. So each full drawing is kept in a texture, and while the map moves
+// (`drawMoving`) that picture is drawn moved and scaled, one quad (a few ms); the points are
+// drawn again once the motion stops (the view schedules it), as map viewers do.
 "use strict";
 
 const POINT_VERTEX = `#version 300 es
@@ -35,6 +40,26 @@ void main() {
   vec2 d = gl_PointCoord - 0.5;
   if (u_round > 0.5 && dot(d, d) > 0.25) discard;
   colour = v_colour;
+}`;
+
+// The kept picture, drawn where its data rectangle now falls.
+const QUAD_VERTEX = `#version 300 es
+in vec2 a_corner;       // (0, 0) to (1, 1)
+uniform vec2 u_origin;  // clip position of the picture's bottom-left corner
+uniform vec2 u_extent;  // its size in clip units
+out vec2 v_uv;
+void main() {
+  v_uv = a_corner;
+  gl_Position = vec4(u_origin + a_corner * u_extent, 0.0, 1.0);
+}`;
+
+const QUAD_FRAGMENT = `#version 300 es
+precision mediump float;
+in vec2 v_uv;
+uniform sampler2D u_picture;
+out vec4 colour;
+void main() {
+  colour = texture(u_picture, v_uv);
 }`;
 
 class PointMap {
@@ -66,6 +91,17 @@ class PointMap {
     this.lineVertices = 0;
     this.dimmed = false;
     this.camera = { cx: 0, cy: 0, scale: 1 }; // scale: CSS pixels per data unit
+    this.quad = link(gl, QUAD_VERTEX, QUAD_FRAGMENT);
+    this.quadWhere = {
+      origin: gl.getUniformLocation(this.quad, "u_origin"),
+      extent: gl.getUniformLocation(this.quad, "u_extent"),
+    };
+    this.corners = gl.createVertexArray();
+    gl.bindVertexArray(this.corners);
+    this.upload(gl.createBuffer(), new Float32Array([0, 0, 1, 0, 0, 1, 1, 1]),
+      gl.getAttribLocation(this.quad, "a_corner"), 2, gl.FLOAT, false);
+    gl.bindVertexArray(null);
+    this.picture = null; // { texture, framebuffer, width, height, camera } of the last drawing
   }
 
   /** The points' positions (data units; y up). */
@@ -135,8 +171,80 @@ class PointMap {
     return true;
   }
 
-  /** Draw everything under the current camera. */
+  /** Draw everything under the current camera, and keep the picture for `drawMoving`. */
   draw() {
+    const gl = this.gl;
+    const picture = this.keptPicture();
+    gl.bindFramebuffer(gl.FRAMEBUFFER, picture.framebuffer);
+    this.drawPoints();
+    gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+    gl.bindFramebuffer(gl.READ_FRAMEBUFFER, picture.framebuffer);
+    const { width, height } = this.canvas;
+    gl.blitFramebuffer(0, 0, width, height, 0, 0, width, height, gl.COLOR_BUFFER_BIT, gl.NEAREST);
+    gl.bindFramebuffer(gl.READ_FRAMEBUFFER, null);
+    picture.camera = { ...this.camera, width: this.canvas.clientWidth,
+      height: this.canvas.clientHeight };
+  }
+
+  /** The last drawing, moved and scaled to the current camera (white where it has no
+   * points yet); `draw` once the motion stops. */
+  drawMoving() {
+    const picture = this.picture;
+    if (!picture || !picture.camera || picture.width !== this.canvas.width
+      || picture.height !== this.canvas.height) {
+      this.draw();
+      return;
+    }
+    const gl = this.gl;
+    const then = picture.camera;
+    const { cx, cy, scale } = this.camera;
+    const w = this.canvas.clientWidth;
+    const h = this.canvas.clientHeight;
+    // The data rectangle the picture shows, in today's clip coordinates.
+    const left = then.cx - then.width / (2 * then.scale);
+    const bottom = then.cy - then.height / (2 * then.scale);
+    gl.viewport(0, 0, this.canvas.width, this.canvas.height);
+    gl.clearColor(1, 1, 1, 1);
+    gl.clear(gl.COLOR_BUFFER_BIT);
+    gl.useProgram(this.quad);
+    gl.uniform2f(this.quadWhere.origin, ((left - cx) * 2 * scale) / w,
+      ((bottom - cy) * 2 * scale) / h);
+    gl.uniform2f(this.quadWhere.extent, (2 * then.width * scale) / (then.scale * w),
+      (2 * then.height * scale) / (then.scale * h));
+    gl.bindTexture(gl.TEXTURE_2D, picture.texture);
+    gl.bindVertexArray(this.corners);
+    gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
+    gl.bindVertexArray(null);
+  }
+
+  /** A texture and framebuffer the canvas's size, made again when the canvas changes. */
+  keptPicture() {
+    const gl = this.gl;
+    const { width, height } = this.canvas;
+    if (this.picture && this.picture.width === width && this.picture.height === height) {
+      return this.picture;
+    }
+    if (this.picture) {
+      gl.deleteTexture(this.picture.texture);
+      gl.deleteFramebuffer(this.picture.framebuffer);
+    }
+    const texture = gl.createTexture();
+    gl.bindTexture(gl.TEXTURE_2D, texture);
+    gl.texStorage2D(gl.TEXTURE_2D, 1, gl.RGBA8, width, height);
+    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.LINEAR);
+    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.LINEAR);
+    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
+    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
+    const framebuffer = gl.createFramebuffer();
+    gl.bindFramebuffer(gl.FRAMEBUFFER, framebuffer);
+    gl.framebufferTexture2D(gl.FRAMEBUFFER, gl.COLOR_ATTACHMENT0, gl.TEXTURE_2D, texture, 0);
+    gl.bindFramebuffer(gl.FRAMEBUFFER, null);
+    this.picture = { texture, framebuffer, width, height, camera: null };
+    return this.picture;
+  }
+
+  /** The points, lines and highlights under the current camera, into the bound framebuffer. */
+  drawPoints() {
     const gl = this.gl;
     const ratio = window.devicePixelRatio || 1;
     const { cx, cy, scale } = this.camera;

@@ -328,6 +328,12 @@ function paintMap() {
   drawLabels();
 }
 
+/** While the camera moves: the last drawing moved (map.js says why), the labels anew. */
+function paintMoving() {
+  mapState.renderer.drawMoving();
+  drawLabels();
+}
+
 function drawLabels() {
   const renderer = mapState.renderer;
   const data = mapState.data;
@@ -386,17 +392,28 @@ function drawLabels() {
 function wireMap(renderer) {
   const canvas = renderer.canvas;
   let drag = null; // { x, y, moved } of a pointer held down
-  let pending = false;
-  const redraw = () => {
-    if (pending) return;
-    pending = true;
-    requestAnimationFrame(() => { pending = false; paintMap(); });
+  // What the next animation frame draws: 0 nothing, 1 the labels (hover), 2 the moving
+  // picture, 3 everything. Asking for less than what is asked already changes nothing.
+  let asked = 0;
+  const PAINTS = [null, drawLabels, paintMoving, paintMap];
+  const redraw = (what) => {
+    if (asked === 0) {
+      requestAnimationFrame(() => {
+        const paint = PAINTS[asked];
+        asked = 0;
+        paint();
+      });
+    }
+    asked = Math.max(asked, what);
   };
-  let storing = null;
+  let resting = null;
   const cameraMoved = () => {
-    redraw();
-    clearTimeout(storing);
-    storing = setTimeout(storeCamera, 300);
+    redraw(2);
+    clearTimeout(resting);
+    resting = setTimeout(() => { // the motion has stopped: the points again, the URL
+      redraw(3);
+      storeCamera();
+    }, 150);
   };
   const offset = (event) => {
     const box = canvas.getBoundingClientRect();
@@ -430,7 +447,7 @@ function wireMap(renderer) {
     if (hover !== mapState.hover) {
       mapState.hover = hover;
       canvas.style.cursor = hover >= 0 ? "pointer" : "grab";
-      redraw();
+      redraw(1);
     }
   });
   canvas.addEventListener("pointerup", (event) => {
@@ -445,11 +462,11 @@ function wireMap(renderer) {
   canvas.addEventListener("pointerleave", () => {
     if (mapState.hover >= 0) {
       mapState.hover = -1;
-      redraw();
+      redraw(1);
     }
   });
   window.addEventListener("resize", () => {
-    if (state.view === "map" && renderer.resize()) redraw();
+    if (state.view === "map" && renderer.resize()) redraw(3);
   });
 }
 
@@ -486,16 +503,19 @@ window.tokneighMap = {
     }
     return count;
   },
-  /** Milliseconds of each of `times` redraws, each after a pan and a zoom, GPU work included. */
-  timeRedraws(times) {
+  /** Milliseconds of each of `times` frames after a pan and a zoom, GPU work included:
+   * what a drag or the wheel draws (`moving`), or the full drawing once they stop. */
+  timeRedraws(times, moving = true) {
     const renderer = mapState.renderer;
+    paintMap();
     const took = [];
     for (let i = 0; i < times; i += 1) {
       const start = performance.now();
       renderer.panBy(7, -5);
       renderer.zoomAt(renderer.canvas.clientWidth / 2, renderer.canvas.clientHeight / 2,
         i % 2 ? 1.1 : 1 / 1.1);
-      paintMap();
+      if (moving) paintMoving();
+      else paintMap();
       renderer.finish();
       took.push(performance.now() - start);
     }
