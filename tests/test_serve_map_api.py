@@ -224,6 +224,29 @@ def test_a_failed_layout_fails_its_requests_only(served, monkeypatch):
     worker.close()
 
 
+def test_a_colour_the_model_cannot_give_is_left_out_and_said(served, monkeypatch):
+    """No reference for the under-trained score (or scores that are not numbers): the map
+    comes without that array, and its colour entry says why; nothing holds a NaN."""
+    from tokneigh.errors import UsageError
+    from tokneigh.web import mapdata
+
+    def no_reference(emb, ids):
+        raise UsageError("no token known to be unused")
+
+    for broken, why in [
+        (no_reference, "no token known to be unused"),
+        (lambda emb, ids: np.full(ids.size, np.nan), "not a number"),
+    ]:
+        monkeypatch.setattr(mapdata, "_scan_scores", broken)
+        data = mapdata.build(served.default, "pca")
+        names = [spec["name"] for spec in data.facts["arrays"]]
+        assert "scan" not in names and len(data.body) == 4 * data.facts["count"] * len(names)
+        [scan] = [c for c in data.facts["colours"] if c["name"] == "scan"]
+        assert scan["available"] is False and why in scan["why"]
+        arrays = read_arrays(data.facts, data.body)
+        assert all(np.isfinite(values).all() for values in arrays.values())
+
+
 def test_serve_refuses_an_unknown_map_method(minilm_dir):
     done = run_cli("serve", "--model", str(minilm_dir), "--map", "tsne", "--port", "0")
     assert_one_line_error(done, 2, "--map takes umap or pca, not 'tsne'")

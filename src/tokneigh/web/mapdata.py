@@ -70,9 +70,14 @@ def build(emb: Embeddings, method: str, progress: Progress | None = None) -> Map
     colours: list[dict[str, Any]] = []
     missing: dict[str, str] = {}
     try:
-        arrays.append(("scan", _scan_scores(emb, ids).astype("<f4")))
+        scores = _scan_scores(emb, ids)
     except TokneighError as exc:  # e.g. no token known to be unused: no reference
         missing["scan"] = str(exc)
+    else:
+        if np.isfinite(scores).all():
+            arrays.append(("scan", scores.astype("<f4")))
+        else:  # a colour with holes would mislead: none, and the page says why
+            missing["scan"] = "the score is not a number for some tokens"
     arrays.append(("hubness", _hubness(emb, ids, layout.neighbors).astype("<i4")))
     special = np.zeros(emb.vocab_size, dtype=bool)
     special[emb.view.special_ids()] = True
