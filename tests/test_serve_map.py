@@ -138,6 +138,8 @@ def test_the_map_view_walks_through(server: str, browser: Any, minilm_dir: Path)
     page.goto(base + f"?view=map&find=king&cam={x:.6g},{y:.6g},40")
     expect(stage).to_have_attribute("data-points", "30522")
     px, py = page.evaluate(f"tokneighMap.screenOf({king})")
+    page.mouse.move(px, py)  # hovering names the token under the pointer
+    expect(stage).to_have_attribute("data-hover", str(king))
     page.mouse.click(px, py)
     expect(page).to_have_url(re.compile(rf"[?&]sel={king}(&|$)"))
     expect(stage).to_have_attribute("data-selected", str(king))

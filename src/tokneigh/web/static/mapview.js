@@ -447,6 +447,9 @@ function wireMap(renderer) {
     if (hover !== mapState.hover) {
       mapState.hover = hover;
       canvas.style.cursor = hover >= 0 ? "pointer" : "grab";
+      const stage = $("#map-stage");
+      if (hover >= 0) stage.dataset.hover = String(mapState.data.arrays.ids[hover]);
+      else delete stage.dataset.hover;
       redraw(1);
     }
   });
@@ -462,6 +465,7 @@ function wireMap(renderer) {
   canvas.addEventListener("pointerleave", () => {
     if (mapState.hover >= 0) {
       mapState.hover = -1;
+      delete $("#map-stage").dataset.hover;
       redraw(1);
     }
   });
