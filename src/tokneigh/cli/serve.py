@@ -30,9 +30,10 @@ if TYPE_CHECKING:
 HELP = """Serve the explorer on a local web page, with the matrix kept in memory.
 
 The page ranks neighbours as you click (each neighbour a link that makes it the query),
-shows the query's tokens, compares two words (with the dimension scatter), solves analogies
-and maps a neighbourhood in 2-D; every view is a URL you can share. The same answers are
-JSON under /api/ (see the README). The model and its metrics are fixed at start: each
+shows the query's tokens, compares two words (with the dimension scatter), solves analogies,
+maps a neighbourhood in 2-D, and maps the whole vocabulary (the Map view, laid out as --map
+says); every view is a URL you can share. The same answers are JSON under /api/ (see the
+README). The model and its metrics are fixed at start: each
 --metric is prepared once (and cached), and the page offers those.
 
 The server listens on 127.0.0.1 unless --host says otherwise: it has no authentication, so
@@ -81,10 +82,23 @@ def serve(
             show_default=False,
         ),
     ] = None,
+    map_method: Annotated[
+        str,
+        typer.Option(
+            "--map",
+            metavar="umap|pca",
+            help="How the Map view lays out the whole vocabulary: umap (slower, keeps "
+            "neighbourhoods; computed when the page first asks, then cached) or pca (fast).",
+        ),
+    ] = "umap",
     embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
+    if map_method not in ("umap", "pca"):
+        from ..errors import UsageError
+
+        raise UsageError(f"--map takes umap or pca, not {map_method!r}")
     names = _host_names(allow_hosts or [])
     listener = _listen(host, port)  # a busy port fails before the model loads
     emb = load(model, cache_dir, embeddings)
@@ -134,7 +148,8 @@ def serve(
     def log(line: str) -> None:
         report(f"warning: {line}")
 
-    server = make_server(create_app(served, worker, hosts=names, log=log))
+    app = create_app(served, worker, hosts=names, log=log, map_method=map_method)
+    server = make_server(app)
     try:
         if not stopped:
             _run(server, listener)

@@ -31,7 +31,9 @@ from ..analyses.filters import Filters
 from ..api.embeddings import Embeddings
 from ..errors import TokenIdError, TokneighError
 from ..space.metrics import parse_metric
+from .background import Once
 from .guards import Limits, SameSite, error_response, json_response
+from .mapdata import MAX_MAP_POINTS, MapData, build, map_points
 from .worker import Unavailable, Worker
 
 STATIC = Path(__file__).parent / "static"
@@ -60,6 +62,15 @@ _PAGE_HEADERS = {
 
 class BadRequest(Exception):
     """A request parameter that is missing, malformed or beyond a limit (status 400)."""
+
+
+class Refused(Exception):
+    """A request the server cannot answer as asked, with its status (the map too large for
+    the page: 413; not computed yet: 409)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ClientGone(Exception):
@@ -171,10 +182,17 @@ def create_app(
     *,
     hosts: Iterable[str] = (),
     log: Callable[[str], None] | None = None,
+    map_method: str = "umap",
+    map_budget: int = MAX_MAP_POINTS,
 ) -> Starlette:
     """The app serving ``served``; model work runs on ``worker``. ``hosts``: the names a
     request's Host may give besides the loopback ones (the bound address, --allow-host's).
-    ``log`` is told, in one line, of each request that met a bug."""
+    ``log`` is told, in one line, of each request that met a bug. The whole-vocabulary map is
+    laid out by ``map_method`` (under the first metric) when first asked for, on its own
+    thread; a map of more than ``map_budget`` points is refused."""
+
+    points = map_points(served.default)
+    map_job: Once[MapData] = Once(lambda progress: build(served.default, map_method, progress))
 
     def space(params: Params) -> tuple[str, Embeddings]:
         asked = params.get("metric")
@@ -198,7 +216,44 @@ def create_app(
             return json_response(stopped, 503)
         stats = worker.stats
         batching = {"products": stats.products, "queries": stats.queries, "largest": stats.largest}
-        return json_response({**served.health(), "batching": batching})
+        answer = {**served.health(), "batching": batching}
+        answer["map"] = {"points": points, "method": map_method, "max_points": map_budget}
+        return json_response(answer)
+
+    def map_allowed() -> None:
+        if points > map_budget:
+            raise Refused(
+                f"the map would hold {points:,} points; the page draws at most {map_budget:,}",
+                413,
+            )
+
+    async def layout(request: Request) -> Response:
+        Params(request, set())
+        map_allowed()
+        map_job.start()
+        for _ in range(10):  # a cached layout is done at once: answer it without a poll
+            if map_job.finished.is_set():
+                break
+            await asyncio.sleep(0.05)
+        if not map_job.finished.is_set():
+            done, total = map_job.progress
+            computing = {"status": "computing", "method": map_method, "count": points}
+            computing |= {"done": done, "total": total, "seconds": round(map_job.seconds, 1)}
+            return json_response(computing, 202)
+        if map_job.error is not None:
+            raise map_job.error
+        assert map_job.result is not None
+        return json_response(map_job.result.facts)
+
+    async def layout_arrays(request: Request) -> Response:
+        Params(request, set())
+        map_allowed()
+        if not map_job.finished.is_set():
+            raise Refused("the map is not computed yet: GET /api/layout starts it", 409)
+        if map_job.error is not None:
+            raise map_job.error
+        assert map_job.result is not None
+        return Response(map_job.result.body, media_type="application/octet-stream")
 
     async def on_worker(request: Request, function: Callable[[], Any], *kind: Any) -> Any:
         """``function``'s result, run on the worker in turn (``kind``: what it costs like)."""
@@ -283,6 +338,8 @@ def create_app(
         Route("/api/vector", guarded(vector), methods=["GET"]),
         Route("/api/analogy", guarded(analogy), methods=["GET"]),
         Route("/api/map", guarded(token_map), methods=["GET"]),
+        Route("/api/layout", guarded(layout), methods=["GET"]),
+        Route("/api/layout.bin", guarded(layout_arrays), methods=["GET"]),
         # StaticFiles serves only files under STATIC: `..` and symlinks out are refused.
         Mount("/static", StaticFiles(directory=STATIC, follow_symlink=False), name="static"),
     ]
@@ -305,6 +362,8 @@ def _guarded(handler: Handler, log: Callable[[str], None] | None = None) -> Hand
             return await handler(request)
         except BadRequest as exc:
             return error_response(str(exc), 400)
+        except Refused as exc:
+            return error_response(str(exc), exc.status)
         except TokenIdError as exc:
             return error_response(str(exc), 404)
         except TokneighError as exc:

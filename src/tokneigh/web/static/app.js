@@ -1,4 +1,5 @@
-// The page of `tokneigh serve`: three views (Neighbours, Compare, Analogy) over the JSON API.
+// The page of `tokneigh serve`: four views (Neighbours, Compare, Analogy, Map) over the JSON
+// API; the Map view is in mapview.js (its renderer in map.js).
 // Vanilla JS, no build step, nothing loaded from outside: the page must work offline.
 // The URL is the whole state: every change pushes it, and rendering reads only from it, so
 // links, reloads and back/forward all reproduce a view.
@@ -7,7 +8,7 @@
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-const VIEWS = ["neighbors", "compare", "analogy"];
+const VIEWS = ["neighbors", "compare", "analogy", "map"];
 const FLAGS = ["dedupe", "words_only", "include_special", "exclude_query"];
 // Default values stay out of the URL, so links stay short. The metric's default is the
 // server's first metric (set from /api/health), which is also what the API uses without one.
@@ -16,7 +17,10 @@ const DEFAULT_OPTIONS = {
   exclude_query: false, min_sim: "",
 };
 // What each view's URL holds besides the options.
-const FIELDS = { neighbors: ["q"], compare: ["a", "b"], analogy: ["a", "b", "c"] };
+const FIELDS = {
+  neighbors: ["q"], compare: ["a", "b"], analogy: ["a", "b", "c"],
+  map: ["sel", "find", "colour", "cam"], // token id, search text, colour field, camera
+};
 // Which options each view's API call takes (compare ranks b among a's neighbours, so only
 // include_special changes it; analogy always leaves its terms out).
 const OPTIONS_OF = {
@@ -29,6 +33,7 @@ const OPTIONS_OF = {
 let health = null; // /api/health's answer
 const memory = {
   neighbors: { q: "" }, compare: { a: "", b: "" }, analogy: { a: "", b: "", c: "" },
+  map: { sel: "", find: "", colour: "", cam: "" },
 };
 let state = { view: "neighbors", options: { ...DEFAULT_OPTIONS } };
 let generation = 0; // bumped by every render: answers to older requests are dropped
@@ -223,6 +228,8 @@ function render() {
     $("#compare-a").value = fields.a;
     $("#compare-b").value = fields.b;
     renderCompare(fields.a, fields.b, generation, inflight.signal);
+  } else if (view === "map") {
+    renderMapView(fields, generation, inflight.signal);
   } else {
     $("#analogy-a").value = fields.a;
     $("#analogy-b").value = fields.b;
@@ -700,6 +707,7 @@ function wire() {
     const parsed = parseSearch(url.search);
     navigate(parsed.view, parsed.fields, parsed.options);
   });
+  wireMapControls();
   window.addEventListener("popstate", renderFromURL);
 }
 
