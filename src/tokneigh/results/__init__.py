@@ -43,11 +43,16 @@ _HOMES = {
     "NeighborhoodDiff": "diff",
     "MapCluster": "layout",
     "MapLayout": "layout",
+    "Alignment": "alignment",
+    "DriftToken": "alignment",
+    "Retrieval": "alignment",
+    "TokenMatching": "alignment",
 }
 __all__ = list(_HOMES)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each on first use
+    from .alignment import Alignment, DriftToken, Retrieval, TokenMatching
     from .comparison import Comparison
     from .diff import DiffItem, DiffSummary, NeighborhoodDiff
     from .json import json_text
