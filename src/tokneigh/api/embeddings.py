@@ -35,6 +35,7 @@ from .vocabulary import Vocabulary
 if TYPE_CHECKING:
     from ..analyses.vectors import VectorQuery
     from ..results import (
+        Alignment,
         Comparison,
         Hubness,
         MostSimilar,
@@ -347,6 +348,40 @@ class Embeddings:
 
         return compare_models(
             self.view, other.view, words=words, sample=sample, seed=seed, k=k, changed=changed
+        )
+
+    def align(
+        self,
+        other: Embeddings,
+        *,
+        refine: int = 1,
+        seed: int = 0,
+        test_share: float = 0.1,
+        pool: int = 10_000,
+        ridge: float = 1.0,
+        top: int = 10,
+        neighbors: int = 5,
+        report: Report | None = None,
+    ) -> Alignment:
+        """A linear map from these embeddings' space to ``other``'s, fitted on the tokens both
+        vocabularies share (orthogonal Procrustes, or ridge least squares when the dimensions
+        differ; ``refine`` rounds of MUSE's refinement), scored on ``test_share`` of them held
+        out (P@1, P@10 by cosine and CSLS), and the ``top`` tokens that moved most with their
+        ``neighbors`` nearest in each space (``tokneigh.analyses.align``). The map is kept in
+        the cache entry, keyed by ``other``'s entry."""
+        from ..analyses.align import Options
+        from .alignment import align
+
+        options = Options(refine=refine, seed=seed, test_share=test_share, pool=pool, ridge=ridge)
+        return align(
+            self,
+            other,
+            self._entry,
+            other._entry,
+            options,
+            top=top,
+            neighbors=neighbors,
+            say=report or log_report,
         )
 
 

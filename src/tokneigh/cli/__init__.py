@@ -113,6 +113,7 @@ COMMANDS = {
     "stats": "stats",
     "scan": "scan",
     "diff": "diff",
+    "align": "align",
     "serve": "serve",
     "shell": "shell",
     "cache": "cache",

@@ -9,6 +9,7 @@ An entry is one folder per (model, matrix) under the cache root::
                   tokenizer.index  derived from tokenizer.json, for a fast start (tokens/index.py)
                   meta.json        format version, model, fingerprint, vocab size, dim, ...
                   metric-*.npy, graph-*.npz   derived arrays, computed on first need (derived.py)
+                  align-*.npz      a map to another entry's space (keyed by that entry)
     .locks/<key>.lock              held while an entry is built or cleared (one at a time)
     .tmp-<key>-*/                  an entry being written; renamed into place when complete
     .trash-<key>-*/                an old entry moved aside by a rebuild or a clear, then deleted
@@ -48,7 +49,8 @@ ENTRY_FILES = frozenset({MATRIX, NORMS, TOKENIZER, META, INDEX})
 ENTRY_SCRATCH_FILE = re.compile(r"^\.[A-Za-z0-9._-]+\.[0-9a-f]{32}\.tmp$")
 # What a metric or the all-pairs pass derives from the matrix, computed on first need and kept
 # beside it (``load_derived``/``save``): gone with the entry when it is rebuilt.
-DERIVED_FILE = re.compile(r"^(metric|graph)-[A-Za-z0-9._-]+\.(npy|npz)$")
+# ``align-*.npz``: a map from this entry's space to another entry's (keyed by that entry).
+DERIVED_FILE = re.compile(r"^(metric|graph|align)-[A-Za-z0-9._-]+\.(npy|npz)$")
 SCRATCH_NAME = re.compile(r"^\.(tmp|trash)-([0-9a-f]{16})-[0-9a-f-]+$")
 
 

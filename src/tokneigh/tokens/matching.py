@@ -97,12 +97,12 @@ def match_tokens(
     rules: list[int] = []
     for i in offered_a:
         key = match_key(codec_a, i)
-        j = by_key.pop(key, None) if key is not None else None  # pop: one pair per key
-        if j is not None:
-            assert key is not None
-            pairs_a.append(i)
-            pairs_b.append(j)
-            rules.append(RULES.index(key[0]))
+        if key is None or key not in by_key:
+            continue
+        j = by_key.pop(key)  # pop: one pair per key
+        pairs_a.append(i)
+        pairs_b.append(j)
+        rules.append(RULES.index(key[0]))
     return Matched(
         ids_a=np.asarray(pairs_a, dtype=np.int64),
         ids_b=np.asarray(pairs_b, dtype=np.int64),
