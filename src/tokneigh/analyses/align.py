@@ -5,16 +5,21 @@ moved most from one to the other.
    pairs ``diff`` ranks), special tokens left out. A seeded split
    (``numpy.random.default_rng(seed).permutation``) holds out ``test_share`` of them (at least
    one); the map is fitted on the rest only.
-2. Rows: each model's cached unit rows centred on the mean unit row of its usable, non-special
-   tokens and made unit again (MUSE's ``renorm,center,renorm``).
+2. Rows: each model's cached unit rows centred on the mean unit row of the shared tokens and
+   made unit again (MUSE's ``renorm,center,renorm``; MUSE centres on each whole vocabulary,
+   here both sides centre on the same tokens, so that a rotated copy of a subset is still
+   exactly a rotation).
 3. The map W (x @ W ~ y): orthogonal Procrustes when the dimensions agree, ridge least squares
    (lambda ``ridge``) when they differ (``fitting.fit``). Then ``refine`` rounds of MUSE's
-   refinement: the mutual nearest neighbours under CSLS between A's pool mapped and B's pool
-   (each: its first ``pool`` usable, non-special ids, the held-out tokens left out), and W
-   fitted again on those pairs.
+   refinement: the mutual nearest neighbours under CSLS between A's pool mapped and B's pool,
+   and W fitted again on those pairs. The pools are the tokens of the first ``pool`` fitted
+   pairs (by A's id), each model's own, B's in its own id order: the search is not told which
+   is which. (MUSE's pools are each language's most frequent words; here both pools hold the
+   same tokens, so a good map finds every pair, and a pair it cannot find is left out.)
 4. Held-out pairs: P@1 and P@10 of finding B's counterpart among all of B's usable,
    non-special tokens from A's token mapped, by cosine and by CSLS (k = 10; B's r against A's
-   pool mapped), the mean aligned cosine and the residual ||XW - Y||_F / ||Y||_F.
+   pool mapped, as MUSE takes it against the mapped source words), the mean aligned cosine
+   and the residual ||XW - Y||_F / ||Y||_F.
 5. Drift of every pair: 1 - cos(x W, y), ranked from most moved (ties: the lower id in A); the
    ``top`` listed with their ``neighbors`` nearest tokens in A's and in B's own space (cosine,
    special tokens and the token itself left out, as ``neighbors`` lists them).
@@ -41,7 +46,7 @@ if TYPE_CHECKING:
     from ..results import Neighbor
     from .view import SpaceView
 
-DEFAULT_POOL = 10_000  # MUSE searches its 15,000 most frequent words; here the first ids
+DEFAULT_POOL = 10_000  # MUSE's is 15,000 words; fewer keep GPT-2's refinement to seconds
 DEFAULT_RIDGE = 1.0  # on unit rows: small beside X^T X's trace (the number of pairs)
 DEFAULT_TEST_SHARE = 0.1
 DEFAULT_REFINE = 1
@@ -85,18 +90,17 @@ def split(pairs: int, test_share: float, seed: int) -> tuple[np.ndarray, np.ndar
 
 
 class _Space:
-    """One model's side: its usable, non-special ids and its centred unit rows."""
+    """One model's side: its usable, non-special ids and their centred unit rows, prepared
+    once (float32: 150 MB for GPT-2)."""
 
-    def __init__(self, view: SpaceView, mean: np.ndarray | None) -> None:
+    def __init__(self, view: SpaceView, shared: np.ndarray, mean: np.ndarray | None) -> None:
         self.view = view
         self.candidates = graph_rows(view, include_special=False)
-        self.mean = fitting.mean_row(view.cached_unit, self.candidates) if mean is None else mean
+        self.mean = fitting.mean_row(view.cached_unit, shared) if mean is None else mean
+        self.prepared = fitting.prepared(view.cached_unit, self.candidates, self.mean)
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
-        return fitting.prepared(self.view.cached_unit, ids, self.mean)
-
-    def pool(self, held_out: np.ndarray, size: int) -> np.ndarray:
-        return self.candidates[~np.isin(self.candidates, held_out)][:size]
+        return self.prepared[np.searchsorted(self.candidates, ids)]
 
 
 def align_views(
@@ -123,18 +127,19 @@ def align_views(
     fit_at, test_at = split(ids_a.size, options.test_share, options.seed)
     if fit_at.size < 2:
         raise UsageError(f"a test share of {options.test_share} leaves fewer than 2 pairs to fit")
-    side_a = _Space(a, None if kept is None else kept["mean_a"])
-    side_b = _Space(b, None if kept is None else kept["mean_b"])
+    side_a = _Space(a, ids_a, None if kept is None else kept["mean_a"])
+    side_b = _Space(b, ids_b, None if kept is None else kept["mean_b"])
     x_fit, y_fit = side_a.rows(ids_a[fit_at]), side_b.rows(ids_b[fit_at])
     x_test, y_test = side_a.rows(ids_a[test_at]), side_b.rows(ids_b[test_at])
-    pool_a = side_a.pool(ids_a[test_at], options.pool)
+    # The pools: the first `pool` fitted pairs' tokens, B's in its own id order.
+    pool_a = ids_a[fit_at][: options.pool]
+    pool_b = np.sort(ids_b[fit_at][: options.pool])
     method = "procrustes" if a.dim == b.dim else "ridge"
 
     if kept is None:
         weights, _ = fitting.fit(x_fit, y_fit, options.ridge)
         refined: list[int] = []
         if options.refine:
-            pool_b = side_b.pool(ids_b[test_at], options.pool)
             source, target = side_a.rows(pool_a), side_b.rows(pool_b)
             k = min(fitting.CSLS_K, source.shape[0], target.shape[0])
             for _ in range(options.refine):
@@ -206,7 +211,7 @@ def _scores(
     pool_a: np.ndarray,
 ) -> dict[str, float]:
     """The held-out retrieval, and the cosines and residuals of the fit and held-out pairs."""
-    candidates = side_b.rows(side_b.candidates)
+    candidates = side_b.prepared
     mapped_pool = fitting.mapped(side_a.rows(pool_a), weights)
     r_candidates = fitting.radius_against(
         candidates, mapped_pool, min(fitting.CSLS_K, mapped_pool.shape[0])

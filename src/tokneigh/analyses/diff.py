@@ -15,11 +15,12 @@ Both sides rank the same candidates: the shared vocabulary. B's tokens are match
 the matching rule (``tokneigh.tokens.matching``: the same decoded text, a word start as a
 leading space, so GPT-2's ``Ġking`` is Llama's ``▁king``; byte fragments by their bytes), and a
 token is shared when it is usable (a row with a direction) and not special in both models; when
-several ids of one model have the same key the lowest one stands for it. Ranks are taken within the shared tokens only, on both
-sides, so a token one model lacks cannot push the other's neighbours down; ties are broken by
-the lower id *in A* on both sides, so identical spaces give identical lists. A query's own
-tokens (in either model) are left out of both rankings and of rho. CSLS's r(y) is each model's
-own, computed over its whole vocabulary (what its ``neighbors`` uses).
+several ids of one model have the same key the lowest one stands for it. Ranks are taken
+within the shared tokens only, on both sides, so a token one model lacks cannot push the
+other's neighbours down; ties are broken by the lower id *in A* on both sides, so identical
+spaces give identical lists. A query's own tokens (in either model) are left out of both
+rankings and of rho. CSLS's r(y) is each model's own, computed over its whole vocabulary
+(what its ``neighbors`` uses).
 
 Queries are words and a sample. A word is text, tokenized by each model's own tokenizer; a
 word of several tokens is the normalized mean of their unit vectors, as in ``neighbors``. The
@@ -41,7 +42,6 @@ from ..results import DiffItem, DiffSummary, Neighbor, NeighborhoodDiff
 from ..space import core
 from .matching import match_views, summary
 from .queries import query_tokens
-from .whole import graph_rows
 
 if TYPE_CHECKING:
     from ..results import Query
