@@ -7,7 +7,9 @@ strings look like:
 - ``text``: they decode to the same text, a word start written as a leading space. GPT-2's
   ``Ġking``, Llama's ``▁king`` and WordPiece's word-initial ``king`` are all " king"; a
   WordPiece continuation ``##ing`` is "ing", as GPT-2's and Llama's ``ing`` (no space: inside a
-  word), so a continuation matches only continuations;
+  word), so a continuation matches only continuations. A word-initial ``!`` is " !" too:
+  WordPiece's decoder glues it to the word before by an English clean-up rule, but the
+  vocabulary also holds ``##!``, which must stay a different token;
 - ``bytes``: a byte fragment (a byte-level token that is not valid UTF-8 on its own, or a
   SentencePiece ``<0xNN>`` byte-fallback token) matches the fragment of the same bytes;
 - ``special``: a control token or a reserved slot (``[CLS]``, ``<|endoftext|>``,
