@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from ..results import Neighbor
     from .view import SpaceView
 
-DEFAULT_POOL = 10_000  # MUSE's is 15,000 words; fewer keep GPT-2's refinement to seconds
+DEFAULT_POOL = 5_000  # MUSE searches 15,000 words; 5,000 keep a GPT-2 pair within seconds
 DEFAULT_RIDGE = 1.0  # on unit rows: small beside X^T X's trace (the number of pairs)
 DEFAULT_TEST_SHARE = 0.1
 DEFAULT_REFINE = 1

@@ -357,7 +357,7 @@ class Embeddings:
         refine: int = 1,
         seed: int = 0,
         test_share: float = 0.1,
-        pool: int = 10_000,
+        pool: int = 5_000,
         ridge: float = 1.0,
         top: int = 10,
         neighbors: int = 5,

@@ -83,7 +83,7 @@ def align(
         typer.Option(
             "--pool", min=2, metavar="N", help="Tokens of each model a refinement searches."
         ),
-    ] = 10_000,
+    ] = 5_000,
     ridge: Annotated[
         float,
         typer.Option("--ridge", metavar="L", help="Ridge lambda (when the dimensions differ)."),
