@@ -129,14 +129,14 @@ def align_views(
         raise UsageError(f"a test share of {options.test_share} leaves fewer than 2 pairs to fit")
     side_a = _Space(a, ids_a, None if kept is None else kept["mean_a"])
     side_b = _Space(b, ids_b, None if kept is None else kept["mean_b"])
-    x_fit, y_fit = side_a.rows(ids_a[fit_at]), side_b.rows(ids_b[fit_at])
-    x_test, y_test = side_a.rows(ids_a[test_at]), side_b.rows(ids_b[test_at])
     # The pools: the first `pool` fitted pairs' tokens, B's in its own id order.
     pool_a = ids_a[fit_at][: options.pool]
     pool_b = np.sort(ids_b[fit_at][: options.pool])
     method = "procrustes" if a.dim == b.dim else "ridge"
 
     if kept is None:
+        x_fit, y_fit = side_a.rows(ids_a[fit_at]), side_b.rows(ids_b[fit_at])
+        x_test, y_test = side_a.rows(ids_a[test_at]), side_b.rows(ids_b[test_at])
         weights, _ = fitting.fit(x_fit, y_fit, options.ridge)
         refined: list[int] = []
         if options.refine:
@@ -165,10 +165,8 @@ def align_views(
 
     drift = pair_drift(side_a.rows(ids_a), side_b.rows(ids_b), weights)
     order = np.lexsort((ids_a, -drift))  # most moved first, ties by the lower id in A
-    listed = [
-        _drift_token(a, b, rank, int(ids_a[j]), int(ids_b[j]), float(drift[j]), neighbors)
-        for rank, j in enumerate(order[:top].tolist(), start=1)
-    ]
+    head = order[:top]
+    listed = _drift_tokens(a, b, ids_a[head], ids_b[head], drift[head], neighbors)
     result = Alignment(
         model_a=a.model,
         embeddings_a=a.embeddings,
@@ -239,28 +237,34 @@ def pair_drift(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return 1.0 - cosines
 
 
-def _drift_token(
-    a: SpaceView, b: SpaceView, rank: int, id_a: int, id_b: int, drift: float, k: int
-) -> DriftToken:
-    text_a, label_a = a.shown(id_a)
-    _, label_b = b.shown(id_b)
-    return DriftToken(
-        rank=rank,
-        id_a=id_a,
-        id_b=id_b,
-        token=text_a or "",
-        label_a=label_a,
-        label_b=label_b,
-        drift=drift,
-        neighbors_a=_nearest(a, id_a, k),
-        neighbors_b=_nearest(b, id_b, k),
-    )
+def _drift_tokens(
+    a: SpaceView, b: SpaceView, ids_a: np.ndarray, ids_b: np.ndarray, drift: np.ndarray, k: int
+) -> list[DriftToken]:
+    """The top of the ranking, with each token's ``k`` nearest in A and in B (one batch each)."""
+    near_a, near_b = _nearest(a, ids_a, k), _nearest(b, ids_b, k)
+    out = []
+    for rank, (i, j, d) in enumerate(zip(ids_a.tolist(), ids_b.tolist(), drift.tolist()), 1):
+        text_a, label_a = a.shown(i)
+        out.append(
+            DriftToken(
+                rank=rank,
+                id_a=i,
+                id_b=j,
+                token=text_a or "",
+                label_a=label_a,
+                label_b=b.shown(j)[1],
+                drift=d,
+                neighbors_a=near_a[rank - 1],
+                neighbors_b=near_b[rank - 1],
+            )
+        )
+    return out
 
 
-def _nearest(view: SpaceView, token_id: int, k: int) -> list[Neighbor]:
-    if k == 0:
-        return []
+def _nearest(view: SpaceView, ids: np.ndarray, k: int) -> list[list[Neighbor]]:
+    if k == 0 or ids.size == 0:
+        return [[] for _ in range(ids.size)]
     from .ranking import neighbors_many
 
-    [listed] = neighbors_many(view, [token_id], k, True, filters=Filters(skip_special=True))
-    return listed.neighbors
+    lists = neighbors_many(view, ids.tolist(), k, True, filters=Filters(skip_special=True))
+    return [listed.neighbors for listed in lists]

@@ -29,13 +29,13 @@ from ..analyses.view import SpaceView
 from ..reporting import Progress, Report, info
 from ..space.metrics import COSINE, Metric, parse_metric
 from ..store import derived, entries, files
+from . import alignment
 from .logreport import log_report
 from .vocabulary import Vocabulary
 
 if TYPE_CHECKING:
     from ..analyses.vectors import VectorQuery
     from ..results import (
-        Alignment,
         Comparison,
         Hubness,
         MostSimilar,
@@ -350,39 +350,7 @@ class Embeddings:
             self.view, other.view, words=words, sample=sample, seed=seed, k=k, changed=changed
         )
 
-    def align(
-        self,
-        other: Embeddings,
-        *,
-        refine: int = 1,
-        seed: int = 0,
-        test_share: float = 0.1,
-        pool: int = 5_000,
-        ridge: float = 1.0,
-        top: int = 10,
-        neighbors: int = 5,
-        report: Report | None = None,
-    ) -> Alignment:
-        """A linear map from these embeddings' space to ``other``'s, fitted on the tokens both
-        vocabularies share (orthogonal Procrustes, or ridge least squares when the dimensions
-        differ; ``refine`` rounds of MUSE's refinement), scored on ``test_share`` of them held
-        out (P@1, P@10 by cosine and CSLS), and the ``top`` tokens that moved most with their
-        ``neighbors`` nearest in each space (``tokneigh.analyses.align``). The map is kept in
-        the cache entry, keyed by ``other``'s entry."""
-        from ..analyses.align import Options
-        from .alignment import align
-
-        options = Options(refine=refine, seed=seed, test_share=test_share, pool=pool, ridge=ridge)
-        return align(
-            self,
-            other,
-            self._entry,
-            other._entry,
-            options,
-            top=top,
-            neighbors=neighbors,
-            say=report or log_report,
-        )
+    align = alignment.align  # a map to another model's space, the tokens that moved most
 
 
 def _resident(emb: Embeddings, entry: entries.Entry, share: Iterable[Embeddings]) -> Embeddings:
