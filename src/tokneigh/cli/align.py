@@ -31,7 +31,8 @@ WordPiece's "##ing" only a continuation; byte fragments by their bytes). A seede
 the pairs (--test-share, --seed) is held out; the map is fitted on the rest: orthogonal
 Procrustes when the dimensions agree, ridge least squares (--ridge) when they differ, each
 model's rows centred and normalised as MUSE does, then --refine rounds of MUSE's refinement
-(re-fitted on the mutual nearest neighbours under CSLS among the first --pool tokens).
+(re-fitted on the mutual nearest neighbours under CSLS among the tokens of the first --pool
+fitted pairs, each model's own).
 
 Reported on the held-out pairs: P@1 and P@10 of finding the token's counterpart in B among
 all of B's tokens (nearest neighbour and CSLS), the mean aligned cosine and the residual. Then
@@ -81,7 +82,7 @@ def align(
     pool: Annotated[
         int,
         typer.Option(
-            "--pool", min=2, metavar="N", help="Tokens of each model a refinement searches."
+            "--pool", min=2, metavar="N", help="Fitted pairs whose tokens a refinement searches."
         ),
     ] = 5_000,
     ridge: Annotated[
