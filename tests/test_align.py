@@ -280,3 +280,14 @@ def test_a_model_against_itself_finds_every_token(minilm_dir):
     assert data["retrieval"]["nn"]["p@1"] == 1.0
     assert data["mean_cosine"] == pytest.approx(1.0, abs=1e-5)
     assert data["matching"]["unmatched_a"] == data["matching"]["unmatched_b"] == 0
+
+
+def test_ridge_zero_with_fewer_pairs_than_dimensions_is_still_a_map():
+    from tokneigh.analyses import fitting
+
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((5, 12)), rng.standard_normal((5, 7))
+    w, method = fitting.fit(x.astype(np.float32), y.astype(np.float32), 0.0)
+    assert method == "ridge" and np.isfinite(w).all()
+    np.testing.assert_allclose(x @ w, y, atol=1e-4)  # 5 equations, 12 unknowns: exact
+    np.testing.assert_allclose(w, np.linalg.pinv(x) @ y, atol=1e-4)  # the least-norm one

@@ -54,6 +54,11 @@ def fit(x: np.ndarray, y: np.ndarray, ridge: float) -> tuple[np.ndarray, str]:
         # a product of the two whole matrices, three times as slow as this float32 one.
         u, _, vt = np.linalg.svd((x.T @ y).astype(np.float64))
         return u @ vt, "procrustes"
+    if ridge == 0.0:
+        # Plain least squares, from X itself: X^T X may be singular (fewer pairs than
+        # dimensions), and the least-norm solution is still a map.
+        solution = np.linalg.lstsq(x.astype(np.float64), y.astype(np.float64), rcond=None)
+        return solution[0], "ridge"
     gram = (x.T @ x).astype(np.float64) + ridge * np.eye(x.shape[1])
     return np.linalg.solve(gram, (x.T @ y).astype(np.float64)), "ridge"
 
