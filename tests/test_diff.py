@@ -332,7 +332,7 @@ def test_cli_output_embeddings_json_tsv_and_table(llama_dir, base, candidates, t
     args += ["--against-embeddings", "output", "--top", str(K)]
     result = cli(*args, "--format", "json")
     assert result.exit_code == 0, result.stderr
-    assert f"{candidates.size:,} tokens matched by string" in result.stderr
+    assert f"{candidates.size:,} shared tokens compared" in result.stderr
     data = json.loads(result.stdout)
     assert data["a"]["embeddings"] == "input" and data["b"]["embeddings"] == "output"
     assert [i["query"] for i in data["items"]] == ["Mike", "king", "queen"]  # no sample

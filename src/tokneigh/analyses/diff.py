@@ -12,13 +12,15 @@ another metric (cosine and csls). For each query:
   correlation of their ranks, tied scores sharing the average of their ranks.
 
 Both sides rank the same candidates: the shared vocabulary. B's tokens are matched to A's by
-their vocabulary string (``codec.raw``), and a token is shared when it is named, usable (a row
-with a direction) and not special in both models; when several ids of one model hold the same
-string the lowest one stands for it. Ranks are taken within the shared tokens only, on both
-sides, so a token one model lacks cannot push the other's neighbours down; ties are broken by
-the lower id *in A* on both sides, so identical spaces give identical lists. A query's own
-tokens (in either model) are left out of both rankings and of rho. CSLS's r(y) is each model's
-own, computed over its whole vocabulary (what its ``neighbors`` uses).
+the matching rule (``tokneigh.tokens.matching``: the same decoded text, a word start as a
+leading space, so GPT-2's ``Ġking`` is Llama's ``▁king``; byte fragments by their bytes), and a
+token is shared when it is usable (a row with a direction) and not special in both models; when
+several ids of one model have the same key the lowest one stands for it. Ranks are taken
+within the shared tokens only, on both sides, so a token one model lacks cannot push the
+other's neighbours down; ties are broken by the lower id *in A* on both sides, so identical
+spaces give identical lists. A query's own tokens (in either model) are left out of both
+rankings and of rho. CSLS's r(y) is each model's own, computed over its whole vocabulary
+(what its ``neighbors`` uses).
 
 Queries are words and a sample. A word is text, tokenized by each model's own tokenizer; a
 word of several tokens is the normalized mean of their unit vectors, as in ``neighbors``. The
@@ -38,8 +40,8 @@ import numpy as np
 from ..errors import UsageError
 from ..results import DiffItem, DiffSummary, Neighbor, NeighborhoodDiff
 from ..space import core
+from .matching import match_views, summary
 from .queries import parse_query_text, query_tokens
-from .whole import graph_rows
 
 if TYPE_CHECKING:
     from ..results import Query
@@ -51,27 +53,9 @@ _ROWS = 8192  # shared rows converted to float64 at a time (25 MB at 384 dims)
 
 
 def shared_tokens(a: SpaceView, b: SpaceView) -> tuple[np.ndarray, np.ndarray]:
-    """(ids in A, ids in B) of the tokens both models have, matched by vocabulary string,
-    ascending by A's id: every id named, usable and not special in its model."""
-    by_string: dict[str, int] = {}
-    for i in _candidates(b).tolist():
-        raw = b.codec.raw(i)
-        if raw is not None:
-            by_string.setdefault(raw, i)  # ascending ids: the lowest id keeps a string
-    ids_a: list[int] = []
-    ids_b: list[int] = []
-    for i in _candidates(a).tolist():
-        raw = a.codec.raw(i)
-        j = by_string.pop(raw, None) if raw is not None else None  # pop: one pair per string
-        if j is not None:
-            ids_a.append(i)
-            ids_b.append(j)
-    return np.asarray(ids_a, dtype=np.int64), np.asarray(ids_b, dtype=np.int64)
-
-
-def _candidates(view: SpaceView) -> np.ndarray:
-    """The ids ``neighbors`` may list by default: usable, not special, ascending."""
-    return graph_rows(view, include_special=False)
+    """(ids in A, ids in B) of the tokens both models have, matched by the matching rule
+    (``tokneigh.tokens.matching``), ascending by A's id: every id usable and not special."""
+    return match_views(a, b).without_special()
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
@@ -178,11 +162,12 @@ def compare_models(
         )
     if not words and sample == 0:
         raise UsageError("nothing to compare: no word, and a sample of 0 tokens")
-    ids_a, ids_b = shared_tokens(a, b)
+    matched = match_views(a, b)
+    ids_a, ids_b = matched.without_special()
     if ids_a.size == 0:
         raise UsageError(
-            f"{a.model} and {b.model} share no token: no usable, non-special token string of "
-            "one is in the other's vocabulary"
+            f"{a.model} and {b.model} share no token: no usable, non-special token of one "
+            "decodes to a token of the other"
         )
     side_a, side_b = _Side(a, ids_a), _Side(b, ids_b)
 
@@ -266,6 +251,7 @@ def compare_models(
         items=items,
         summary=summarize(items),
         most_changed=most_changed(items, changed, a.vocab_size),
+        matching=summary(matched),
     )
 
 

@@ -29,6 +29,7 @@ from ..analyses.view import SpaceView
 from ..reporting import Progress, Report, info
 from ..space.metrics import COSINE, Metric, parse_metric
 from ..store import derived, entries, files
+from . import alignment
 from .logreport import log_report
 from .maps import MapMethods
 from .tables import Tables
@@ -352,6 +353,8 @@ class Embeddings(Tables, MapMethods):
         return compare_models(
             self.view, other.view, words=words, sample=sample, seed=seed, k=k, changed=changed
         )
+
+    align = alignment.align  # a map to another model's space, the tokens that moved most
 
 
 def _resident(emb: Embeddings, entry: entries.Entry, share: Iterable[Embeddings]) -> Embeddings:

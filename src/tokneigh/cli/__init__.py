@@ -116,6 +116,7 @@ COMMANDS = {
     "scan": "scan",
     "diff": "diff",
     "vocab": "vocab",
+    "align": "align",
     "serve": "serve",
     "shell": "shell",
     "cache": "cache",

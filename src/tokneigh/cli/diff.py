@@ -34,8 +34,9 @@ another metric. For each query: overlap@K and Jaccard of the two neighbour sets,
 rho of the two similarity rows; then their mean and median, the share with overlap below 0.5,
 and the most changed queries with both lists side by side.
 
-Both sides rank only the tokens the two vocabularies share, matched by token string (special
-tokens left out, ties broken by the lower id in A). A word is tokenized by each model's own
+Both sides rank only the tokens the two vocabularies share, matched by what they decode to
+(GPT-2's "Ġking" is Llama's "▁king"; byte fragments by their bytes; special tokens left out;
+ties broken by the lower id in A). A word is tokenized by each model's own
 tokenizer (several tokens: the mean of their vectors). The sample is --sample tokens drawn
 uniformly from the shared ones with --seed; without a WORD it is 1000 tokens by default.
 
@@ -155,9 +156,8 @@ def diff(
     drawn = len(result.items) - len(wanted)
     if drawn < sample:
         report(f"note: sampled all {drawn:,} shared tokens (fewer than {sample:,})")
-    report(
-        f"{result.shared:,} tokens matched by string ({a.vocab_size:,} in A, {b.vocab_size:,} in B)"
-    )
+    matching = "" if result.matching is None else f" · {result.matching.line()}"
+    report(f"{result.shared:,} shared tokens compared{matching}")
     emit(result, output)
 
 

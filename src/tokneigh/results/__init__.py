@@ -46,11 +46,16 @@ _HOMES = {
     "VocabularyTable": "vocabulary_table",
     "Comparisons": "batches",
     "Analogies": "batches",
+    "Alignment": "alignment",
+    "DriftToken": "alignment",
+    "Retrieval": "alignment",
+    "TokenMatching": "alignment",
 }
 __all__ = list(_HOMES)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each on first use
+    from .alignment import Alignment, DriftToken, Retrieval, TokenMatching
     from .batches import Analogies, Comparisons
     from .comparison import Comparison
     from .diff import DiffItem, DiffSummary, NeighborhoodDiff

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .alignment import TokenMatching
 from .frames import Kind, records_frame
 from .neighbors import Neighbor
 from .notebook import described, html_of, number
@@ -87,12 +88,13 @@ class NeighborhoodDiff:
     k: int
     vocab_a: int
     vocab_b: int
-    shared: int  # tokens matched by string: usable and not special in both
+    shared: int  # tokens matched (tokneigh.tokens.matching): usable and not special in both
     sample: int  # sampled tokens asked for (all shared ones when fewer)
     seed: int
     items: list[DiffItem]  # the words in order, then the sample by id in A
     summary: DiffSummary
     most_changed: list[int]  # positions in items, most changed first
+    matching: TokenMatching | None = None  # how the vocabularies were matched
 
     def _side(self, which: str) -> dict[str, Any]:
         model, embeddings, metric, vocab = (
@@ -131,6 +133,7 @@ class NeighborhoodDiff:
             "summary": self.summary.to_json(),
             "items": [i.to_json() for i in self.items],
             "most_changed": self.most_changed,
+            "matching": None if self.matching is None else self.matching.to_json(),
         }
 
     def tsv(self) -> tuple[list[str], list[list[Any]]]:
@@ -158,9 +161,11 @@ class NeighborhoodDiff:
             asked.append(f"{drawn:,} sampled tokens (seed {self.seed})")
         subtitle = [
             f"A: {self._named('a')} · B: {self._named('b')}",
-            f"{self.shared:,} shared tokens matched by string (A has {self.vocab_a:,}, "
+            f"{self.shared:,} shared tokens compared (A has {self.vocab_a:,}, "
             f"B {self.vocab_b:,}) · " + " + ".join(asked),
         ]
+        if self.matching is not None:
+            subtitle.append(self.matching.line())
         rows = [
             [f"overlap@{k}", f"{s.overlap_mean:.3f}", f"{s.overlap_median:.3f}"],
             ["Jaccard", f"{s.jaccard_mean:.3f}", f"{s.jaccard_median:.3f}"],

@@ -1,4 +1,4 @@
-"""How the cache is laid out on disk: the root, entry folder names, the files an entry holds,
+r"""How the cache is laid out on disk: the root, entry folder names, the files an entry holds,
 and what a damaged entry is. Every other store module names files through this one.
 
 An entry is one folder per (model, matrix) under the cache root::
@@ -9,7 +9,8 @@ An entry is one folder per (model, matrix) under the cache root::
                   tokenizer.index  derived from tokenizer.json, for a fast start (tokens/index.py)
                   meta.json        format version, model, fingerprint, vocab size, dim, ...
                   metric-*.npy, graph-*.npz,
-                  layout-*.npz                derived arrays, computed on first need (derived.py)
+                  layout-*.npz     derived arrays, computed on first need (derived.py)
+                  align-*.npz      a map to another entry's space (keyed by that entry)
     .locks/<key>.lock              held while an entry is built or cleared (one at a time)
     .tmp-<key>-*/                  an entry being written; renamed into place when complete
     .trash-<key>-*/                an old entry moved aside by a rebuild or a clear, then deleted
@@ -49,7 +50,8 @@ ENTRY_FILES = frozenset({MATRIX, NORMS, TOKENIZER, META, INDEX})
 ENTRY_SCRATCH_FILE = re.compile(r"^\.[A-Za-z0-9._-]+\.[0-9a-f]{32}\.tmp$")
 # What a metric or the all-pairs pass derives from the matrix, computed on first need and kept
 # beside it (``load_derived``/``save``): gone with the entry when it is rebuilt.
-DERIVED_FILE = re.compile(r"^(metric|graph|layout)-[A-Za-z0-9._-]+\.(npy|npz)$")
+# ``align-*.npz``: a map from this entry's space to another entry's (keyed by that entry).
+DERIVED_FILE = re.compile(r"^(metric|graph|layout|align)-[A-Za-z0-9._-]+\.(npy|npz)$")
 SCRATCH_NAME = re.compile(r"^\.(tmp|trash)-([0-9a-f]{16})-[0-9a-f-]+$")
 
 

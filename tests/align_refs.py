@@ -1,0 +1,128 @@
+"""References for the alignment tests, each independent of tokneigh's code: MiniLM's real matrix
+copied under a SentencePiece-style tokenizer (renamed pieces, permuted rows, a rotation or a
+projection, noise), and the alignment's numbers written out in numpy.
+
+Why the copy is a fair test of the matching rule: WordPiece's word-initial ``king`` becomes the
+piece ``▁king`` and the continuation ``##ing`` the piece ``ing``, so no word-initial token and
+no continuation keeps its stored string, and every continuation takes the string of a
+*different* MiniLM token (``ing`` is also MiniLM's word-initial "ing"): matching by raw
+strings pairs those wrongly, and the rows are permuted so that no id lines up by chance. What
+each token decodes to (a word start as a leading space) is unchanged, so the rule must pair
+every token with its own copy.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+from checkpoints import minilm_folder, write_tied_gpt2
+
+SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+RESERVED = re.compile(r"\[unused\d+\]")
+
+
+def minilm_weights() -> np.ndarray:
+    from safetensors.numpy import load_file
+
+    path = minilm_folder() / "model.safetensors"
+    return load_file(str(path))["embeddings.word_embeddings.weight"].astype(np.float32)
+
+
+def minilm_vocab() -> list[str]:
+    return (minilm_folder() / "vocab.txt").read_text(encoding="utf-8").splitlines()
+
+
+def hidden(vocab: list[str]) -> np.ndarray:
+    """Ids of MiniLM's special tokens and reserved slots (never compared)."""
+    return np.asarray([i for i, t in enumerate(vocab) if t in SPECIAL or RESERVED.fullmatch(t)])
+
+
+def renamed(token: str) -> str:
+    """MiniLM's WordPiece token as a SentencePiece-style piece of the same text."""
+    if token in SPECIAL or RESERVED.fullmatch(token):
+        return token
+    if token.startswith("##") and len(token) > 2:
+        return token[2:]
+    return "▁" + token
+
+
+def write_copy(folder: Path, weights: np.ndarray, permutation: np.ndarray) -> Path:
+    """A checkpoint of MiniLM's first ``len(permutation)`` tokens: its token
+    ``permutation[i]`` is MiniLM's token ``i`` renamed, with row ``weights[i]``; a Metaspace
+    pre-tokenizer and decoder (tokneigh's SentencePiece style)."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
+    vocab = minilm_vocab()[: len(permutation)]
+    weights = weights[: len(permutation)]
+    pieces = {renamed(token): int(permutation[i]) for i, token in enumerate(vocab)}
+    assert len(pieces) == len(vocab)  # the renaming is one to one
+    tokenizer = Tokenizer(models.BPE(vocab=pieces, merges=[], unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    tokenizer.add_special_tokens([AddedToken(t, special=True) for t in SPECIAL])
+    rows = np.empty_like(weights)
+    rows[permutation] = weights
+    return write_tied_gpt2(folder, tokenizer, rows)
+
+
+def rotation(dim: int, seed: int) -> np.ndarray:
+    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((dim, dim)))
+    return q * np.sign(np.diag(r))
+
+
+# --- the alignment written out --------------------------------------------------------------
+
+
+def prepared(weights: np.ndarray, ids: np.ndarray, compared: np.ndarray) -> np.ndarray:
+    """MUSE's renorm, center, renorm of rows ``ids``, the mean over the rows ``compared``."""
+    unit = weights.astype(np.float64)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    centred = unit[ids] - unit[compared].mean(axis=0)
+    return centred / np.linalg.norm(centred, axis=1, keepdims=True)
+
+
+def split(pairs: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    test = max(1, int(round(share * pairs)))
+    order = np.random.default_rng(seed).permutation(pairs)
+    return np.sort(order[test:]), np.sort(order[:test])
+
+
+def procrustes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """argmin over orthogonal W of ||xW - y||_F: U V^T of the SVD of x^T y (Schönemann)."""
+    u, _, vt = np.linalg.svd(x.T @ y)
+    return u @ vt
+
+
+def ridge(x: np.ndarray, y: np.ndarray, lam: float) -> np.ndarray:
+    return np.linalg.solve(x.T @ x + lam * np.eye(x.shape[1]), x.T @ y)
+
+
+def precision(
+    queries: np.ndarray,
+    candidates: np.ndarray,
+    truth: np.ndarray,
+    pool: np.ndarray | None = None,
+    k: int = 10,
+) -> tuple[float, float]:
+    """(P@1, P@10) of finding candidates[truth[i]] from queries[i] (both unit rows): by cosine,
+    or by CSLS when ``pool`` (the mapped source rows B's r is measured against) is given."""
+    scores = queries.astype(np.float32) @ candidates.astype(np.float32).T
+    if pool is not None:
+        against = candidates.astype(np.float32) @ pool.astype(np.float32).T
+        r = np.partition(against, against.shape[1] - k, axis=1)[:, -k:].mean(axis=1)
+        scores = 2 * scores - r[None, :]
+    ranks = np.asarray(
+        [1 + int((row > row[t]).sum()) for row, t in zip(scores, truth)], dtype=np.int64
+    )
+    return float(np.mean(ranks <= 1)), float(np.mean(ranks <= 10))
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def load_json(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
