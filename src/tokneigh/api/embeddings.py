@@ -29,9 +29,9 @@ from ..analyses.view import SpaceView
 from ..reporting import Progress, Report, info
 from ..space.metrics import COSINE, Metric, parse_metric
 from ..store import derived, entries, files
-from . import alignment
 from .logreport import log_report
 from .maps import MapMethods
+from .pairs import Pairs
 from .tables import Tables
 from .vocabulary import Vocabulary
 
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
         Hubness,
         MostSimilar,
         NeighborGraph,
-        NeighborhoodDiff,
         NeighborList,
         Query,
         SpaceStats,
@@ -53,7 +52,7 @@ if TYPE_CHECKING:
     )
 
 
-class Embeddings(Tables, MapMethods):
+class Embeddings(Tables, MapMethods, Pairs):
     """One model's token embeddings, memory-mapped from the cache, compared under one metric
     (cosine unless ``under`` says otherwise). ``view`` is what the analyses read of them.
     ``layout``, the map of the whole vocabulary, is ``MapMethods``'s (api/maps.py)."""
@@ -334,27 +333,6 @@ class Embeddings(Tables, MapMethods):
 
         options = {"include_special": include_special, "exclude_reference": exclude_reference}
         return scan(self.view, indicator=indicator, reference=reference, top=top, **options)
-
-    def diff(
-        self,
-        other: Embeddings,
-        words: Sequence[str] = (),
-        *,
-        sample: int = 0,
-        seed: int = 0,
-        k: int = 10,
-        changed: int = 3,
-    ) -> NeighborhoodDiff:
-        """How neighbourhoods change from these embeddings to ``other`` (another model,
-        the output matrix, another metric): overlap@k, Jaccard and Spearman's rho of ``words``
-        and of a seeded sample of shared tokens (``tokneigh.analyses.diff``)."""
-        from ..analyses.diff import compare_models
-
-        return compare_models(
-            self.view, other.view, words=words, sample=sample, seed=seed, k=k, changed=changed
-        )
-
-    align = alignment.align  # a map to another model's space, the tokens that moved most
 
 
 def _resident(emb: Embeddings, entry: entries.Entry, share: Iterable[Embeddings]) -> Embeddings:

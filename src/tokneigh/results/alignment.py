@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .frames import Kind, records_frame
 from .neighbors import Neighbor
 from .notebook import described, html_of, number
 from .tables import Column, Human, Table, model_label
@@ -172,6 +173,13 @@ class Alignment:
             "residual_fit": self.residual_fit,
             "drift": [d.to_json() for d in self.drift],
         }
+
+    def to_pandas(self) -> Any:
+        """One row per listed drift token (the JSON's ``drift``): rank, id_a, id_b, token,
+        drift. The whole ranking is ``ranking`` (or ``align --output FILE``)."""
+        kinds: dict[str, Kind] = {"rank": "int", "id_a": "int", "id_b": "int"}
+        kinds |= {"token": "text", "drift": "float"}
+        return records_frame(self.to_json()["drift"], kinds)
 
     def tsv(self) -> tuple[list[str], list[list[Any]]]:
         header = ["rank", "id_a", "id_b", "token", "drift"]
