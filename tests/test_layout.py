@@ -175,7 +175,7 @@ def test_clusters_are_the_same_for_a_seed(llama, llama_dir, tmp_path):
 def test_the_layout_is_kept_and_shares_its_graph_with_graph(llama):
     lines: list[str] = []
     first = llama.layout("pca", 15, report=lines.append)
-    assert (llama.path / "layout-cosine-pca-n15-s0.npz").is_file()
+    assert (llama.path / "layout-v1-cosine-pca-n15-s0.npz").is_file()
     assert (llama.path / "graph-cosine-k15.npz").is_file()  # `tokneigh graph --k 15` reads it
     assert llama.graph(15).cached
     again = llama.layout("pca", 15)
@@ -212,7 +212,7 @@ def test_special_tokens_are_laid_out_only_when_asked(llama):
     assert special and not special & set(plain.ids.tolist())
     assert special <= set(full.ids.tolist())
     assert full.ids.size == llama.vocab_size - llama.unusable.size and full.include_special
-    assert (llama.path / "layout-cosine-pca-n15-s0-special.npz").is_file()
+    assert (llama.path / "layout-v1-cosine-pca-n15-s0-special.npz").is_file()
     ref = reference_honesty(llama.unit, full.ids, full.xy)
     np.testing.assert_allclose(full.honesty, ref, atol=1e-12)
 
@@ -230,7 +230,7 @@ def _tamper(path: Path, **changes) -> None:
 )
 def test_a_damaged_layout_file_is_reported_and_computed_again(llama, damage):
     first = llama.layout("pca", 15)
-    path = llama.path / "layout-cosine-pca-n15-s0.npz"
+    path = llama.path / "layout-v1-cosine-pca-n15-s0.npz"
     with np.load(path) as data:
         kept = {k: data[k] for k in data.files}
     if damage == "truncated":
@@ -252,7 +252,7 @@ def test_a_damaged_layout_file_is_reported_and_computed_again(llama, damage):
     lines: list[str] = []
     again = llama.layout("pca", 15, report=lines.append)
     warned = [line for line in lines if line.startswith("warning: ")]
-    assert len(warned) == 1 and "layout-cosine-pca-n15-s0.npz" in warned[0], lines
+    assert len(warned) == 1 and "layout-v1-cosine-pca-n15-s0.npz" in warned[0], lines
     assert not again.cached
     assert np.array_equal(again.xy, first.xy) and np.array_equal(again.honesty, first.honesty)
     assert llama.layout("pca", 15).cached  # and kept again

@@ -56,9 +56,15 @@ def graph_k(neighbors: int) -> int:
     return max(neighbors, HONESTY_K)
 
 
+# Of the computation (its start, its clustering, its names): a change to it names new files, so
+# a map kept by an older tokneigh is computed again rather than read as this one's.
+VERSION = 1
+
+
 def file_name(metric_stem: str, method: str, neighbors: int, seed: int, special: bool) -> str:
     """The derived file a layout is kept as in the cache entry."""
-    return f"layout-{metric_stem}-{method}-n{neighbors}-s{seed}{'-special' if special else ''}.npz"
+    special_part = "-special" if special else ""
+    return f"layout-v{VERSION}-{metric_stem}-{method}-n{neighbors}-s{seed}{special_part}.npz"
 
 
 def compute_layout(
