@@ -154,8 +154,8 @@ class MapLayout:
         special = "special tokens included" if self.include_special else "special tokens left out"
         subtitle = [
             f"{self.neighbors} neighbours · seed {self.seed} · {special} · {how}",
-            f"honesty (share of the exact {k} nearest also {k} nearest on the map): mean "
-            f"{s['mean']:.3f} · quartiles {s['q1']:.2f} / {s['median']:.2f} / {s['q3']:.2f}",
+            f"honesty: the share of a token's exact {k} nearest also {k} nearest on the map",
+            f"  mean {s['mean']:.3f} · quartiles {s['q1']:.2f} / {s['median']:.2f} / {s['q3']:.2f}",
             f"{len(self.cluster_list):,} clusters (Leiden on the exact graph), named by their "
             "most central tokens",
         ]
