@@ -51,6 +51,15 @@ class TokenMatching:
             f"of A, {self.unmatched_b:,} of B"
         )
 
+    def lines(self) -> list[str]:
+        """The same on two lines, as a table's subtitle shows it (one would wrap mid-figure
+        on a 100-column terminal)."""
+        return [
+            f"{self.matched:,} tokens matched: {self.text:,} by decoded text, {self.bytes:,} "
+            f"by bytes, {self.special:,} special by name",
+            f"unmatched: {self.unmatched_a:,} of A, {self.unmatched_b:,} of B",
+        ]
+
     def __repr__(self) -> str:
         return described(
             "TokenMatching",
@@ -203,7 +212,7 @@ class Alignment:
         subtitle = [
             f"A: {model_label(self.model_a)} ({self.embeddings_a}) · "
             f"B: {model_label(self.model_b)} ({self.embeddings_b})",
-            self.matching.line(),
+            *self.matching.lines(),
             f"map: {self._map_text()}{' · read from the cache' if self.cached else ''}",
             f"fitted on {self.fit_pairs:,} pairs, tested on {self.test_pairs:,} held out "
             f"(seed {self.seed})",

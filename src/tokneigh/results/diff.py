@@ -165,7 +165,7 @@ class NeighborhoodDiff:
             f"B {self.vocab_b:,}) · " + " + ".join(asked),
         ]
         if self.matching is not None:
-            subtitle.append(self.matching.line())
+            subtitle.extend(self.matching.lines())
         rows = [
             [f"overlap@{k}", f"{s.overlap_mean:.3f}", f"{s.overlap_median:.3f}"],
             ["Jaccard", f"{s.jaccard_mean:.3f}", f"{s.jaccard_median:.3f}"],
