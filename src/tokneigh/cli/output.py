@@ -66,9 +66,17 @@ def progress_bar(what: str) -> Iterator[Callable[[int, int], None] | None]:
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(what, total=None)
+        started = False
 
         def update(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+            nonlocal started
+            if not started:
+                # A resumed pass starts part done: that share took no time in this run, so
+                # the speed (and the ETA) is measured from here on.
+                bar.reset(task, total=total, completed=done)
+                started = True
+            else:
+                bar.update(task, completed=done, total=total)
 
         yield update
 
