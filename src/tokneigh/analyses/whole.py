@@ -14,7 +14,7 @@ from ..results import Hubness, HubToken, NeighborGraph, SpaceStats
 
 if TYPE_CHECKING:
     from ..reporting import Progress
-    from ..space.allpairs import Checkpoints
+    from ..space.resume import Checkpoints
     from .view import SpaceView
 
 

@@ -17,13 +17,14 @@ margin of its k-th score (a plateau of ties) is ranked again on its own by ``cor
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..reporting import Progress
 from . import bf16, core, resume
 from .bf16 import Products
+from .resume import Checkpoints
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -34,18 +35,6 @@ _EXTRA = 8  # candidates kept beyond k per row: room for near-ties at the k-th s
 _EXACT_ROWS = 128  # rows rescored together in float64: the temporary stays in the L3 cache
 CHECKPOINT_SECONDS = 60.0  # at most this long between two saved states (besides block rows)
 
-
-
-class Checkpoints(Protocol):
-    """Where a pass keeps its state between runs (the store implements it: ``space`` knows no
-    files). ``load`` gives the last state saved, or None; ``reject`` hears why a state given
-    by ``load`` was not used (it is then ignored: the pass starts over)."""
-
-    def load(self) -> dict[str, np.ndarray] | None: ...
-
-    def save(self, state: dict[str, np.ndarray]) -> None: ...
-
-    def reject(self, reason: str) -> None: ...
 
 
 def knn_all_pairs(
@@ -115,7 +104,8 @@ def knn_all_pairs(
     out_scores = np.zeros((n, k), dtype=np.float64)
     final = _Final(source, index, radius, best, k, bias, out_ids, out_scores, fast)
     key = resume.fingerprint(unit, rows, radius, k, keep, block, mode)
-    state = resume.State(key, best, final)
+    live = (best.values, best.ids, best.threshold, out_ids, out_scores)
+    state = resume.State(key, live, final.unsound)
     first = state.restore(checkpoints, len(pairs)) if checkpoints else 0
     done = sum(sizes[:first])
     if progress and first:

@@ -13,15 +13,24 @@ a sample of the matrix) is this pass's and its arrays are possible; anything els
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .allpairs import Checkpoints, _Best, _Final
-
 FORMAT = 1  # bumped whenever the state's meaning changes: older states are then foreign
 _SAMPLED_ROWS = 2048  # rows of the matrix hashed: enough to tell matrices apart, in milliseconds
+
+
+class Checkpoints(Protocol):
+    """Where a pass keeps its state between runs (the store implements it: ``space`` knows no
+    files). ``load`` gives the last state saved, or None; ``reject`` hears why a state given
+    by ``load`` was not used (it is then ignored: the pass starts over)."""
+
+    def load(self) -> dict[str, np.ndarray] | None: ...
+
+    def save(self, state: dict[str, np.ndarray]) -> None: ...
+
+    def reject(self, reason: str) -> None: ...
 
 
 def fingerprint(
@@ -45,21 +54,23 @@ def fingerprint(
 
 
 class State:
-    """The live arrays of one pass, saved as a dict and restored in place."""
+    """The live arrays of one pass (``arrays``: the running shortlists, then the final lists,
+    and ``unsound``, the list the pass appends the rows to rank again to), saved as a dict and
+    restored in place."""
 
-    def __init__(self, key: np.ndarray, best: _Best, final: _Final) -> None:
-        self.key, self.best, self.final = key, best, final
+    NAMES = ("values", "ids", "threshold", "out_ids", "out_scores")
+
+    def __init__(
+        self, key: np.ndarray, arrays: tuple[np.ndarray, ...], unsound: list[np.ndarray]
+    ) -> None:
+        self.key, self.live, self.unsound = key, dict(zip(self.NAMES, arrays)), unsound
 
     def arrays(self, pairs_done: int) -> dict[str, np.ndarray]:
-        unsound = np.concatenate([np.empty(0, dtype=np.int64), *self.final.unsound])
+        unsound = np.concatenate([np.empty(0, dtype=np.int64), *self.unsound])
         return {
             "key": self.key,
             "pairs_done": np.asarray(pairs_done, dtype=np.int64),
-            "values": self.best.values,
-            "ids": self.best.ids,
-            "threshold": self.best.threshold,
-            "out_ids": self.final.out_ids,
-            "out_scores": self.final.out_scores,
+            **self.live,
             "unsound": unsound,
         }
 
@@ -72,12 +83,9 @@ class State:
         if problem:
             checkpoints.reject(problem)
             return 0
-        self.best.values[...] = state["values"]
-        self.best.ids[...] = state["ids"]
-        self.best.threshold[...] = state["threshold"]
-        self.final.out_ids[...] = state["out_ids"]
-        self.final.out_scores[...] = state["out_scores"]
-        self.final.unsound[:] = [state["unsound"].astype(np.int64)]
+        for name, array in self.live.items():
+            array[...] = state[name]
+        self.unsound[:] = [state["unsound"].astype(np.int64)]
         return int(state["pairs_done"])
 
     def _problem(self, state: dict[str, np.ndarray], pairs: int) -> str | None:
@@ -88,10 +96,10 @@ class State:
             return f"it lacks {', '.join(missing)}"
         if not np.array_equal(state["key"], self.key):
             return "it belongs to another pass (other rows, k, metric or matrix)"
-        for name in ("values", "ids", "threshold", "out_ids", "out_scores"):
+        for name in self.NAMES:
             if state[name].shape != mine[name].shape or state[name].dtype != mine[name].dtype:
                 return f"its {name} have the wrong shape or type"
-        n = self.best.ids.shape[0]
+        n = self.live["ids"].shape[0]
         done, unsound = state["pairs_done"], state["unsound"]
         if done.shape != () or done.dtype != np.int64 or not 0 < int(done) < pairs:
             return "its count of finished blocks is impossible"
