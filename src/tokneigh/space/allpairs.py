@@ -1,8 +1,9 @@
 """The exact all-pairs pass: the k nearest rows of every row of a matrix, self excluded.
 
-Pure numpy, like ``core``. The similarity matrix of a set of rows with itself is symmetric, so
-the rows are cut into blocks and each pair of blocks is multiplied once: block (i, j) offers
-its rows' scores to the rows of block i and its columns' scores to the rows of block j. The
+numpy, like ``core`` (torch only for bf16 products, in ``bf16``). The similarity matrix of
+a set of rows with itself is symmetric, so the rows are cut into blocks and each pair of
+blocks is multiplied once: block (i, j) offers its rows' scores to the rows of block i and its
+columns' scores to the rows of block j. The
 products are nearly the whole cost; selection stays a few per cent of it because every row
 keeps a running threshold (its ``keep``-th best so far), seeded by its own diagonal block:
 after that a block offers each row only the few scores above the row's threshold, found by
@@ -12,6 +13,11 @@ Exactness is ``core``'s (see ``core.MARGIN``): the float32 products only shortli
 row's shortlist is rescored in float64 exactly as ``core.exact_scores`` scores one query, and
 rows are ordered by (-score, id). A row whose shortlist might miss a candidate within the
 margin of its k-th score (a plateau of ties) is ranked again on its own by ``core``.
+
+Where the CPU multiplies bf16 fast, the products can be bf16 instead (``bf16``): each row
+then keeps every candidate the bf16 score's proven error bound cannot rule out, those are
+rescored in float32 and ranked as above, so the lists are the float32 pass's, bit for bit.
+The pass can save its state at block-row ends and resume from it (``resume``).
 """
 
 from __future__ import annotations
@@ -33,7 +39,10 @@ if TYPE_CHECKING:
 BLOCK = 4096  # rows per block: 64 MB float32 score blocks, large enough for BLAS to run at speed
 _EXTRA = 8  # candidates kept beyond k per row: room for near-ties at the k-th score
 _EXACT_ROWS = 128  # rows rescored together in float64: the temporary stays in the L3 cache
-CHECKPOINT_SECONDS = 60.0  # at most this long between two saved states (besides block rows)
+CHECKPOINT_SECONDS = 60.0  # at most this long between two saved states
+# A block row's end saves the state unless the last save was less than this many times its
+# own cost ago: saving stays a few per cent of the pass (a Llama-sized state is ~130 MB).
+_SAVE_SHARE = 20
 
 
 
@@ -57,8 +66,9 @@ def knn_all_pairs(
 
     ``products`` picks the block products (``bf16.choose``): float32, or bf16 candidates
     that are rescored (the same lists, bit for bit). With ``checkpoints`` the pass saves its
-    state at the end of every block row (and at least every ``CHECKPOINT_SECONDS``) and
-    starts from the last state saved by a pass with the same inputs.
+    state at the end of block rows (each, unless saving would cost more than 1/20 of the
+    time; at least every ``CHECKPOINT_SECONDS``) and starts from the last state saved by a
+    pass with the same inputs (``resume``).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -72,13 +82,9 @@ def knn_all_pairs(
     fast = bf16.Bf16Rows(unit, rows, radius is not None) if mode == "bf16" else None
     if fast is not None and not fast.usable:
         fast, mode = None, "float32"  # rows not unit to 1e-6: the bound would not hold
-    if fast is not None:
-        source, index = unit, rows  # float32 rows read in place: no copy
-        keep = min(k + bf16.EXTRA, n - 1)
-    else:
-        source, index = _float32_rows(unit, rows), None
-        keep = min(k + _EXTRA, n - 1)
-    matrix = source if index is None else None
+    # The rows are read in place, never copied whole (a second matrix is gigabytes).
+    source = unit if unit.dtype == np.float32 else unit.astype(np.float32)
+    keep = min(k + (_EXTRA if fast is None else bf16.EXTRA), n - 1)
     best = _Best(n, keep, None if fast is None else (k, fast.floor))
     bounds = block_bounds(n, block, keep)
     # Diagonal blocks first: they seed every row's threshold. Then each pair above the
@@ -102,7 +108,7 @@ def knn_all_pairs(
     busy: list[Future[None] | None] = [None, None]
     out_ids = np.zeros((n, k), dtype=np.int64)  # zeros, not empty: a saved state is clean
     out_scores = np.zeros((n, k), dtype=np.float64)
-    final = _Final(source, index, radius, best, k, bias, out_ids, out_scores, fast)
+    final = _Final(source, rows, radius, best, k, bias, out_ids, out_scores, fast)
     key = resume.fingerprint(unit, rows, radius, k, keep, block, mode)
     live = (best.values, best.ids, best.threshold, out_ids, out_scores)
     state = resume.State(key, live, final.unsound)
@@ -110,7 +116,7 @@ def knn_all_pairs(
     done = sum(sizes[:first])
     if progress and first:
         progress(done, total)
-    saved = time.monotonic()
+    saved, cost = time.monotonic(), 0.0
     ranked: list[Future[None]] = []
     with ThreadPoolExecutor(max_workers=1) as worker:
         for number in range(first, len(pairs)):
@@ -123,19 +129,24 @@ def knn_all_pairs(
             if fast is not None:
                 fast.multiply(a, b, c, d, scores, slot)
             else:
-                assert matrix is not None
-                np.matmul(matrix[a:b], matrix[c:d].T, out=scores)
+                left = _block(source, rows, a, b)
+                right = left if (c, d) == (a, b) else _block(source, rows, c, d)
+                np.matmul(left, right.T, out=scores)
             busy[slot] = worker.submit(best.absorb, scores, a, c, i == j, bias32)
             ranked += [worker.submit(final.rows, *bounds[r]) for r in finished_by.get((i, j), [])]
             done += sizes[number]
+            since = time.monotonic() - saved
             if checkpoints and number + 1 < len(pairs) and (
-                number + 1 in row_ends or time.monotonic() - saved >= CHECKPOINT_SECONDS
+                (number + 1 in row_ends and since >= _SAVE_SHARE * cost)
+                or since >= CHECKPOINT_SECONDS
             ):
                 for job in [*busy, *ranked]:  # the state is whole once the worker is idle
                     if job is not None:
                         job.result()
+                began = time.monotonic()
                 checkpoints.save(state.arrays(number + 1))
                 saved = time.monotonic()
+                cost = saved - began
             if progress:
                 progress(done, total)
         for job in [*busy, *ranked]:
@@ -145,10 +156,13 @@ def knn_all_pairs(
     return rows[out_ids], out_scores
 
 
-def _float32_rows(unit: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    if rows.size == unit.shape[0] and (rows == np.arange(rows.size)).all():
-        return np.ascontiguousarray(unit, dtype=np.float32)  # every row: no copy
-    return np.ascontiguousarray(unit[rows], dtype=np.float32)
+def _block(source: np.ndarray, rows: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows ``rows[start:stop]`` of ``source``: a view when they are consecutive (left-out
+    rows are mostly special tokens at the end), else a copy of this block only."""
+    first, last = int(rows[start]), int(rows[stop - 1])
+    if last - first == stop - 1 - start:
+        return source[first : last + 1]
+    return source[rows[start:stop]]
 
 
 def block_bounds(n: int, block: int, keep: int) -> list[tuple[int, int]]:
@@ -309,14 +323,14 @@ class _Final:
     """Each row's k best in exact order, from its shortlist: rows whose shortlists are
     complete, a block at a time (``rows``), then the plateaus (``plateaus``).
 
-    Rows are positions 0..n-1 in the pass; ``index`` maps them to rows of ``source`` (None:
-    the same), ``radius`` is per row of ``source``. With ``fast`` the shortlists hold bf16
+    Rows are positions 0..n-1 in the pass; ``index`` maps them to rows of ``source``;
+    ``radius`` is per row of ``source``. With ``fast`` the shortlists hold bf16
     scores: their candidates are rescored in float32 first (``bf16.Bf16Rows.candidates``)."""
 
     def __init__(
         self,
         source: np.ndarray,
-        index: np.ndarray | None,
+        index: np.ndarray,
         radius: np.ndarray | None,
         best: _Best,
         k: int,
@@ -326,8 +340,7 @@ class _Final:
         fast: bf16.Bf16Rows | None = None,
     ) -> None:
         self.source, self.best, self.k, self.bias = source, best, k, bias
-        self.index = np.arange(source.shape[0]) if index is None else index
-        self.radius = bias if index is None else radius
+        self.index, self.radius = index, radius
         self.fast = fast
         self.out_ids, self.out_scores = out_ids, out_scores
         self.margin = core.MARGIN * (2 if bias is not None else 1)
@@ -412,8 +425,9 @@ class _Final:
 def _row_norms(matrix: np.ndarray) -> np.ndarray:
     """Each row's float64 norm, as core.exact_scores computes it for the rows it scores."""
     out = np.empty(matrix.shape[0], dtype=np.float64)
-    for start in range(0, matrix.shape[0], 8192):
-        rows = matrix[start : start + 8192].astype(np.float64)
+    step = max(1, 2**22 // max(1, matrix.shape[1]))  # 32 MB of float64 at a time
+    for start in range(0, matrix.shape[0], step):
+        rows = matrix[start : start + step].astype(np.float64)
         out[start : start + rows.shape[0]] = np.sqrt(np.einsum("wd,wd->w", rows, rows))
     return out
 

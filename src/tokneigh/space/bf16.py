@@ -56,9 +56,10 @@ SLACK = 1e-5  # the float64 rescoring's renormalized rows and sums; far above th
 NORM_TOLERANCE = 1e-6
 EXTRA = 56  # candidates kept beyond k per row: a 2E window holds tens on real vocabularies
 # Below this many numbers a row, selecting from a block costs about what multiplying it does
-# and the wider bf16 shortlists cost more than the cheaper product saves (benchmarks/graph_bf16.py).
-MIN_DIM = 2048
-_CHUNK = 8192  # rows converted to bf16 at a time: no float32 copy of the matrix
+# and the wider bf16 shortlists cost more than the cheaper product saves: on a busy 2-core
+# AVX512-BF16 machine, 0.58x the float32 pass at 768 (benchmarks/graph_bf16.py), 1.6x at 32.
+MIN_DIM = 512
+_CHUNK = 2048  # rows converted at a time: no float32 copy, ~100 MB of temporaries at d = 4096
 
 
 def fast_bf16_products() -> bool:
