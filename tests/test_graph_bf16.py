@@ -114,7 +114,7 @@ def test_every_bf16_score_is_within_the_proven_bound():
     rows = np.arange(600)
     fast = bf16.Bf16Rows(unit, rows, csls=False)
     out = np.empty((600, 600), dtype=np.float32)
-    fast.multiply(0, 600, 0, 600, out, 0)
+    fast.multiply(0, 600, 0, 600, out)
     wide = unit.astype(np.float64)
     wide /= np.linalg.norm(wide, axis=1)[:, None]
     exact = wide @ wide.T

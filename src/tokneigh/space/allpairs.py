@@ -3,11 +3,11 @@
 numpy, like ``core`` (torch only for bf16 products, in ``bf16``). The similarity matrix of
 a set of rows with itself is symmetric, so the rows are cut into blocks and each pair of
 blocks is multiplied once: block (i, j) offers its rows' scores to the rows of block i and its
-columns' scores to the rows of block j. The
-products are nearly the whole cost; selection stays a few per cent of it because every row
-keeps a running threshold (its ``keep``-th best so far), seeded by its own diagonal block:
-after that a block offers each row only the few scores above the row's threshold, found by
-one comparison and one ``flatnonzero`` over the block.
+columns' scores to the rows of block j. The products are nearly the whole cost; selection
+stays a few per cent of it because every row keeps a running threshold (its ``keep``-th
+best so far), seeded by its own diagonal block: after that a block offers each row only the
+few scores above the row's threshold, found by one comparison and one ``flatnonzero`` over
+the block.
 
 Exactness is ``core``'s (see ``core.MARGIN``): the float32 products only shortlist, each
 row's shortlist is rescored in float64 exactly as ``core.exact_scores`` scores one query, and
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 BLOCK = 4096  # rows per block: 64 MB float32 score blocks, large enough for BLAS to run at speed
 _EXTRA = 8  # candidates kept beyond k per row: room for near-ties at the k-th score
 _EXACT_ROWS = 128  # rows rescored together in float64: the temporary stays in the L3 cache
+_RESCORED_ROWS = 32  # bf16 candidates rescored in float32 together (up to k + 56 rows each)
 CHECKPOINT_SECONDS = 60.0  # at most this long between two saved states
 # A block row's end saves the state unless the last save was less than this many times its
 # own cost ago: saving stays a few per cent of the pass (a Llama-sized state is ~130 MB).
@@ -127,7 +128,7 @@ def knn_all_pairs(
                 busy[slot].result()  # type: ignore[union-attr]
             scores = _view(buffers[slot], b - a, d - c)
             if fast is not None:
-                fast.multiply(a, b, c, d, scores, slot)
+                fast.multiply(a, b, c, d, scores)
             else:
                 left = _block(source, rows, a, b)
                 right = left if (c, d) == (a, b) else _block(source, rows, c, d)
@@ -376,8 +377,11 @@ class _Final:
         width = max(self.k, int(keep.sum(axis=1).max()))
         keep, ids = keep[:, :width], np.where(keep[:, :width], ids[:, :width], 0)
         # The float32 scores the float32 pass would have shortlisted with, then its ranking.
-        queries = self.source[self.index[start:stop]]
-        rescored = np.einsum("cwd,cd->cw", self.source[self.index[ids]], queries)
+        rescored = np.empty(ids.shape, dtype=np.float32)
+        for at in range(0, stop - start, _RESCORED_ROWS):  # the gathered rows stay ~35 MB
+            part = slice(at, at + _RESCORED_ROWS)
+            queries = self.source[self.index[start:stop][part]]
+            rescored[part] = np.einsum("cwd,cd->cw", self.source[self.index[ids[part]]], queries)
         if self.bias is not None:
             rescored = 2 * rescored - self.bias[ids].astype(np.float32)
         rescored = np.where(keep, rescored, np.float32(-np.inf))

@@ -117,17 +117,14 @@ class Bf16Rows:
         self.constant = norm * r_max + residual * n_max + residual * r_max
         self.constant += gamma * norm * n_max + SLACK
         self.csls = csls
-        self._bf16_out: list[torch.Tensor] = []
+        self._bf16_out: torch.Tensor = torch.empty(0, dtype=torch.bfloat16)
 
-    def multiply(self, a: int, b: int, c: int, d: int, out: np.ndarray, slot: int) -> None:
+    def multiply(self, a: int, b: int, c: int, d: int, out: np.ndarray) -> None:
         """out (float32) = rows a:b times rows c:d, through a bf16 product."""
         torch = self.torch
-        while len(self._bf16_out) <= slot:
-            self._bf16_out.append(torch.empty(0, dtype=torch.bfloat16))
-        buffer = self._bf16_out[slot]
-        if buffer.numel() < out.size:
-            buffer = self._bf16_out[slot] = torch.empty(out.size, dtype=torch.bfloat16)
-        result = buffer[: out.size].view(out.shape)
+        if self._bf16_out.numel() < out.size:  # one buffer: it is read back at once
+            self._bf16_out = torch.empty(out.size, dtype=torch.bfloat16)
+        result = self._bf16_out[: out.size].view(out.shape)
         torch.mm(self.matrix[a:b], self.matrix[c:d].T, out=result)
         torch.from_numpy(out).copy_(result)  # exact: every bf16 number is a float32 one
 
