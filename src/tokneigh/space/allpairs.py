@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 BLOCK = 4096  # rows per block: 64 MB float32 score blocks, large enough for BLAS to run at speed
 _EXTRA = 8  # candidates kept beyond k per row: room for near-ties at the k-th score
 _EXACT_ROWS = 128  # rows rescored together in float64: the temporary stays in the L3 cache
+_PLATEAU_ROWS = 256  # rows ranked again together: one product of 256 rows by the matrix
 _RESCORED_ROWS = 32  # bf16 candidates rescored in float32 together (up to k + 56 rows each)
 CHECKPOINT_SECONDS = 60.0  # at most this long between two saved states
 # A block row's end saves the state unless the last save was less than this many times its
@@ -411,19 +412,20 @@ class _Final:
         self.out_scores[start:stop] = np.take_along_axis(exact, chosen, axis=1)
 
     def plateaus(self) -> None:
-        """Rank again, each on its own, the rows whose shortlist may be incomplete."""
-        rows = np.concatenate([np.empty(0, dtype=np.int64), *self.unsound])
+        """Rank again, by ``core``'s own exact ranking, the rows whose shortlist may be
+        incomplete (a plateau of ties at the k-th score, or a bf16 window wider than the
+        shortlist), many at a time: one matrix product per batch instead of one pass each."""
+        rows = np.unique(np.concatenate([np.empty(0, dtype=np.int64), *self.unsound]))
         if rows.size == 0:
             return
-        n = self.index.size
         position = np.full(self.source.shape[0], -1, dtype=np.int64)
-        position[self.index] = np.arange(n)
+        position[self.index] = np.arange(self.index.size)
         outside = np.flatnonzero(position < 0)  # rows of the source the pass leaves out
-        for row in np.unique(rows).tolist():
-            ids, scores = _one_row(
-                self.source, int(self.index[row]), self.k, self.radius, outside
-            )
-            self.out_ids[row], self.out_scores[row] = position[ids], scores
+        for start in range(0, rows.size, _PLATEAU_ROWS):
+            batch = rows[start : start + _PLATEAU_ROWS]
+            ranked = _ranked_alone(self.source, self.index[batch], self.k, self.radius, outside)
+            for row, (ids, scores) in zip(batch.tolist(), ranked):
+                self.out_ids[row], self.out_scores[row] = position[ids], scores
 
 
 def _row_norms(matrix: np.ndarray) -> np.ndarray:
@@ -457,17 +459,15 @@ def _exact_block(
     return cos
 
 
-def _one_row(
-    matrix: np.ndarray, row: int, k: int, radius: np.ndarray | None, outside: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """One row's list by ``core``'s own exact ranking (a plateau of ties at its k-th score),
-    ``outside`` and the row itself left out."""
-    query = _query_rows(matrix, np.asarray([row]))[0].astype(np.float32)
-    exclude = [np.concatenate([[row], outside])]
+def _ranked_alone(
+    matrix: np.ndarray, rows: np.ndarray, k: int, radius: np.ndarray | None, outside: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each row's list by ``core.rank_many`` as a one-token query (the same lists, bit for
+    bit, in any batch), ``outside`` and the row itself left out."""
+    queries = _query_rows(matrix, rows).astype(np.float32)
+    exclude = [np.concatenate([[row], outside]) for row in rows.tolist()]
     if radius is None:
-        [(ids, scores)] = core.rank_many(matrix, query[None, :], k, exclude)
-    else:
-        [(ids, scores)] = core.rank_many(
-            matrix, query[None, :], k, exclude, radius=radius, query_radius=[float(radius[row])]
-        )
-    return ids, scores
+        return core.rank_many(matrix, queries, k, exclude)
+    return core.rank_many(
+        matrix, queries, k, exclude, radius=radius, query_radius=radius[rows].tolist()
+    )
