@@ -126,17 +126,19 @@ def test_every_bf16_score_is_within_the_proven_bound():
 
 
 def test_the_product_can_be_forced_and_a_bad_choice_is_refused(monkeypatch):
+    big = (4096, 128_256)
     monkeypatch.setenv(bf16.PRODUCTS_ENV, "float32")
-    assert bf16.choose("auto", 4096) == "float32"
-    assert bf16.choose("bf16", 4096) == "bf16"  # a parameter beats the environment
+    assert bf16.choose("auto", *big) == "float32"
+    assert bf16.choose("bf16", *big) == "bf16"  # a parameter beats the environment
     monkeypatch.setenv(bf16.PRODUCTS_ENV, "bf16")
-    assert bf16.choose("auto", 8) == "bf16"
+    assert bf16.choose("auto", 8, 10) == "bf16"
     monkeypatch.setenv(bf16.PRODUCTS_ENV, "auto")
-    assert bf16.choose("auto", 64) == "float32"  # small rows: the float32 pass as today
-    assert bf16.choose("auto", 4096) == ("bf16" if bf16.fast_bf16_products() else "float32")
+    assert bf16.choose("auto", 64, 128_256) == "float32"  # short rows: the float32 pass
+    assert bf16.choose("auto", 4096, 32_000) == "float32"  # few rows: the float32 pass
+    assert bf16.choose("auto", *big) == ("bf16" if bf16.fast_bf16_products() else "float32")
     monkeypatch.setenv(bf16.PRODUCTS_ENV, "fp8")
     with pytest.raises(UsageError, match="auto, bf16 or float32"):
-        bf16.choose("auto", 4096)
+        bf16.choose("auto", *big)
 
 
 def test_a_bad_product_choice_is_one_line_on_the_command_line(llama_dir, tmp_path):

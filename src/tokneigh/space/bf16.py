@@ -58,11 +58,14 @@ NORM_TOLERANCE = 1e-6
 # Gaussian rows of 4,096 (the bound is ~0.45 sigma of their scores); a row whose window
 # overflows is ranked again on its own, exactly but at the cost of a product by the matrix.
 EXTRA = 118
-# Below this many numbers a row, selecting from a block costs about what multiplying it does
-# and the wider bf16 shortlists cost more than the cheaper product saves: on a busy 2-core
-# AVX512-BF16 machine, 0.58x the float32 pass at 768 (benchmarks/graph_bf16.py), 1.6x at 32.
+# Where bf16 pays. The products cost n^2 d; the bf16 pass adds per-row work (the bf16 copy,
+# rescoring ~45 candidates a row in float32, wider shortlists) that costs n d and more: it
+# pays for many rows, and not for short ones, where selecting costs what multiplying does.
+# Measured on a busy 2-core AVX512-BF16 machine (benchmarks/graph_bf16.py, random rows):
+# 0.51x the float32 pass at 50,257 x 768, but 1.22x at 24,576 x 4,096 and 1.6x at 50,257 x 32.
 MIN_DIM = 512
-_CHUNK = 2048  # rows converted at a time: no float32 copy, ~100 MB of temporaries at d = 4096
+MIN_ROWS = 40_000
+_CHUNK = 512  # rows converted at a time: no float32 copy, ~60 MB of temporaries at d = 4096
 
 
 def fast_bf16_products() -> bool:
@@ -79,15 +82,16 @@ def fast_bf16_products() -> bool:
     return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
 
 
-def choose(products: Products, dim: int) -> Literal["bf16", "float32"]:
+def choose(products: Products, dim: int, rows: int) -> Literal["bf16", "float32"]:
     """The product the pass uses: ``products`` unless "auto", then the environment's
-    ``TOKNEIGH_ALLPAIRS_PRODUCTS`` unless "auto", then bf16 for rows of at least ``MIN_DIM``
-    numbers where the CPU has it."""
+    ``TOKNEIGH_ALLPAIRS_PRODUCTS`` unless "auto", then bf16 for at least ``MIN_ROWS`` rows of
+    at least ``MIN_DIM`` numbers where the CPU has it, else float32 (the pass as before)."""
     wanted = products if products != "auto" else os.environ.get(PRODUCTS_ENV, "auto")
     if wanted not in ("auto", "bf16", "float32"):
         raise UsageError(f"{PRODUCTS_ENV} must be auto, bf16 or float32, not {wanted!r}")
     if wanted == "auto":
-        return "bf16" if dim >= MIN_DIM and fast_bf16_products() else "float32"
+        large = dim >= MIN_DIM and rows >= MIN_ROWS
+        return "bf16" if large and fast_bf16_products() else "float32"
     return "bf16" if wanted == "bf16" else "float32"
 
 
