@@ -14,6 +14,7 @@ from ..results import Hubness, HubToken, NeighborGraph, SpaceStats
 
 if TYPE_CHECKING:
     from ..reporting import Progress
+    from ..space.resume import Checkpoints
     from .view import SpaceView
 
 
@@ -87,14 +88,16 @@ def compute_graph(
     k: int,
     include_special: bool,
     progress: Progress | None = None,
+    checkpoints: Checkpoints | None = None,
 ) -> NeighborGraph:
     """The exact ``k`` nearest of each of ``rows`` among ``rows`` under the view's metric, self
-    excluded: one all-pairs pass (``tokneigh.space.allpairs``)."""
+    excluded: one all-pairs pass (``tokneigh.space.allpairs``), resumed from ``checkpoints``'
+    state when an earlier pass was interrupted."""
     from ..space.allpairs import knn_all_pairs
 
     started = time.perf_counter()
     neighbors, similarities = knn_all_pairs(
-        view.unit, rows, k, radius=view.radius, progress=progress
+        view.unit, rows, k, radius=view.radius, progress=progress, checkpoints=checkpoints
     )
     seconds = time.perf_counter() - started
     return NeighborGraph(

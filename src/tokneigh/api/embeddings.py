@@ -431,6 +431,9 @@ def _graph(
     cached = derived.read_arrays(entry, name, whole.graph_check(view, rows, k), say)
     if cached is not None:
         return whole.cached_graph(view, k, include_special, cached)
-    graph = whole.compute_graph(view, rows, k, include_special, progress)
+    # An interrupted pass left its state here: the next run with these inputs resumes it.
+    partial = derived.SavedState(entry, name.replace(".npz", ".partial.npz"), say)
+    graph = whole.compute_graph(view, rows, k, include_special, progress, partial)
     derived.save(entry, name, whole.graph_arrays(graph), say)
+    partial.remove()
     return graph

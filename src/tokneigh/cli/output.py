@@ -67,15 +67,18 @@ def progress_bar(what: str) -> Iterator[Callable[[int, int], None] | None]:
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(what, total=None)
-        last = [0, 0]  # (done, total) of the last call
+        last: list[int] | None = None  # (done, total) of the last call
 
         def update(done: int, total: int) -> None:
-            # A computation of several stages (a layout: the graph pass, then UMAP's epochs)
-            # counts each from 0: a new count starts the bar, and its ETA, afresh.
-            if total != last[1] or done < last[0]:
-                bar.reset(task)
-            last[:] = [done, total]
-            bar.update(task, completed=done, total=total)
+            nonlocal last
+            # A new count starts the bar, and its ETA, afresh: the first call (a resumed pass
+            # starts part done, and that share took no time in this run), and each stage of a
+            # computation of several (a layout: the graph pass, then UMAP's epochs).
+            if last is None or total != last[1] or done < last[0]:
+                bar.reset(task, total=total, completed=done)
+            else:
+                bar.update(task, completed=done, total=total)
+            last = [done, total]
 
         yield update
 

@@ -1,34 +1,50 @@
 """The exact all-pairs pass: the k nearest rows of every row of a matrix, self excluded.
 
-Pure numpy, like ``core``. The similarity matrix of a set of rows with itself is symmetric, so
-the rows are cut into blocks and each pair of blocks is multiplied once: block (i, j) offers
-its rows' scores to the rows of block i and its columns' scores to the rows of block j. The
-products are nearly the whole cost; selection stays a few per cent of it because every row
-keeps a running threshold (its ``keep``-th best so far), seeded by its own diagonal block:
-after that a block offers each row only the few scores above the row's threshold, found by
-one comparison and one ``flatnonzero`` over the block.
+numpy, like ``core`` (torch only for bf16 products, in ``bf16``). The similarity matrix of
+a set of rows with itself is symmetric, so the rows are cut into blocks and each pair of
+blocks is multiplied once: block (i, j) offers its rows' scores to the rows of block i and its
+columns' scores to the rows of block j. The products are nearly the whole cost; selection
+stays a few per cent of it because every row keeps a running threshold (its ``keep``-th
+best so far), seeded by its own diagonal block: after that a block offers each row only the
+few scores above the row's threshold, found by one comparison and one ``flatnonzero`` over
+the block.
 
 Exactness is ``core``'s (see ``core.MARGIN``): the float32 products only shortlist, each
 row's shortlist is rescored in float64 exactly as ``core.exact_scores`` scores one query, and
 rows are ordered by (-score, id). A row whose shortlist might miss a candidate within the
 margin of its k-th score (a plateau of ties) is ranked again on its own by ``core``.
+
+Where the CPU multiplies bf16 fast, the products can be bf16 instead (``bf16``): each row
+then keeps every candidate the bf16 score's proven error bound cannot rule out, those are
+rescored in float32 and ranked as above, so the lists are the float32 pass's, bit for bit.
+The pass can save its state at block-row ends and resume from it (``resume``).
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..reporting import Progress
-from . import core
+from . import bf16, core, resume
+from .bf16 import Products
+from .resume import Checkpoints
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from concurrent.futures import Future
 
 BLOCK = 4096  # rows per block: 64 MB float32 score blocks, large enough for BLAS to run at speed
 _EXTRA = 8  # candidates kept beyond k per row: room for near-ties at the k-th score
 _EXACT_ROWS = 128  # rows rescored together in float64: the temporary stays in the L3 cache
+_PLATEAU_ROWS = 256  # rows ranked again together: one product of 256 rows by the matrix
+_RESCORED_ROWS = 32  # bf16 candidates rescored in float32 together (up to k + 56 rows each)
+CHECKPOINT_SECONDS = 60.0  # at most this long between two saved states
+# A block row's end saves the state unless the last save was less than this many times its
+# own cost ago: saving stays a few per cent of the pass (a Llama-sized state is ~130 MB).
+_SAVE_SHARE = 20
 
 
 
@@ -40,6 +56,8 @@ def knn_all_pairs(
     radius: np.ndarray | None = None,
     progress: Progress | None = None,
     block: int = BLOCK,
+    products: Products = "auto",
+    checkpoints: Checkpoints | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(neighbour ids (n, k) int64, scores (n, k) float64) of each row id in ``rows`` among
     the other ``rows``, best first, ties broken by lower id.
@@ -47,6 +65,12 @@ def knn_all_pairs(
     The score is the cosine of the unit rows, or with ``radius`` the CSLS score
     2 cos(x, y) - radius[x] - radius[y]. Each row's list is the one ``core.rank_many`` gives
     for that row as a one-token query with everything outside ``rows`` left out.
+
+    ``products`` picks the block products (``bf16.choose``): float32, or bf16 candidates
+    that are rescored (the same lists, bit for bit). With ``checkpoints`` the pass saves its
+    state at the end of block rows (each, unless saving would cost more than 1/20 of the
+    time; at least every ``CHECKPOINT_SECONDS``) and starts from the last state saved by a
+    pass with the same inputs (``resume``).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -54,14 +78,16 @@ def knn_all_pairs(
     n = rows.size
     if not 1 <= k <= n - 1:
         raise ValueError(f"k must be between 1 and {n - 1}, got {k}")
-    if n == unit.shape[0] and (rows == np.arange(n)).all():
-        matrix = np.ascontiguousarray(unit, dtype=np.float32)  # every row: no copy
-    else:
-        matrix = np.ascontiguousarray(unit[rows], dtype=np.float32)
     bias = None if radius is None else np.asarray(radius, dtype=np.float64)[rows]
     bias32 = None if bias is None else bias.astype(np.float32)
-    keep = min(k + _EXTRA, n - 1)
-    best = _Best(n, keep)
+    mode = bf16.choose(products, unit.shape[1], n)
+    fast = bf16.Bf16Rows(unit, rows, radius is not None) if mode == "bf16" else None
+    if fast is not None and not fast.usable:
+        fast, mode = None, "float32"  # rows not unit to 1e-6: the bound would not hold
+    # The rows are read in place, never copied whole (a second matrix is gigabytes).
+    source = unit if unit.dtype == np.float32 else unit.astype(np.float32)
+    keep = min(k + (_EXTRA if fast is None else bf16.EXTRA), n - 1)
+    best = _Best(n, keep, None if fast is None else (k, fast.floor))
     bounds = block_bounds(n, block, keep)
     # Diagonal blocks first: they seed every row's threshold. Then each pair above the
     # diagonal, block row by block row: once row i is done, its rows' lists are final.
@@ -72,30 +98,57 @@ def knn_all_pairs(
     finished_by: dict[tuple[int, int], list[int]] = {}
     for r in range(len(bounds)):
         finished_by.setdefault((r, last) if r < last else pairs[-1], []).append(r)
-    total = sum((bounds[i][1] - bounds[i][0]) * (bounds[j][1] - bounds[j][0]) for i, j in pairs)
+    # Where a state may be saved: after the diagonals, after each block row.
+    row_ends = {len(bounds)} | {pairs.index((r, last)) + 1 for r in range(last)}
+    sizes = [(bounds[i][1] - bounds[i][0]) * (bounds[j][1] - bounds[j][0]) for i, j in pairs]
+    total = sum(sizes)
     widest = max(b - a for a, b in bounds)
     # Two buffers: BLAS fills one while a worker thread selects from the other, so selection
     # (numpy work on one core) hides behind the products. The worker runs its jobs in order,
     # so no two of them ever touch the same rows at once.
     buffers = [np.empty(widest * widest, dtype=np.float32) for _ in range(2)]
     busy: list[Future[None] | None] = [None, None]
-    out_ids = np.empty((n, k), dtype=np.int64)
-    out_scores = np.empty((n, k), dtype=np.float64)
-    final = _Final(matrix, best, k, bias, out_ids, out_scores)
-    done = 0
+    out_ids = np.zeros((n, k), dtype=np.int64)  # zeros, not empty: a saved state is clean
+    out_scores = np.zeros((n, k), dtype=np.float64)
+    final = _Final(source, rows, radius, best, k, bias, out_ids, out_scores, fast)
+    key = resume.fingerprint(unit, rows, radius, k, keep, block, mode)
+    live = (best.values, best.ids, best.threshold, out_ids, out_scores)
+    state = resume.State(key, live, final.unsound)
+    first = state.restore(checkpoints, len(pairs)) if checkpoints else 0
+    done = sum(sizes[:first])
+    if progress and first:
+        progress(done, total)
+    saved, cost = time.monotonic(), 0.0
     ranked: list[Future[None]] = []
     with ThreadPoolExecutor(max_workers=1) as worker:
-        for number, (i, j) in enumerate(pairs):
+        for number in range(first, len(pairs)):
+            i, j = pairs[number]
             (a, b), (c, d) = bounds[i], bounds[j]
             slot = number % 2
             if busy[slot] is not None:
                 busy[slot].result()  # type: ignore[union-attr]
-            scores = np.matmul(
-                matrix[a:b], matrix[c:d].T, out=_view(buffers[slot], b - a, d - c)
-            )
+            scores = _view(buffers[slot], b - a, d - c)
+            if fast is not None:
+                fast.multiply(a, b, c, d, scores)
+            else:
+                left = _block(source, rows, a, b)
+                right = left if (c, d) == (a, b) else _block(source, rows, c, d)
+                np.matmul(left, right.T, out=scores)
             busy[slot] = worker.submit(best.absorb, scores, a, c, i == j, bias32)
             ranked += [worker.submit(final.rows, *bounds[r]) for r in finished_by.get((i, j), [])]
-            done += (b - a) * (d - c)
+            done += sizes[number]
+            since = time.monotonic() - saved
+            if checkpoints and number + 1 < len(pairs) and (
+                (number + 1 in row_ends and since >= _SAVE_SHARE * cost)
+                or since >= CHECKPOINT_SECONDS
+            ):
+                for job in [*busy, *ranked]:  # the state is whole once the worker is idle
+                    if job is not None:
+                        job.result()
+                began = time.monotonic()
+                checkpoints.save(state.arrays(number + 1))
+                saved = time.monotonic()
+                cost = saved - began
             if progress:
                 progress(done, total)
         for job in [*busy, *ranked]:
@@ -103,6 +156,15 @@ def knn_all_pairs(
                 job.result()
     final.plateaus()
     return rows[out_ids], out_scores
+
+
+def _block(source: np.ndarray, rows: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows ``rows[start:stop]`` of ``source``: a view when they are consecutive (left-out
+    rows are mostly special tokens at the end), else a copy of this block only."""
+    first, last = int(rows[start]), int(rows[stop - 1])
+    if last - first == stop - 1 - start:
+        return source[first : last + 1]
+    return source[rows[start:stop]]
 
 
 def block_bounds(n: int, block: int, keep: int) -> list[tuple[int, int]]:
@@ -118,12 +180,18 @@ def _view(buffer: np.ndarray, height: int, width: int) -> np.ndarray:
     return buffer[: height * width].reshape(height, width)
 
 
+Floor = tuple[int, "Callable[[np.ndarray, np.ndarray], np.ndarray]"]
+
+
 class _Best:
     """Each row's ``keep`` best (float32 score, column) so far, unordered, and its threshold:
     the smallest score kept (-inf until ``keep`` are known)."""
 
-    def __init__(self, n: int, keep: int) -> None:
+    def __init__(self, n: int, keep: int, floor: Floor | None = None) -> None:
         self.keep = keep
+        # With ``floor`` (k, rule) the threshold is also at least rule(rows, k-th best): a
+        # score at or below it can never be needed (bf16 candidates: ``Bf16Rows.floor``).
+        self.floor = floor
         self.values = np.full((n, keep), -np.inf, dtype=np.float32)
         self.ids = np.full((n, keep), -1, dtype=np.int64)
         self.threshold = np.full(n, -np.inf, dtype=np.float32)
@@ -221,7 +289,12 @@ class _Best:
             pool_i = np.take_along_axis(pool_i, pick, axis=1)
         self.values[touched] = pool_v
         self.ids[touched] = pool_i
-        self.threshold[touched] = pool_v.min(axis=1)
+        threshold = pool_v.min(axis=1)
+        if self.floor is not None:
+            k, rule = self.floor
+            kth = np.partition(pool_v, self.keep - k, axis=1)[:, self.keep - k]
+            threshold = np.maximum(threshold, rule(touched, kth))
+        self.threshold[touched] = threshold
 
 
 def _runs(sorted_values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -249,19 +322,28 @@ def _group_cutoff(scores: np.ndarray, keep: int) -> np.ndarray:
 
 
 class _Final:
-    """Each row's k best in exact order, from its float32 shortlist: rows whose shortlists
-    are complete, a block at a time (``rows``), then the plateaus (``plateaus``)."""
+    """Each row's k best in exact order, from its shortlist: rows whose shortlists are
+    complete, a block at a time (``rows``), then the plateaus (``plateaus``).
+
+    Rows are positions 0..n-1 in the pass; ``index`` maps them to rows of ``source``;
+    ``radius`` is per row of ``source``. With ``fast`` the shortlists hold bf16
+    scores: their candidates are rescored in float32 first (``bf16.Bf16Rows.candidates``)."""
 
     def __init__(
         self,
-        matrix: np.ndarray,
+        source: np.ndarray,
+        index: np.ndarray,
+        radius: np.ndarray | None,
         best: _Best,
         k: int,
         bias: np.ndarray | None,
         out_ids: np.ndarray,
         out_scores: np.ndarray,
+        fast: bf16.Bf16Rows | None = None,
     ) -> None:
-        self.matrix, self.best, self.k, self.bias = matrix, best, k, bias
+        self.source, self.best, self.k, self.bias = source, best, k, bias
+        self.index, self.radius = index, radius
+        self.fast = fast
         self.out_ids, self.out_scores = out_ids, out_scores
         self.margin = core.MARGIN * (2 if bias is not None else 1)
         self._norms: np.ndarray | None = None
@@ -270,29 +352,60 @@ class _Final:
     @property
     def norms(self) -> np.ndarray:
         if self._norms is None:  # first needed in the worker thread, behind the products
-            self._norms = _row_norms(self.matrix)
+            self._norms = _row_norms(self.source)
         return self._norms
 
     def rows(self, first: int, stop: int) -> None:
         for start in range(first, stop, _EXACT_ROWS):
             self._rank(start, min(stop, start + _EXACT_ROWS))
 
-    def _rank(self, start: int, stop: int) -> None:
-        k, margin, bias = self.k, self.margin, self.bias
+    def _shortlist(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """(float32 scores, row positions) of each row's shortlist, best first (-inf past its
+        end); rows it may have missed something for join ``unsound``."""
         order = np.argsort(-self.best.values[start:stop], axis=1, kind="stable")
         values = np.take_along_axis(self.best.values[start:stop], order, axis=1)
         ids = np.take_along_axis(self.best.ids[start:stop], order, axis=1)
+        complete = self.best.keep >= self.index.size - 1
+        if self.fast is None:
+            kth = values[:, self.k - 1].astype(np.float64)
+            # Sound when the shortlist holds every row within the margin of the k-th score:
+            # a row left out scored at most the last one kept (thresholds only rise).
+            if not complete:
+                self.unsound.append(start + np.flatnonzero(values[:, -1] >= kth - self.margin))
+            return values, ids
+        keep, dropped = self.fast.candidates(values, self.k, slice(start, stop), complete)
+        self.unsound.append(start + np.flatnonzero(dropped))
+        width = max(self.k, int(keep.sum(axis=1).max()))
+        keep, ids = keep[:, :width], np.where(keep[:, :width], ids[:, :width], 0)
+        # The float32 scores the float32 pass would have shortlisted with, then its ranking.
+        rescored = np.empty(ids.shape, dtype=np.float32)
+        for at in range(0, stop - start, _RESCORED_ROWS):  # the gathered rows stay ~35 MB
+            part = slice(at, at + _RESCORED_ROWS)
+            queries = self.source[self.index[start:stop][part]]
+            # Batched matrix-vector products (BLAS): faster than einsum's loop, and any
+            # order of summation will do here, the float64 rescoring decides.
+            gathered = self.source[self.index[ids[part]]]
+            rescored[part] = np.matmul(gathered, queries[:, :, None])[:, :, 0]
+        if self.bias is not None:
+            rescored = 2 * rescored - self.bias[ids].astype(np.float32)
+        rescored = np.where(keep, rescored, np.float32(-np.inf))
+        order = np.argsort(-rescored, axis=1, kind="stable")
+        return np.take_along_axis(rescored, order, axis=1), np.take_along_axis(ids, order, axis=1)
+
+    def _rank(self, start: int, stop: int) -> None:
+        k, margin, bias = self.k, self.margin, self.bias
+        values, ids = self._shortlist(start, stop)
         kth = values[:, k - 1].astype(np.float64)
-        # Sound when the shortlist holds every row within the margin of the k-th score: a row
-        # left out scored at most the last one kept (thresholds only rise).
-        if self.best.keep < self.matrix.shape[0] - 1:
-            self.unsound.append(start + np.flatnonzero(values[:, -1] >= kth - margin))
         # As core.exact_prefix, only what scores within the margin of the k-th in float32 is
         # rescored: a prefix of each sorted shortlist.
         eligible = values >= (kth - margin)[:, None]
         width = int(eligible.sum(axis=1).max())
         shortlist, eligible = ids[:, :width], eligible[:, :width]
-        exact = _exact_block(self.matrix, self.norms, np.arange(start, stop), shortlist, bias)
+        exact = _exact_block(
+            self.source, self.norms, self.index[start:stop], self.index[shortlist]
+        )
+        if bias is not None:
+            exact = 2.0 * exact - bias[shortlist] - bias[start:stop, None]
         # The float32 scores leave out CSLS's constant -radius[x] of each row; exact has it.
         shift = 0.0 if bias is None else bias[start:stop, None]
         keep = eligible & (exact + shift >= (kth - margin / 2)[:, None])
@@ -302,18 +415,28 @@ class _Final:
         self.out_scores[start:stop] = np.take_along_axis(exact, chosen, axis=1)
 
     def plateaus(self) -> None:
-        """Rank again, each on its own, the rows whose shortlist may be incomplete."""
-        for row in np.concatenate([np.empty(0, dtype=np.int64), *self.unsound]).tolist():
-            self.out_ids[row], self.out_scores[row] = _one_row(
-                self.matrix, row, self.k, self.bias
-            )
+        """Rank again, by ``core``'s own exact ranking, the rows whose shortlist may be
+        incomplete (a plateau of ties at the k-th score, or a bf16 window wider than the
+        shortlist), many at a time: one matrix product per batch instead of one pass each."""
+        rows = np.unique(np.concatenate([np.empty(0, dtype=np.int64), *self.unsound]))
+        if rows.size == 0:
+            return
+        position = np.full(self.source.shape[0], -1, dtype=np.int64)
+        position[self.index] = np.arange(self.index.size)
+        outside = np.flatnonzero(position < 0)  # rows of the source the pass leaves out
+        for start in range(0, rows.size, _PLATEAU_ROWS):
+            batch = rows[start : start + _PLATEAU_ROWS]
+            ranked = _ranked_alone(self.source, self.index[batch], self.k, self.radius, outside)
+            for row, (ids, scores) in zip(batch.tolist(), ranked):
+                self.out_ids[row], self.out_scores[row] = position[ids], scores
 
 
 def _row_norms(matrix: np.ndarray) -> np.ndarray:
     """Each row's float64 norm, as core.exact_scores computes it for the rows it scores."""
     out = np.empty(matrix.shape[0], dtype=np.float64)
-    for start in range(0, matrix.shape[0], 8192):
-        rows = matrix[start : start + 8192].astype(np.float64)
+    step = max(1, 2**22 // max(1, matrix.shape[1]))  # 32 MB of float64 at a time
+    for start in range(0, matrix.shape[0], step):
+        rows = matrix[start : start + step].astype(np.float64)
         out[start : start + rows.shape[0]] = np.sqrt(np.einsum("wd,wd->w", rows, rows))
     return out
 
@@ -324,13 +447,9 @@ def _query_rows(matrix: np.ndarray, rows: np.ndarray) -> np.ndarray:
 
 
 def _exact_block(
-    matrix: np.ndarray,
-    norms: np.ndarray,
-    rows: np.ndarray,
-    shortlist: np.ndarray,
-    bias: np.ndarray | None,
+    matrix: np.ndarray, norms: np.ndarray, rows: np.ndarray, shortlist: np.ndarray
 ) -> np.ndarray:
-    """Float64 scores of each row against its shortlist, computed as ``core.exact_scores``
+    """Float64 cosines of each row against its shortlist, computed as ``core.exact_scores``
     does (``einsum``'s loop along each row, the same norms), so the numbers match a
     ``neighbors`` query to the last bit."""
     queries = _query_rows(matrix, rows)
@@ -340,20 +459,18 @@ def _exact_block(
     cos = np.zeros_like(dots)
     np.divide(dots, denominators, out=cos, where=denominators > 0)
     np.clip(cos, -1.0, 1.0, out=cos)
-    if bias is None:
-        return cos
-    return 2.0 * cos - bias[shortlist] - bias[rows][:, None]
+    return cos
 
 
-def _one_row(
-    matrix: np.ndarray, row: int, k: int, bias: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """One row's list by ``core``'s own exact ranking (a plateau of ties at its k-th score)."""
-    query = _query_rows(matrix, np.asarray([row]))[0].astype(np.float32)
-    if bias is None:
-        [(ids, scores)] = core.rank_many(matrix, query[None, :], k, [[row]])
-    else:
-        [(ids, scores)] = core.rank_many(
-            matrix, query[None, :], k, [[row]], radius=bias, query_radius=[float(bias[row])]
-        )
-    return ids, scores
+def _ranked_alone(
+    matrix: np.ndarray, rows: np.ndarray, k: int, radius: np.ndarray | None, outside: np.ndarray
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each row's list by ``core.rank_many`` as a one-token query (the same lists, bit for
+    bit, in any batch), ``outside`` and the row itself left out."""
+    queries = _query_rows(matrix, rows).astype(np.float32)
+    exclude = [np.concatenate([[row], outside]) for row in rows.tolist()]
+    if radius is None:
+        return core.rank_many(matrix, queries, k, exclude)
+    return core.rank_many(
+        matrix, queries, k, exclude, radius=radius, query_radius=radius[rows].tolist()
+    )

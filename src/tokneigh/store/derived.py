@@ -108,5 +108,31 @@ def save(
         report(note(f"{name} is not cached ({reason}); it will be computed again next time"))
 
 
+class SavedState:
+    """The state of an unfinished computation kept as a derived ``.npz`` of the entry (the
+    all-pairs pass's ``allpairs.Checkpoints``): saved as ``save`` saves (whole or not at
+    all), read back without trust (the reader validates it), removed once the result is kept."""
+
+    def __init__(self, entry: Entry, name: str, report: Report) -> None:
+        self.entry, self.name, self.report = entry, name, report
+
+    def load(self) -> dict[str, np.ndarray] | None:
+        def readable(arrays: dict[str, np.ndarray]) -> None:
+            if not arrays:
+                raise ValueError("it is empty")
+
+        return read_arrays(self.entry, self.name, readable, self.report)
+
+    def save(self, state: dict[str, np.ndarray]) -> None:
+        save(self.entry, self.name, state, self.report)
+
+    def reject(self, reason: str) -> None:
+        self.report(note(f"the saved {self.name} is not usable ({reason}); starting over"))
+
+    def remove(self) -> None:
+        with contextlib.suppress(OSError):
+            (self.entry.path / self.name).unlink()
+
+
 def _is_link(path: Path) -> bool:
     return os.path.islink(path)
