@@ -1,5 +1,5 @@
 """A turned copy of a WordPiece model (all-MiniLM-L6-v2 by default) for `tokneigh align`: every
-token renamed as a SentencePiece-style piece of the same text (`king` -> `▁king`, `##land` ->
+token renamed as a SentencePiece piece of the same text (`king` -> `▁king`, `##land` ->
 `land`), the rows permuted, turned by a random rotation, with Gaussian noise, and some tokens'
 rows replaced by random ones (the tokens that "moved").
 
@@ -34,17 +34,22 @@ def renamed(token: str) -> str:
 
 
 def turned_tokenizer(vocab: list[str], permutation: np.ndarray):  # -> tokenizers.Tokenizer
-    """A BPE tokenizer whose piece ``permutation[i]`` is ``vocab[i]`` renamed, with a Metaspace
-    pre-tokenizer and decoder (how SentencePiece models spell a word start)."""
+    """A Unigram tokenizer (SentencePiece's model) whose piece ``permutation[i]`` is ``vocab[i]``
+    renamed, with a Metaspace pre-tokenizer and decoder (how SentencePiece spells a word
+    start). Every piece scores the same, so a text is cut into as few pieces as it can be:
+    "king" is the one piece "▁king", as in the original."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
-    pieces = {renamed(token): int(permutation[i]) for i, token in enumerate(vocab)}
-    if len(pieces) != len(vocab):
+    pieces: list[tuple[str, float]] = [("", 0.0)] * len(vocab)
+    for i, token in enumerate(vocab):
+        pieces[int(permutation[i])] = (renamed(token), -1.0)
+    if len({piece for piece, _ in pieces}) != len(vocab):
         raise SystemExit("error: two tokens rename to the same piece")
-    tokenizer = Tokenizer(models.BPE(vocab=pieces, merges=[], unk_token="[UNK]"))
+    unknown = int(permutation[vocab.index("[UNK]")])
+    tokenizer = Tokenizer(models.Unigram(pieces, unk_id=unknown, byte_fallback=False))
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    tokenizer.add_special_tokens([AddedToken(t, special=True) for t in SPECIAL if t in pieces])
+    tokenizer.add_special_tokens([AddedToken(t, special=True) for t in SPECIAL if t in vocab])
     return tokenizer
 
 
