@@ -29,13 +29,13 @@ from tokneigh.sources.models import resolve
 from tokneigh.space.core import normalize_rows
 from tokneigh.store import build, unit_rows
 
-ROWS, DIM = 2600, 24  # three blocks of 1,024 rows (below), the last one partial
+ROWS, DIM = 2600, 24  # three blocks of 1,000 rows (below), the last one partial
 
 
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch):
-    """Blocks of 1,024 rows (the smallest): a small matrix streams in several blocks."""
-    monkeypatch.setattr(rows_module, "BLOCK_BYTES", 1)
+    """Blocks of 1,000 rows at DIM wide (375 at 64): a small matrix streams in several."""
+    monkeypatch.setattr(rows_module, "BLOCK_BYTES", 1000 * 4 * DIM)
 
 
 def word_tokenizer(size: int):
@@ -112,8 +112,24 @@ def test_a_streamed_build_writes_the_whole_matrix_builds_bytes(dtype, tmp_path):
     assert len(said) == 1 and said[0].startswith(f"warning: {count} rows"), lines
 
 
+def test_normalizing_a_row_does_not_depend_on_the_rows_around_it():
+    """Each row normalized alone (a one-row block: the same einsum and division) gives the
+    bits the whole matrix's blocks give, at GPT-2's and Llama-3's widths: a build may split
+    the rows anywhere."""
+    rng = np.random.default_rng(7)
+    for dim in (24, 768, 4096):
+        matrix = rng.standard_normal((700, dim)) * 10 ** rng.uniform(-3, 3, (700, 1))
+        matrix = matrix.astype(np.float32)
+        matrix[3, 0], matrix[5, 1], matrix[17] = np.nan, np.inf, 0
+        matrix[40], matrix[41] = 1e30, 1e-30
+        unit, norms = normalize_rows(matrix)
+        for i in range(len(matrix)):
+            row_unit, row_norm = normalize_rows(matrix[i : i + 1])
+            assert row_unit.tobytes() == unit[i].tobytes() and row_norm[0] == norms[i], (dim, i)
+
+
 def test_a_matrix_of_one_partial_block_and_of_exact_blocks(tmp_path):
-    for rows in (5, 2048):
+    for rows in (5, 2000):
         matrix = np.random.default_rng(rows).standard_normal((rows, DIM)).astype(np.float32)
         folder = tmp_path / f"rows-{rows}"
         write_tied_gpt2(folder, word_tokenizer(rows), matrix)

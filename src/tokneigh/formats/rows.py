@@ -17,16 +17,11 @@ import numpy as np
 # The bytes of float32 rows in one block: small against any matrix worth streaming (GPT-2's is
 # 154 MB), large enough that the per-block work (a read, a hash update, numpy calls) is noise.
 BLOCK_BYTES = 16 << 20
-# Blocks are whole multiples of this many rows: the normalization's own block (space.core),
-# so that a streamed build splits the rows exactly where the whole-matrix one did.
-_ROW_MULTIPLE = 1024
 
 
 def block_rows(dim: int) -> int:
-    """Rows per block for rows of ``dim`` float32 values: about ``BLOCK_BYTES``, a multiple
-    of 1,024 rows."""
-    rows = max(1, BLOCK_BYTES // (4 * max(dim, 1)))
-    return max(_ROW_MULTIPLE, rows - rows % _ROW_MULTIPLE)
+    """Rows per block for rows of ``dim`` float32 values: about ``BLOCK_BYTES``."""
+    return max(1, BLOCK_BYTES // (4 * max(dim, 1)))
 
 
 @dataclass(frozen=True)
