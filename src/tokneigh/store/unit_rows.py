@@ -41,7 +41,23 @@ def write_unit_rows(folder: Path, rows: RowBlocks) -> Streamed:
     digest = hashlib.sha256()
     streamed = Streamed(norms, "")
     start = 0
-    with open(folder / MATRIX, "wb") as handle, _Writeback(handle.fileno()) as writeback:
+    hasher = ThreadPoolExecutor(1, thread_name_prefix="tokneigh-hash")
+    # The writes go on a thread of their own, in order: a write that waits for the disk (the
+    # kernel throttles a writer with too much unwritten data) no longer holds the computing
+    # of the next block up. At most two blocks wait to be written.
+    writer = ThreadPoolExecutor(1, thread_name_prefix="tokneigh-append")
+    queued: list[Future[None]] = []
+    with (
+        hasher,
+        open(folder / MATRIX, "wb") as handle,
+        _Writeback(handle.fileno()) as writeback,
+        writer,
+    ):
+
+        def append(unit: np.ndarray) -> None:
+            handle.write(unit.data)
+            writeback.wrote(unit.nbytes)
+
         # The header np.save writes for a C-ordered float32 array of this shape.
         header = {"descr": np.dtype(np.float32).str, "fortran_order": False, "shape": (count, dim)}
         np.lib.format.write_array_header_1_0(handle, header)
@@ -50,16 +66,26 @@ def write_unit_rows(folder: Path, rows: RowBlocks) -> Streamed:
             stop = start + len(block)
             if block.ndim != 2 or block.shape[1] != dim or stop > count:
                 raise ValueError(f"a block of {block.shape} does not fit a {rows.shape} matrix")
-            digest.update(block.data)
-            non_finite, zero = unusable_rows(block)
-            streamed.non_finite += [start + i for i in non_finite]
-            streamed.zero += [start + i for i in zero]
+            # SHA-256 releases the GIL: it runs beside the normalizing (the block is not reused
+            # before it is done), a second or more off Llama-3's first use.
+            hashed = hasher.submit(digest.update, block.data)
             unit, norms[start:stop] = normalize_rows(block)
-            handle.write(unit.data)
-            writeback.wrote(unit.nbytes)
+            # Every row without a direction has norm 0 (and few others do): only those are
+            # looked at again, to tell NaN or inf from zeros.
+            suspects = np.flatnonzero(norms[start:stop] == 0)
+            if len(suspects):
+                non_finite, zero = unusable_rows(block[suspects])
+                streamed.non_finite += [start + int(suspects[i]) for i in non_finite]
+                streamed.zero += [start + int(suspects[i]) for i in zero]
+            queued.append(writer.submit(append, unit))
+            if len(queued) > 2:
+                queued.pop(0).result()  # raises what the write raised (a full disk, say)
+            hashed.result()
             start = stop
         if start != count:
             raise ValueError(f"the rows ended at {start:,} of {count:,}")
+        for pending in queued:
+            pending.result()
         handle.flush()
         writeback.finish()
     files.fsync_write(folder / NORMS, array=norms)
