@@ -27,7 +27,7 @@ from tokneigh.formats import rows as rows_module
 from tokneigh.formats.extract import extract
 from tokneigh.sources.models import resolve
 from tokneigh.space.core import normalize_rows
-from tokneigh.store import build, unit_rows
+from tokneigh.store import unit_rows
 
 ROWS, DIM = 2600, 24  # three blocks of 1,000 rows (below), the last one partial
 
@@ -189,13 +189,13 @@ def test_a_checkpoint_truncated_as_the_build_streams_it_is_one_error_and_no_entr
 ):
     matrix = np.random.default_rng(5).standard_normal((ROWS, DIM)).astype(np.float32)
     folder = write_tied_gpt2(tmp_path / "ckpt", word_tokenizer(ROWS), matrix)
-    real = build.write_unit_rows
+    real = unit_rows.write_unit_rows
 
     def truncate_then_stream(out, rows):
         os.truncate(folder / "model.safetensors", 5000)
         return real(out, rows)
 
-    monkeypatch.setattr(build, "write_unit_rows", truncate_then_stream)
+    monkeypatch.setattr(unit_rows, "write_unit_rows", truncate_then_stream)
     result = cli("neighbors", "w1", "--model", folder)
     assert_one_line_error(result, 1, "truncated or changed while it was read")
     left = [p.name for p in cache_dir.iterdir() if not p.name.startswith(".locks")]

@@ -17,13 +17,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import CacheError
-from ..formats.rows import RowBlocks
 from ..reporting import Report, note, warning
 from ..sources.models import ModelSource
 from ..version import __version__
 from . import files
 from .layout import ENTRY_NAME, FORMAT_VERSION, META, TOKENIZER
-from .unit_rows import Streamed, write_unit_rows
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # at run time, loaded by the build alone: a cached query never needs them
+    from ..formats.rows import RowBlocks
+    from .unit_rows import Streamed
 
 
 def build_entry(
@@ -123,6 +126,8 @@ def write_entry(
     try:
         scratch.mkdir()
         from concurrent.futures import ThreadPoolExecutor  # here: 7 ms a cached query never needs
+
+        from .unit_rows import write_unit_rows
 
         tokenizer_bytes = tokenizer_json.encode("utf-8", "surrogatepass")
         # The rows stream to disk on a thread (reads, numpy, writes and fsync release the GIL)
