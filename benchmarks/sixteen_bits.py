@@ -10,7 +10,8 @@ its top 20") in a whole process each, interleaved round after round:
   float32 unit rows   today's cache: one product over the memory-mapped float32 unit rows;
   bf16 model rows     the checkpoint's own bf16 rows (memory-mapped from the safetensors file,
                       as a 16-bit cache would store them) with float32 norms: each block of
-                      rows widened to float32 (a shift), one product, divided by the norms;
+                      rows widened to float32 (into a reused buffer), one product, divided by
+                      the norms;
                       then the shortlist (top 200) rescored exactly in float64 from those rows;
   float16 unit rows   unit rows rounded to float16 (a file written once), widened a block at a
                       time, one product; the shortlist rescored from the float32 cache;
@@ -51,14 +52,22 @@ if kind == "bf16":
     (entry,) = [v for k, v in header.items() if k != "__metadata__"]
     rows = np.memmap(source, np.uint16, "r", 8 + length + entry["data_offsets"][0],
                      tuple(entry["shape"]))
+    # bfloat16 is a float32's top half: copied into the top halves of a zeroed uint32 buffer
+    # (little-endian: the odd uint16s), reused block after block. 3-5x faster than
+    # astype(uint32) << 16, the fastest numpy way found.
+    wide = np.zeros((BLOCK, rows.shape[1]), np.uint32)
     def widened(block):
-        return (block.astype(np.uint32) << 16).view(np.float32)
-    query = widened(rows[ROW]) / norms[ROW]
+        out = wide[: len(block)]
+        out.view(np.uint16)[:, 1::2] = block
+        return out.view(np.float32)
+    query = widened(rows[ROW : ROW + 1])[0] / norms[ROW]
 else:  # float16 unit rows
     rows = np.load(extra, mmap_mode="r")
+    wide = np.empty((BLOCK, rows.shape[1]), np.float32)
     def widened(block):
-        return block.astype(np.float32)
-    query = widened(rows[ROW])
+        np.copyto(wide[: len(block)], block)
+        return wide[: len(block)]
+    query = widened(rows[ROW : ROW + 1])[0].copy()
 scores = np.empty(len(rows), np.float32)
 for start in range(0, len(rows), BLOCK):
     scores[start:start + BLOCK] = widened(rows[start:start + BLOCK]) @ query
@@ -69,7 +78,7 @@ if kind == "bf16":
 short = np.argpartition(-scores, SHORT)[:SHORT]
 if kind == "bf16":  # exact: the model's own values, in float64
     cand = widened(rows[np.sort(short)]).astype(np.float64)
-    q64 = widened(rows[ROW]).astype(np.float64)
+    q64 = widened(rows[ROW : ROW + 1])[0].astype(np.float64)
     exact = cand @ q64 / (np.linalg.norm(cand, axis=1) * np.linalg.norm(q64))
     ids = np.sort(short)
 else:  # from the float32 unit rows, as today's ranking scores them
