@@ -255,10 +255,12 @@ def main() -> None:
 
 
 def _interleave(rounds: int, contenders: dict) -> dict[str, list[tuple[float, int]]]:
+    """A, B, C, then C, B, A, ...: no contender always runs right after the same one."""
     series: dict[str, list[tuple[float, int]]] = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, measure in contenders.items():
-            series[name].append(measure())
+    names = list(contenders)
+    for round_ in range(rounds):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            series[name].append(contenders[name]())
             time.sleep(0.5)
     return series
 
