@@ -156,7 +156,7 @@ def test_a_streamed_gguf_build_writes_the_whole_matrix_builds_bytes(tmp_path):
 def test_the_stream_holds_one_block_never_the_matrix(tmp_path):
     """Python's allocations (numpy's included) while the arrays are written: a few blocks'
     worth, where the whole-matrix build held the matrix and its unit copy (2x)."""
-    rows, dim = 16384, 64  # 4 MB of float32, sixteen blocks
+    rows, dim = 16384, 64  # 4 MB of float32: 44 blocks of 375 rows
     matrix = np.random.default_rng(3).standard_normal((rows, dim)).astype(np.float32)
     folder = tmp_path / "ckpt"
     write_tied_gpt2(folder, word_tokenizer(rows), matrix)
