@@ -11,16 +11,22 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+import numpy as np
+
 from ..errors import HubUnavailableError, ModelNotFoundError, TokneighError
 from ..reporting import Report
 from ..sources.models import ModelSource
 from . import hf_checkpoint
 from .extracted import Extracted
 from .failures import first_line
+from .rows import RowBlocks
 
 
 def extract(source: ModelSource, report: Report, embeddings: str = "input") -> Extracted:
     """Fetch (if needed) and read one checkpoint's input embeddings and tokenizer.
+
+    The matrix's shape and storage are checked here; its rows are read when
+    ``Extracted.rows`` is iterated (a first use streams them into the cache).
 
     ``embeddings="output"`` reads the untied output matrix (the LM head) instead, and raises
     TiedEmbeddings when the checkpoint has no output matrix of its own. Whatever goes wrong
@@ -30,8 +36,20 @@ def extract(source: ModelSource, report: Report, embeddings: str = "input") -> E
         if source.kind == "gguf":
             from . import gguf as gguf_file
 
-            return gguf_file.extract(source, report, embeddings)
-        return hf_checkpoint.extract(source, report, embeddings)
+            extracted = gguf_file.extract(source, report, embeddings)
+        else:
+            extracted = hf_checkpoint.extract(source, report, embeddings)
+    # The rows are read later, as the build streams them: their failures too are library errors.
+    extracted.rows = _guarded(extracted.rows, source)
+    return extracted
+
+
+def _guarded(rows: RowBlocks, source: ModelSource) -> RowBlocks:
+    def read(rows_per_block: int) -> Iterator[np.ndarray]:
+        with _library_errors(source):
+            yield from rows.read(rows_per_block)
+
+    return RowBlocks(rows.shape, read)
 
 
 def read_tokenizer(source: ModelSource, report: Report) -> tuple[str, list[int]]:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import ModelNotFoundError
+from .rows import RowBlocks
 
 
 @dataclass
 class Extracted:
     """What a checkpoint yields: the raw embedding matrix and everything to interpret it."""
 
-    matrix: np.ndarray  # float32, one row per token id
+    rows: RowBlocks  # float32, one row per token id, read in blocks when asked for
     tokenizer_json: str
     special_ids: list[int]
     tensor: str
@@ -26,10 +26,10 @@ class Extracted:
     # The tokenizer's size, added tokens included, when the reader has parsed it already.
     tokenizer_size: int | None = None
 
-
-def matrix_digest(matrix: np.ndarray) -> str:
-    """SHA-256 of the matrix's bytes, read in place (``tobytes`` would copy 154 MB for GPT-2)."""
-    return hashlib.sha256(np.ascontiguousarray(matrix).data).hexdigest()
+    @property
+    def matrix(self) -> np.ndarray:
+        """The whole matrix in memory (reads the rows again): for a caller that wants it all."""
+        return self.rows.whole()
 
 
 def as_matrix(tensor: Any, key: str) -> np.ndarray:

@@ -2,13 +2,14 @@
 
 The header is read by ``gguf_header``, the tokenizer rebuilt by ``gguf_tokenizer``; here the
 matrix is read. ``gguf`` is used only for its type table and its dequantizers, one block of
-rows at a time into the float32 output: memory stays bounded by the output matrix, never by
-the file.
+rows at a time, handed to the build as it streams (``rows.RowBlocks``): memory stays bounded
+by a block, never by the file.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from ..reporting import Report
 from ..sources.local_files import open_regular
 from ..sources.models import ModelSource, local_fingerprint
 from .binary import FLOAT_DTYPES, bf16_to_float32, read_exactly_into
-from .extracted import Extracted, matrix_digest
+from .extracted import Extracted
 from .gguf_header import (
     GGUF_FILE,
     INPUT_TENSOR,
@@ -34,13 +35,14 @@ from .gguf_header import (
     type_name,
 )
 from .gguf_tokenizer import build_tokenizer
+from .rows import RowBlocks
 
-_ROWS_BYTES = 8 << 20  # tensor bytes dequantized at a time
 _INTEGER_TYPES = ("I8", "I16", "I32", "I64")
 
 
-def read_matrix(header: Header, name: str, report: Report) -> np.ndarray:
-    """One 2-D tensor as a float32 (rows, dim) matrix, read and dequantized in blocks of rows."""
+def gguf_rows(header: Header, name: str, report: Report) -> RowBlocks:
+    """One 2-D tensor as float32 rows, read and dequantized a block of rows at a time when
+    asked for. Its shape, type and extent are checked here, the data when read."""
     path = header.path
     info = header.tensors[name]
     kind, block, block_bytes = known_type(info.type_id)
@@ -62,30 +64,31 @@ def read_matrix(header: Header, name: str, report: Report) -> np.ndarray:
     if end > header.size:
         raise truncated(path, f"{header.size:,} bytes, its header places {name} up to byte {end:,}")
     report(reporting.info(f"reading {name} ({kind}) from {path.name}"))
-    out = np.empty((rows, dim), dtype=np.float32)
-    step = max(1, _ROWS_BYTES // row_bytes)
-    direct = kind == "F32"  # read straight into the output, no copy
-    scratch = bytearray(0 if direct else min(rows, step) * row_bytes)
-    with open_regular(path, buffering=0) as handle:
-        before = os.fstat(handle.fileno())
-        if (before.st_size, before.st_mtime_ns) != (header.size, header.mtime_ns):
-            raise truncated(path, "it was rewritten after its header was read")
-        handle.seek(begin)
-        for start in range(0, rows, step):
-            count = min(step, rows - start)
-            if direct:
-                target = out[start : start + count].reshape(-1).view(np.uint8).data
-            else:
+
+    def read(step: int) -> Iterator[np.ndarray]:
+        direct = kind == "F32"  # read straight into the block, no conversion
+        scratch = bytearray(min(rows, step) * row_bytes)
+        with open_regular(path, buffering=0) as handle:
+            before = os.fstat(handle.fileno())
+            if (before.st_size, before.st_mtime_ns) != (header.size, header.mtime_ns):
+                raise truncated(path, "it was rewritten after its header was read")
+            handle.seek(begin)
+            for start in range(0, rows, step):
+                count = min(step, rows - start)
                 target = memoryview(scratch)[: count * row_bytes]
-            read_exactly_into(handle, target, GGUF_FILE, path, lambda got: f"{name} ends early")
-            if direct:
-                continue
-            raw = np.frombuffer(target, dtype=np.uint8)
-            out[start : start + count] = _decode(raw, kind, info.type_id, count, dim)
-        after = os.fstat(handle.fileno())
-    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-        raise truncated(path, f"it was rewritten while {name} was read")
-    return out
+                read_exactly_into(handle, target, GGUF_FILE, path, lambda got: f"{name} ends early")
+                raw = np.frombuffer(target, dtype=np.uint8)
+                if direct:
+                    yield raw.view(np.float32).reshape(count, dim)
+                else:
+                    yield np.ascontiguousarray(
+                        _decode(raw, kind, info.type_id, count, dim), dtype=np.float32
+                    )
+            after = os.fstat(handle.fileno())
+        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+            raise truncated(path, f"it was rewritten while {name} was read")
+
+    return RowBlocks((rows, dim), read)
 
 
 def _decode(raw: np.ndarray, kind: str, type_id: int, rows: int, dim: int) -> np.ndarray:
@@ -158,10 +161,8 @@ def extract(source: ModelSource, report: Report, embeddings: str = "input") -> E
                 "coarse moves neighbours: rankings differ from the full-precision model's"
             )
         )
-    matrix = read_matrix(header, name, report)
-    fingerprint["matrix_sha256"] = matrix_digest(matrix)
     return Extracted(
-        matrix=matrix,
+        rows=gguf_rows(header, name, report),
         tokenizer_json=tokenizer.tokenizer_json,
         special_ids=tokenizer.special_ids,
         tensor=name,

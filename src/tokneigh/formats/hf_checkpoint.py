@@ -19,8 +19,9 @@ from ..reporting import Report
 from ..sources.local_files import read_regular
 from ..sources.models import ModelSource
 from .checkpoint_files import CheckpointFiles, missing, open_checkpoint, read_index
-from .extracted import Extracted, matrix_digest
-from .safetensors import read_safetensors, safetensors_names
+from .extracted import Extracted
+from .rows import RowBlocks
+from .safetensors import safetensors_names, safetensors_rows
 from .tokenizer_files import check_tokenizer_size, clean_tokenizer, read_tokenizer_file
 from .via_transformers import (
     name_from_transformers,
@@ -51,16 +52,15 @@ def extract(source: ModelSource, report: Report, embeddings: str) -> Extracted:
     fingerprint = files.fingerprint() if source.is_local else {}
     tokenizer = read_tokenizer_file(files, folder)
     if embeddings == "output":
-        matrix, tensor = _read_output_embeddings(files, folder, report)
+        rows, tensor = _read_output_embeddings(files, folder, report)
     else:
-        matrix, tensor = _read_embeddings(files, folder, report)
+        rows, tensor = _read_embeddings(files, folder, report)
     tokenizer_json, special_ids, size = clean_tokenizer(tokenizer.text)
-    check_tokenizer_size(files, tokenizer, size, matrix.shape[0], tensor)
+    check_tokenizer_size(files, tokenizer, size, rows.shape[0], tensor)
     if not source.is_local:
         fingerprint = files.fingerprint()  # the hub revision is known once a file is fetched
-    fingerprint["matrix_sha256"] = matrix_digest(matrix)
     return Extracted(
-        matrix=matrix,
+        rows=rows,
         tokenizer_json=tokenizer_json,
         special_ids=special_ids,
         tensor=tensor,
@@ -88,7 +88,8 @@ def pick_embedding_tensor(names: list[str]) -> str | None:
 
 def _read_embeddings(
     files: CheckpointFiles, folder: Path, report: Report
-) -> tuple[np.ndarray, str]:
+) -> tuple[RowBlocks, str]:
+    """The input matrix: streamed from safetensors; whole from transformers otherwise."""
     weight_map = read_index(files, "model.safetensors.index.json")
     if weight_map is not None:
         key = pick_embedding_tensor(list(weight_map)) or name_from_transformers(
@@ -97,23 +98,27 @@ def _read_embeddings(
         shard = files.shard(weight_map[key])  # only the shard that holds the embeddings
         if shard is None:
             raise missing(files, f"weight file {weight_map[key]} is missing")
-        return read_safetensors(shard, key, report), key
+        return safetensors_rows(shard, key, report), key
 
     single = files.get("model.safetensors")
     if single is not None:
         names = safetensors_names(single)
         key = pick_embedding_tensor(names) or name_from_transformers(folder, names)
-        return read_safetensors(single, key, report), key
+        return safetensors_rows(single, key, report), key
 
     if files.get("pytorch_model.bin") is not None:
-        return read_with_transformers(folder, report)
+        return _whole(*read_with_transformers(folder, report))
     bin_map = read_index(files, "pytorch_model.bin.index.json")
     if bin_map is not None:
         for shard_name in sorted(set(bin_map.values())):
             if files.shard(shard_name) is None:
                 raise missing(files, f"weight file {shard_name} is missing")
-        return read_with_transformers(folder, report)
+        return _whole(*read_with_transformers(folder, report))
     raise missing(files, "no weights (model.safetensors or pytorch_model.bin)")
+
+
+def _whole(matrix: np.ndarray, tensor: str) -> tuple[RowBlocks, str]:
+    return RowBlocks.of(matrix), tensor
 
 
 # --- output embeddings (the LM head) -------------------------------------------------------
@@ -156,19 +161,19 @@ def _safetensors_layout(
 
 def _read_output_embeddings(
     files: CheckpointFiles, folder: Path, report: Report
-) -> tuple[np.ndarray, str]:
+) -> tuple[RowBlocks, str]:
     """The untied output matrix, from safetensors without torch; TiedEmbeddings if there is none."""
     layout = _safetensors_layout(files)
     if layout is None:
         if any(files.get(n) for n in ("pytorch_model.bin", "pytorch_model.bin.index.json")):
-            return read_output_with_transformers(folder, report)
+            return _whole(*read_output_with_transformers(folder, report))
         raise missing(files, "no weights (model.safetensors or pytorch_model.bin)")
     names, locate = layout
     key = _output_tensor_name(folder, names)
     path = locate(key)  # only the shard that holds the LM head
     if path is None:
         raise missing(files, f"the weight file holding {key} is missing")
-    return read_safetensors(path, key, report), key
+    return safetensors_rows(path, key, report), key
 
 
 def _output_tensor_name(folder: Path, names: list[str]) -> str:

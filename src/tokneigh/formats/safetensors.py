@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -19,8 +20,8 @@ from ..errors import ModelNotFoundError
 from ..reporting import Report, info
 from ..sources.local_files import open_regular
 from .binary import FLOAT_DTYPES, bf16_to_float32, read_exactly, read_exactly_into, truncated
-from .extracted import as_matrix
 from .failures import first_line
+from .rows import RowBlocks
 
 _FILE = "checkpoint file"  # how a truncation error names the file
 _MAX_HEADER = 100_000_000  # safetensors' own limit on the header size
@@ -66,7 +67,15 @@ def _truncated(path: Path, detail: str) -> ModelNotFoundError:
 
 
 def read_safetensors(path: Path, key: str, report: Report) -> np.ndarray:
-    """One 2-D floating-point tensor of a safetensors file, as float32."""
+    """One 2-D floating-point tensor of a safetensors file, whole, as float32."""
+    return safetensors_rows(path, key, report).whole()
+
+
+def safetensors_rows(path: Path, key: str, report: Report) -> RowBlocks:
+    """One 2-D floating-point tensor of a safetensors file, its rows read in blocks as float32
+    when asked for. The header is read and checked here (a missing, malformed or truncated
+    tensor is refused now); the data when the blocks are read, from a file that must not have
+    changed since."""
     report(info(f"reading {key} from {path.name}"))
     with open_regular(path, buffering=0) as handle:
         header, data_start = _read_header(handle, path)
@@ -74,32 +83,46 @@ def read_safetensors(path: Path, key: str, report: Report) -> np.ndarray:
         if not isinstance(entry, dict):
             raise ModelNotFoundError(f"{path} holds no tensor {key}")
         dtype, shape, (begin, end) = _tensor_layout(entry, key, path)
-        raw = np.empty(shape[0] * shape[1], dtype=np.dtype(FLOAT_DTYPES[dtype]))
-        if end - begin != raw.nbytes:
+        stored = np.dtype(FLOAT_DTYPES[dtype])
+        row_bytes = shape[1] * stored.itemsize
+        if end - begin != shape[0] * row_bytes:
             raise ModelNotFoundError(
                 f"{path}: the header gives tensor {key} {end - begin:,} bytes, but its dtype "
-                f"and shape need {raw.nbytes:,}"
+                f"and shape need {shape[0] * row_bytes:,}"
             )
-        before = os.fstat(handle.fileno())
-        if data_start + end > before.st_size:
+        seen = os.fstat(handle.fileno())
+        if data_start + end > seen.st_size:
             raise _truncated(
                 path,
-                f"{before.st_size:,} bytes, its header places {key} up to byte "
+                f"{seen.st_size:,} bytes, its header places {key} up to byte "
                 f"{data_start + end:,}",
             )
-        handle.seek(data_start + begin)
-        view = raw.view(np.uint8).data  # a writable memoryview of the bytes
-        read_exactly_into(
-            handle,
-            view,
-            _FILE,
-            path,
-            lambda got: f"{key}: {got:,} of {raw.nbytes:,} bytes could be read",
-        )
-        after = os.fstat(handle.fileno())
-        if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
-            raise _truncated(path, f"it was rewritten while {key} was read")
-    return as_matrix(_to_float32(raw, dtype).reshape(shape), key)
+    stamp = (seen.st_size, seen.st_mtime_ns)
+
+    def ends_early(got: int) -> str:
+        return f"{key} ends before its last row"
+
+    def read(rows_per_block: int) -> Iterator[np.ndarray]:
+        with open_regular(path, buffering=0) as handle:
+            if _stamp(handle) != stamp:
+                raise _truncated(path, f"it was rewritten before {key} was read")
+            handle.seek(data_start + begin)
+            # One buffer for every block, refilled in place: a block lives until the next.
+            raw = np.empty(min(rows_per_block, shape[0]) * shape[1], dtype=stored)
+            for start in range(0, shape[0], rows_per_block):
+                count = min(rows_per_block, shape[0] - start)
+                part = raw[: count * shape[1]]
+                read_exactly_into(handle, part.view(np.uint8).data, _FILE, path, ends_early)
+                yield _to_float32(part, dtype).reshape(count, shape[1])
+            if _stamp(handle) != stamp:
+                raise _truncated(path, f"it was rewritten while {key} was read")
+
+    return RowBlocks(shape, read)
+
+
+def _stamp(handle: BinaryIO) -> tuple[int, int]:
+    info_ = os.fstat(handle.fileno())
+    return info_.st_size, info_.st_mtime_ns
 
 
 def _tensor_layout(
@@ -134,4 +157,4 @@ def _tensor_layout(
 def _to_float32(raw: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "BF16":
         return bf16_to_float32(raw)
-    return raw.astype(np.float32, copy=False)
+    return raw.astype(np.float32, copy=False)  # F32 itself: the buffer, no copy

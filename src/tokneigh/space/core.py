@@ -16,9 +16,13 @@ import numpy as np
 QUERY_BLOCK = 256
 
 
-# Rows per float64 block: small enough for the temporary copy (6 MB at 768 dims) to stay in
-# cache, which makes normalizing GPT-2's matrix about 5x faster than 8,192-row blocks did.
+# Rows per block in ``unusable_rows``.
 _NORM_BLOCK = 1024
+# Bytes of the float64 copy ``normalize_rows`` works on at a time: small enough to stay in
+# cache, which makes normalizing GPT-2's matrix about 5x faster than 8,192-row blocks did and
+# Llama-3's (4,096 wide, 128 rows a block) twice as fast as 1,024-row blocks. Every step is
+# row by row, so the bits do not depend on the block.
+_NORM_BYTES = 4 << 20
 
 
 def normalize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -32,10 +36,14 @@ def normalize_rows(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     unit = np.empty(matrix.shape, dtype=np.float32)
     norms = np.empty(matrix.shape[0], dtype=np.float32)
     largest = np.finfo(np.float32).max
+    step = max(1, _NORM_BYTES // (8 * max(1, int(np.prod(matrix.shape[1:])))))
+    # One float64 buffer for every block: a fresh one each time costs page faults and zeroing.
+    scratch = np.empty((min(step, matrix.shape[0]), *matrix.shape[1:]), dtype=np.float64)
     with np.errstate(over="ignore", invalid="ignore"):
-        for start in range(0, matrix.shape[0], _NORM_BLOCK):
-            stop = min(start + _NORM_BLOCK, matrix.shape[0])
-            block = np.array(matrix[start:stop], dtype=np.float64)  # a copy: divided in place
+        for start in range(0, matrix.shape[0], step):
+            stop = min(start + step, matrix.shape[0])
+            block = scratch[: stop - start]
+            np.copyto(block, matrix[start:stop], casting="unsafe")  # divided in place below
             n = np.sqrt(np.einsum("ij,ij->i", block, block))
             good = np.isfinite(n) & (n > 0) & (n <= largest)
             if good.all():  # the usual block: no boolean indexing, no second copy

@@ -1,6 +1,6 @@
 """Building an entry: extract the matrix from the checkpoint (``formats``), normalize its rows
-(``space.core``), and write every file in a scratch folder that is renamed into place whole
-(call under ``locks.build_lock``)."""
+(``space.core``) as they stream into the entry (``unit_rows``), and write every file in a
+scratch folder that is renamed into place whole (call under ``locks.build_lock``)."""
 
 from __future__ import annotations
 
@@ -21,26 +21,33 @@ from ..reporting import Report, note, warning
 from ..sources.models import ModelSource
 from ..version import __version__
 from . import files
-from .layout import ENTRY_NAME, FORMAT_VERSION, MATRIX, META, NORMS, TOKENIZER
+from .layout import ENTRY_NAME, FORMAT_VERSION, META, TOKENIZER
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # at run time, loaded by the build alone: a cached query never needs them
+    from ..formats.rows import RowBlocks
+    from .unit_rows import Streamed
 
 
 def build_entry(
     source: ModelSource, root: Path, name: str, report: Report, embeddings: str
 ) -> None:
-    """Extract, normalize and write the entry ``name`` under ``root``."""
+    """Extract, normalize and write the entry ``name`` under ``root``: the matrix streams from
+    the checkpoint into the entry a block of rows at a time (``unit_rows``)."""
     from ..formats.extract import extract
-    from ..space.core import normalize_rows, unusable_rows
 
     extracted = extract(source, report, embeddings)
-    unusable = unusable_rows(extracted.matrix)
-    if unusable[0] or unusable[1]:
+    meta = build_meta(source, extracted, embeddings)
+    write_entry(root, name, extracted.rows, extracted.tokenizer_json, meta, report)
+
+
+def _say_unusable(streamed: Streamed, report: Report) -> None:
+    if streamed.non_finite or streamed.zero:
         # NaN or infinite values mean a damaged checkpoint; zero rows are common (never
         # trained, or padding): a note.
-        say = warning if unusable[0] else note
-        report(say(f"{_unusable_summary(*unusable)}; no ranking lists them"))
-    unit, norms = normalize_rows(extracted.matrix)
-    meta = build_meta(source, extracted, unit, norms, embeddings, unusable)
-    write_entry(root, name, unit, norms, extracted.tokenizer_json, meta)
+        say = warning if streamed.non_finite else note
+        summary = _unusable_summary(streamed.non_finite, streamed.zero)
+        report(say(f"{summary}; no ranking lists them"))
 
 
 def _unusable_summary(non_finite: list[int], zero: list[int]) -> str:
@@ -63,15 +70,9 @@ def _tokenizer_size(extracted: Any) -> int:
     return int(Tokenizer.from_str(extracted.tokenizer_json).get_vocab_size(with_added_tokens=True))
 
 
-def build_meta(
-    source: ModelSource,
-    extracted: Any,
-    unit: np.ndarray,
-    norms: np.ndarray,
-    embeddings: str,
-    unusable: tuple[list[int], list[int]] = ([], []),
-) -> dict[str, Any]:
-    """meta.json of a new entry: the schema that ``read_meta`` checks."""
+def build_meta(source: ModelSource, extracted: Any, embeddings: str) -> dict[str, Any]:
+    """meta.json of a new entry (the schema that ``read_meta`` checks), as known before the
+    rows are read: ``record_pass`` fills in what the pass over them finds."""
     from ..tokens.display import detect_style
 
     tokenizer_json = extracted.tokenizer_json
@@ -86,32 +87,35 @@ def build_meta(
         "fingerprint": extracted.fingerprint,
         # A GGUF file's storage type of the tensor read ({"token_embd.weight": "Q8_0"}).
         "quantization": dict(getattr(extracted, "quantization", None) or {}),
-        "vocab_size": int(unit.shape[0]),
-        "dim": int(unit.shape[1]),
+        "vocab_size": int(extracted.rows.shape[0]),
+        "dim": int(extracted.rows.shape[1]),
         "tokenizer_size": _tokenizer_size(extracted),
         "token_style": detect_style(json.loads(tokenizer_json)),
         "special_ids": extracted.special_ids,
-        "zero_rows": int(np.count_nonzero(norms == 0)),
+        "zero_rows": 0,  # these two: record_pass
         # Rows with no direction, never ranked or listed: NaN/Inf values, or all zero.
-        "unusable_rows": {"non_finite": unusable[0], "zero": unusable[1]},
+        "unusable_rows": {"non_finite": [], "zero": []},
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def _write_arrays(folder: Path, unit: np.ndarray, norms: np.ndarray) -> None:
-    files.fsync_write(folder / MATRIX, array=np.ascontiguousarray(unit, dtype=np.float32))
-    files.fsync_write(folder / NORMS, array=np.ascontiguousarray(norms, dtype=np.float32))
+def record_pass(meta: dict[str, Any], streamed: Streamed) -> None:
+    """What the pass over the rows found, into ``meta`` (its keys keep their order)."""
+    meta["fingerprint"]["matrix_sha256"] = streamed.sha256
+    meta["zero_rows"] = int(np.count_nonzero(streamed.norms == 0))
+    meta["unusable_rows"] = {"non_finite": streamed.non_finite, "zero": streamed.zero}
 
 
 def write_entry(
     root: Path,
     name: str,
-    unit: np.ndarray,
-    norms: np.ndarray,
+    rows: RowBlocks,
     tokenizer_json: str,
     meta: dict[str, Any],
+    report: Report,
 ) -> Path:
-    """Write a complete entry beside the root, then rename it into place (call under build_lock)."""
+    """Write a complete entry beside the root, then rename it into place (call under build_lock).
+    The rows are read here, streamed into matrix.npy; ``meta`` is completed by that pass."""
     match = ENTRY_NAME.match(name)
     if not match:
         raise ValueError(f"not an entry name: {name}")
@@ -123,15 +127,19 @@ def write_entry(
         scratch.mkdir()
         from concurrent.futures import ThreadPoolExecutor  # here: 7 ms a cached query never needs
 
+        from .unit_rows import write_unit_rows
+
         tokenizer_bytes = tokenizer_json.encode("utf-8", "surrogatepass")
-        # The arrays go to disk on a thread (writes and fsync release the GIL) while this one
-        # builds the tokenizer index in memory, which is CPU work: a first use is 0.3 s shorter
-        # for GPT-2. This thread writes no file meanwhile, so the files still appear one at a
-        # time in a fixed order (matrix, norms, tokenizer, index, meta).
+        # The rows stream to disk on a thread (reads, numpy, writes and fsync release the GIL)
+        # while this one builds the tokenizer index in memory, which is CPU work: a first use
+        # is 0.3 s shorter for GPT-2. This thread writes no file meanwhile, so the files still
+        # appear one at a time in a fixed order (matrix, norms, tokenizer, index, meta).
         with ThreadPoolExecutor(1, thread_name_prefix="tokneigh-write") as writer:
-            arrays = writer.submit(_write_arrays, scratch, unit, norms)
+            arrays = writer.submit(write_unit_rows, scratch, rows)
             _prepare_index(tokenizer_bytes, meta)
-            arrays.result()  # raises what the thread raised
+            streamed = arrays.result()  # raises what the thread raised
+        _say_unusable(streamed, report)
+        record_pass(meta, streamed)
         files.fsync_write(scratch / TOKENIZER, tokenizer_bytes)
         _write_index(scratch, meta)  # the index built above: only written here
         # meta.json last: an entry is only ever complete with it.
