@@ -140,6 +140,10 @@ def serve(
     names = _host_names(allow_hosts or [])
     listener = _listen(host, port)  # a busy port fails before the model loads
     emb = load(model, cache_dir, embeddings)
+    b = None  # B, loaded before A's metrics are prepared: a bad --against fails at once
+    if against is not None:
+        b_kind = embeddings if against_embeddings is None else against_embeddings
+        b = load(against, cache_dir, b_kind)
     spaces = served_spaces(emb, metrics or DEFAULT_METRICS, report)
 
     from ..web.app import Served, create_app
@@ -147,12 +151,9 @@ def serve(
     from ..web.worker import Worker
 
     pair = None
-    if against is not None:
+    if b is not None:
         from ..web.pair import Pair
 
-        b = load(
-            against, cache_dir, embeddings if against_embeddings is None else against_embeddings
-        )
         pair = Pair.of(emb, b, served_spaces(b, list(spaces), report))
     served = Served(spaces, pair)
     stopped: list[str] = []
