@@ -49,17 +49,26 @@ def renamed(token: str) -> str:
     return "▁" + token
 
 
-def write_copy(folder: Path, weights: np.ndarray, permutation: np.ndarray) -> Path:
+def write_copy(
+    folder: Path, weights: np.ndarray, permutation: np.ndarray, unigram: bool = False
+) -> Path:
     """A checkpoint of MiniLM's first ``len(permutation)`` tokens: its token
     ``permutation[i]`` is MiniLM's token ``i`` renamed, with row ``weights[i]``; a Metaspace
-    pre-tokenizer and decoder (tokneigh's SentencePiece style)."""
+    pre-tokenizer and decoder (tokneigh's SentencePiece style). Its BPE has no merges, so text
+    splits into characters; ``unigram``: a Unigram model of equal scores instead, which splits
+    text into the fewest pieces (a word B holds is one token, as in MiniLM)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
     vocab = minilm_vocab()[: len(permutation)]
     weights = weights[: len(permutation)]
     pieces = {renamed(token): int(permutation[i]) for i, token in enumerate(vocab)}
     assert len(pieces) == len(vocab)  # the renaming is one to one
-    tokenizer = Tokenizer(models.BPE(vocab=pieces, merges=[], unk_token="[UNK]"))
+    if unigram:
+        by_id = sorted(pieces, key=pieces.__getitem__)
+        model = models.Unigram([(piece, -1.0) for piece in by_id], pieces["[UNK]"], False)
+        tokenizer = Tokenizer(model)
+    else:
+        tokenizer = Tokenizer(models.BPE(vocab=pieces, merges=[], unk_token="[UNK]"))
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
     tokenizer.add_special_tokens([AddedToken(t, special=True) for t in SPECIAL])
@@ -126,3 +135,17 @@ def unit(rows: np.ndarray) -> np.ndarray:
 
 def load_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def drifted_copy(
+    folder: Path, weights: np.ndarray, permutation: np.ndarray, noised: list[int], seed: int = 5
+) -> Path:
+    """MiniLM's first ``len(permutation)`` tokens turned by a rotation (``write_copy``), with
+    the rows of MiniLM's ids ``noised`` replaced by random vectors of the same norm: those
+    tokens, and only they, moved (their drift is near 1, every other near 0)."""
+    rows = weights @ rotation(weights.shape[1], seed)
+    rng = np.random.default_rng(seed)
+    for i in noised:
+        fresh = rng.standard_normal(weights.shape[1])
+        rows[i] = fresh / np.linalg.norm(fresh) * np.linalg.norm(rows[i])
+    return write_copy(folder, rows.astype(np.float32), permutation, unigram=True)

@@ -160,6 +160,9 @@ def test_the_page_walks_through_every_view(
     ref = emb.neighbors("king", k=20, filters=Filters(skip_special=True)).to_json()["neighbors"]
     rows = page.locator("#neighbors tr.neighbor")
     expect_rows(rows, ref)
+    # One model: no second column, no Drift view (those are --against's).
+    expect(page.locator("#pair-col")).to_be_hidden()
+    expect(page.locator("#tab-drift")).to_be_hidden()
     tokenized = ok(base, "tokenize", q="king")
     chips = page.locator("#tokens .chip")
     expect(chips).to_have_count(len(tokenized["ids"]))

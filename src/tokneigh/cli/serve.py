@@ -10,7 +10,9 @@ import typer
 from .common import (
     DEFAULT,
     DEFAULT_EMBEDDINGS,
+    MODEL_KINDS,
     CacheDirOption,
+    EmbeddingsKind,
     EmbeddingsOption,
     ModelOption,
     help_text,
@@ -42,11 +44,20 @@ anyone who can reach the port can query the model. It answers only requests that
 --allow-host), and refuses requests that another site's page sends. --port 0 picks a free
 port. The URL is printed on standard output.
 
+With --against B the page shows two models: the Neighbours view lists A's neighbours and B's
+side by side for the same query (each model tokenizes it; a #id is A's token, and B's list is
+its counterpart's), links the tokens both lists hold (matched by what they decode to, as
+`align` matches them), and gives the query's drift; the Drift view ranks the tokens that moved
+most (1 - cos of A's vector mapped to B's space and B's, as `tokneigh align` computes it, once,
+then cached). B is served under the same metrics.
+
 Examples:
 
   tokneigh serve
 
   tokneigh serve --model ./my-checkpoint --metric cosine --metric csls --open
+
+  tokneigh serve --model ./base --against ./fine-tuned
 """
 
 DEFAULT_METRICS = ["cosine", "centered", "abtt", "csls"]
@@ -91,6 +102,25 @@ def serve(
             "neighbourhoods; computed when the page first asks, then cached) or pca (fast).",
         ),
     ] = "umap",
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            metavar="NAME",
+            help=f"A second model B, shown beside A: {MODEL_KINDS}.",
+            show_default=False,
+        ),
+    ] = None,
+    against_embeddings: Annotated[
+        EmbeddingsKind | None,
+        typer.Option(
+            "--against-embeddings",
+            case_sensitive=False,
+            metavar="input|output",
+            help="B's matrix (default: A's).",
+            show_default=False,
+        ),
+    ] = None,
     embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
@@ -99,16 +129,33 @@ def serve(
         from ..errors import UsageError
 
         raise UsageError(f"--map takes umap or pca, not {map_method!r}")
+    if against is not None and not against.strip():
+        from ..errors import UsageError
+
+        raise UsageError("--against takes a model name or folder, not an empty string")
+    if against is None and against_embeddings is not None:
+        from ..errors import UsageError
+
+        raise UsageError("--against-embeddings needs --against")
     names = _host_names(allow_hosts or [])
     listener = _listen(host, port)  # a busy port fails before the model loads
     emb = load(model, cache_dir, embeddings)
+    b = None  # B, loaded before A's metrics are prepared: a bad --against fails at once
+    if against is not None:
+        b_kind = embeddings if against_embeddings is None else against_embeddings
+        b = load(against, cache_dir, b_kind)
     spaces = served_spaces(emb, metrics or DEFAULT_METRICS, report)
 
     from ..web.app import Served, create_app
     from ..web.server import make_server
     from ..web.worker import Worker
 
-    served = Served(spaces)
+    pair = None
+    if b is not None:
+        from ..web.pair import Pair
+
+        pair = Pair.of(emb, b, served_spaces(b, list(spaces), report))
+    served = Served(spaces, pair)
     stopped: list[str] = []
     server = None
 
@@ -117,7 +164,7 @@ def serve(
         if server is not None:
             server.should_exit = True
 
-    worker = Worker(spaces, on_death=on_death)
+    worker = Worker({**spaces, **(pair.worker_spaces() if pair else {})}, on_death=on_death)
     _warm_up(served)
     bound_host, bound_port = listener.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
@@ -133,6 +180,10 @@ def serve(
     from ..results import model_label
 
     shape = f"{emb.vocab_size:,} x {emb.dim}"
+    if pair is not None:
+        matched = pair.health()["matched"]
+        shape += f"; against {model_label(pair.b.model)}, {pair.b.vocab_size:,} x {pair.b.dim}, "
+        shape += f"{matched:,} tokens matched"
     report(f"serving {model_label(emb.model)} ({shape}; {', '.join(spaces)}); Ctrl-C stops")
     try:
         print(url, flush=True)
@@ -238,13 +289,16 @@ def _is_loopback(host: str) -> bool:
 
 def _warm_up(served: Served) -> None:
     """Read every matrix once, so the first request does not pay for paging it in."""
-    emb = served.default
-    unusable = set(emb.unusable.tolist())
-    first = next((i for i in range(emb.vocab_size) if i not in unusable), None)
-    if first is None:
-        return
-    for space in served.spaces.values():
-        space.neighbors(first, k=1)
+    groups = [list(served.spaces.values())]
+    if served.pair is not None:
+        groups.append(list(served.pair.spaces.values()))
+    for spaces in groups:
+        unusable = set(spaces[0].unusable.tolist())
+        first = next((i for i in range(spaces[0].vocab_size) if i not in unusable), None)
+        if first is None:
+            continue
+        for space in spaces:
+            space.neighbors(first, k=1)
 
 
 def _run(server: uvicorn.Server, listener: socket.socket) -> None:

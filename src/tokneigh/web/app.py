@@ -34,20 +34,19 @@ from ..space.metrics import parse_metric
 from .background import Once
 from .guards import Limits, SameSite, error_response, json_response
 from .mapdata import MAX_MAP_POINTS, MapData, build, map_points
+from .pair import Pair, pair_handlers
+from .params import FILTERS, MAX_QUERY_CHARS, BadRequest, ClientGone, Params, Refused
 from .worker import Unavailable, Worker
 
 STATIC = Path(__file__).parent / "static"
 
 # What one request may ask: a query of a page's worth of text, k within a screenful of lists.
-MAX_QUERY_CHARS = 1000
 MAX_K = 1000
 MAX_MAP_K = 200  # the PCA map's limit, as `tokneigh map` has it
 
 # Names a request may give in its Host header, besides the bound address and --allow-host's.
 # A Host header: a name or IPv4 address, or an IPv6 address in brackets; then maybe a port.
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 
 # The page loads nothing from elsewhere; the policy makes sure of it.
 _PAGE_HEADERS = {
@@ -60,28 +59,13 @@ _PAGE_HEADERS = {
 }
 
 
-class BadRequest(Exception):
-    """A request parameter that is missing, malformed or beyond a limit (status 400)."""
-
-
-class Refused(Exception):
-    """A request the server cannot answer as asked, with its status (the map too large for
-    the page: 413; not computed yet: 409)."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class ClientGone(Exception):
-    """The client closed its connection before its answer was ready."""
-
-
 @dataclass(frozen=True)
 class Served:
-    """What the server serves: one model, its embeddings kind, and its metrics by name."""
+    """What the server serves: one model, its embeddings kind, and its metrics by name; with
+    --against, a second model under the same metrics (``pair``)."""
 
     spaces: Mapping[str, Embeddings]  # "cosine" first; every value is the same model
+    pair: Pair | None = None  # B, with --against
 
     @property
     def default(self) -> Embeddings:
@@ -99,81 +83,8 @@ class Served:
             **({} if emb.quantization is None else {"quantization": emb.quantization}),
             "metrics": list(self.spaces),
             "limits": {"max_query_chars": MAX_QUERY_CHARS, "max_k": MAX_K, "max_map_k": MAX_MAP_K},
+            **({} if self.pair is None else {"against": self.pair.health()}),
         }
-
-
-class Params:
-    """A request's query parameters, read strictly: each at most once, none unknown."""
-
-    def __init__(self, request: Request, allowed: set[str]) -> None:
-        items = request.query_params.multi_items()
-        self._values: dict[str, str] = {}
-        for name, value in items:
-            if name not in allowed:
-                takes = ", ".join(sorted(allowed)) or "none"
-                raise BadRequest(f"unknown parameter {name!r} (this endpoint takes {takes})")
-            if name in self._values:
-                raise BadRequest(f"parameter {name!r} is given more than once")
-            self._values[name] = value
-
-    def get(self, name: str) -> str | None:
-        return self._values.get(name)
-
-    def text(self, name: str) -> str:
-        value = self._values.get(name)
-        if value is None or not value.strip():
-            raise BadRequest(f"parameter {name!r} is missing or empty")
-        if len(value) > MAX_QUERY_CHARS:
-            raise BadRequest(
-                f"parameter {name!r} is {len(value):,} characters long; the limit is "
-                f"{MAX_QUERY_CHARS:,}"
-            )
-        return value
-
-    def query(self, name: str) -> str:
-        """A query as written: the library reads ``#N`` (token id N) and ``\\#...`` (the
-        literal text) as every surface does (``analyses.queries.parse_query_text``)."""
-        return self.text(name)
-
-    def integer(self, name: str, default: int, low: int, high: int) -> int:
-        value = self._values.get(name)
-        if value is None or value == "":
-            return default
-        try:
-            number = int(value)
-        except ValueError:
-            raise BadRequest(f"parameter {name!r} must be a whole number, got {value!r}") from None
-        if not low <= number <= high:
-            raise BadRequest(f"parameter {name!r} must be between {low} and {high}, got {number}")
-        return number
-
-    def flag(self, name: str) -> bool:
-        value = self._values.get(name, "").lower()
-        if value in _TRUE:
-            return True
-        if value in _FALSE:
-            return False
-        raise BadRequest(f"parameter {name!r} is 1 or 0, got {value!r}")
-
-    def number(self, name: str) -> float | None:
-        value = self._values.get(name)
-        if value is None or value == "":
-            return None
-        try:
-            return float(value)
-        except ValueError:
-            raise BadRequest(f"parameter {name!r} must be a number, got {value!r}") from None
-
-    def filters(self) -> Filters:
-        return Filters(
-            skip_special=not self.flag("include_special"),
-            words_only=self.flag("words_only"),
-            dedupe=self.flag("dedupe"),
-            min_sim=self.number("min_sim"),  # Filters refuses NaN and values outside [-1, 1]
-        )
-
-
-FILTERS = {"include_special", "words_only", "dedupe", "min_sim"}
 
 
 def create_app(
@@ -192,6 +103,8 @@ def create_app(
     thread; a map of more than ``map_budget`` points is refused."""
 
     points = map_points(served.default)
+    if served.pair is not None:
+        served.pair.alignment.start()  # the page asks for it soon: start at once
     map_job: Once[MapData] = Once(lambda progress: build(served.default, map_method, progress))
 
     def space(params: Params) -> tuple[str, Embeddings]:
@@ -329,6 +242,10 @@ def create_app(
     def guarded(handler: Handler) -> Handler:
         return _guarded(handler, log)
 
+    pair_neighbors, drift = pair_handlers(
+        served.pair, worker, _answer, lambda p: space(p)[0], MAX_K
+    )
+
     routes = [
         Route("/", page, methods=["GET", "HEAD"]),
         Route("/api/health", guarded(health), methods=["GET", "HEAD"]),
@@ -339,6 +256,8 @@ def create_app(
         Route("/api/analogy", guarded(analogy), methods=["GET"]),
         Route("/api/map", guarded(token_map), methods=["GET"]),
         Route("/api/layout", guarded(layout), methods=["GET"]),
+        Route("/api/pair/neighbors", guarded(pair_neighbors), methods=["GET"]),
+        Route("/api/drift", guarded(drift), methods=["GET"]),
         Route("/api/layout.bin", guarded(layout_arrays), methods=["GET"]),
         # StaticFiles serves only files under STATIC: `..` and symlinks out are refused.
         Mount("/static", StaticFiles(directory=STATIC, follow_symlink=False), name="static"),

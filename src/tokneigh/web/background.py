@@ -1,4 +1,5 @@
-"""A long computation the server does once, on its own thread: the whole-vocabulary map.
+"""A long computation the server does once, on its own thread: the whole-vocabulary map, the
+alignment of the two models served with --against.
 
 A UMAP layout can take a minute; on the model worker's one thread it would hold every
 neighbour query up for that long. So it runs on a thread of its own, started by the first
@@ -24,8 +25,9 @@ T = TypeVar("T")
 class Once(Generic[T]):
     """``function(progress)`` run once, on its own thread, from the first ``start()``."""
 
-    def __init__(self, function: Callable[[Progress], T]) -> None:
+    def __init__(self, function: Callable[[Progress], T], name: str = "tokneigh-map") -> None:
         self._function = function
+        self._name = name
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._began = 0.0
@@ -40,7 +42,7 @@ class Once(Generic[T]):
             if self._thread is not None:
                 return
             self._began = time.monotonic()
-            self._thread = threading.Thread(target=self._run, name="tokneigh-map", daemon=True)
+            self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
 
     @property

@@ -1,5 +1,6 @@
 // The page of `tokneigh serve`: four views (Neighbours, Compare, Analogy, Map) over the JSON
-// API; the Map view is in mapview.js (its renderer in map.js).
+// API; the Map view is in mapview.js (its renderer in map.js). With --against B, B's column
+// and the Drift view are in pair.js.
 // Vanilla JS, no build step, nothing loaded from outside: the page must work offline.
 // The URL is the whole state: every change pushes it, and rendering reads only from it, so
 // links, reloads and back/forward all reproduce a view.
@@ -8,7 +9,7 @@
 "use strict";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-const VIEWS = ["neighbors", "compare", "analogy", "map"];
+const VIEWS = ["neighbors", "compare", "analogy", "map", "drift"];
 const FLAGS = ["dedupe", "words_only", "include_special", "exclude_query"];
 // Default values stay out of the URL, so links stay short. The metric's default is the
 // server's first metric (set from /api/health), which is also what the API uses without one.
@@ -20,6 +21,7 @@ const DEFAULT_OPTIONS = {
 const FIELDS = {
   neighbors: ["q"], compare: ["a", "b"], analogy: ["a", "b", "c"],
   map: ["sel", "find", "colour", "cam"], // token id, search text, colour field, camera
+  drift: ["offset"], // the first rank shown, less one
 };
 // Which options each view's API call takes (compare ranks b among a's neighbours, so only
 // include_special changes it; analogy always leaves its terms out).
@@ -28,12 +30,13 @@ const OPTIONS_OF = {
   map: ["metric", "dedupe", "words_only", "include_special", "min_sim"],
   compare: ["metric", "include_special"],
   analogy: ["k", "metric", "dedupe", "words_only", "include_special", "min_sim"],
+  drift: [],
 };
 
 let health = null; // /api/health's answer
 const memory = {
   neighbors: { q: "" }, compare: { a: "", b: "" }, analogy: { a: "", b: "", c: "" },
-  map: { sel: "", find: "", colour: "", cam: "" },
+  map: { sel: "", find: "", colour: "", cam: "" }, drift: { offset: "" },
 };
 let state = { view: "neighbors", options: { ...DEFAULT_OPTIONS } };
 let generation = 0; // bumped by every render: answers to older requests are dropped
@@ -230,6 +233,8 @@ function render() {
     renderCompare(fields.a, fields.b, generation, inflight.signal);
   } else if (view === "map") {
     renderMapView(fields, generation, inflight.signal);
+  } else if (view === "drift") {
+    renderDriftView(fields, generation, inflight.signal);
   } else {
     $("#analogy-a").value = fields.a;
     $("#analogy-b").value = fields.b;
@@ -347,7 +352,7 @@ function neighborTable(neighbors, metric) {
         tokenText(v.token)),
       ])));
     }
-    return el("tr", { class: "neighbor" },
+    return el("tr", { class: "neighbor", "data-id": String(n.id) },
       el("td", { class: "rank num" }, String(n.rank)),
       token,
       el("td", { class: "id num" }, String(n.id)),
@@ -396,6 +401,7 @@ async function renderNeighbors(q, gen, signal) {
     chips.replaceChildren();
     $("#tokens-heading").hidden = true;
     figure.hidden = true;
+    clearPair();
     return;
   }
   const options = state.options;
@@ -405,20 +411,23 @@ async function renderNeighbors(q, gen, signal) {
   const mapRequest = fetchJSON("map", mapParams, signal);
   mapRequest.catch(() => {});
   figure.setAttribute("aria-busy", "true"); // the last query's map, dimmed until the new one
+  const paired = Boolean(health && health.against); // A's list and B's, in one answer
   const answers = await settle(gen, $("#neighbors-result"), [
-    fetchJSON("neighbors", apiParams({ q }, "neighbors"), signal),
+    fetchJSON(paired ? "pair/neighbors" : "neighbors", apiParams({ q }, "neighbors"), signal),
     isIdQuery(q) ? null : fetchJSON("tokenize", new URLSearchParams({ q: literalText(q) }), signal),
   ]);
   if (answers === null) return;
   if (answers === "failed") {
     setSummary("neighbors", "No neighbours: see the message above.");
     list.replaceChildren();
+    clearPair();
     chips.replaceChildren();
     $("#tokens-heading").hidden = true;
     figure.hidden = true;
     return;
   }
-  const [result, tokenized] = answers;
+  const [answer, tokenized] = answers;
+  const result = paired ? answer.a : answer;
   const unseen = unknownOf(result.query, result.query_tokens, result.query_unknown);
   showUnknown(unseen ? [unseen] : []);
   const n = result.neighbors.length;
@@ -433,6 +442,7 @@ async function renderNeighbors(q, gen, signal) {
   } else renderChips(chips, result.query_ids, result.query_tokens, null, result.query_unknown);
   list.replaceChildren(n ? neighborTable(result.neighbors, result.metric)
     : el("p", { class: "empty" }, "No token passes the filters."));
+  if (paired) renderPair(answer, gen);
   try {
     const map = await mapRequest;
     if (gen !== generation) return;
@@ -739,6 +749,7 @@ async function start() {
   for (const id of ["query", "compare-a", "compare-b", "analogy-a", "analogy-b", "analogy-c"]) {
     $("#" + id).maxLength = health.limits.max_query_chars;
   }
+  startPair();
   renderFromURL();
 }
 

@@ -1,0 +1,190 @@
+"""The two-model page (`tokneigh serve --against B`) in headless Chromium: A's and B's columns,
+the shared tokens linked, the Drift view, the URL and back. A is all-MiniLM-L6-v2, B a renamed,
+permuted, rotated copy of its first tokens with a few rows noised (tests/align_refs.py); what
+the page shows is checked against the server's JSON (tests/test_serve_pair.py checks that
+against each model alone and ``Embeddings.align``)."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import align_refs as ref
+import numpy as np
+import pytest
+from test_serve_browser import ARGS, ok
+
+SUBSET = 6000
+NOISED_WORDS = ("king", "water", "house", "music", "city")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def chromium() -> str:
+    """Debian's Chromium and Playwright, or a skip; CI sets TOKNEIGH_REQUIRE_BROWSER=1 so a
+    missing browser fails there instead of passing silently."""
+    path = shutil.which("chromium")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        path = None
+    if path is None:
+        why = "needs Debian's chromium and the playwright package"
+        if os.environ.get("TOKNEIGH_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"TOKNEIGH_REQUIRE_BROWSER=1, but this test {why}")
+        pytest.skip(why)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(chromium: str) -> Iterator[Any]:
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=20_000)  # a loaded CI machine: the default 5 s is tight
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def noised() -> list[int]:
+    vocab = ref.minilm_vocab()
+    return [vocab.index(word) for word in NOISED_WORDS]
+
+
+@pytest.fixture(scope="module")
+def server(
+    minilm_dir: Path, module_cache: Path, tmp_path_factory: pytest.TempPathFactory, noised
+) -> Iterator[str]:
+    """`tokneigh serve --against B` on a free port; yields its URL. The alignment is computed
+    here first (kept in the cache), so the page's Drift view reads it at once."""
+    from tokneigh.api import loading as api
+
+    permutation = np.random.default_rng(11).permutation(SUBSET)
+    folder = ref.drifted_copy(
+        tmp_path_factory.mktemp("b") / "ckpt", ref.minilm_weights(), permutation, noised
+    )
+    a = api.load(str(minilm_dir), cache_dir=module_cache, report=lambda _: None)
+    a.align(api.load(str(folder), cache_dir=module_cache, report=lambda _: None), top=0)
+    stderr = tmp_path_factory.mktemp("serve") / "stderr.txt"
+    env = {**os.environ, "TOKNEIGH_CACHE_DIR": str(module_cache)}
+    command = [sys.executable, "-m", "tokneigh", "serve", "--model", str(minilm_dir)]
+    command += ["--against", str(folder), "--port", "0", "--metric", "cosine"]
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        try:
+            line = lines.get(timeout=120)
+        except queue.Empty:
+            line = None
+        if line is None or not line.startswith("http://"):
+            pytest.fail(f"tokneigh serve printed no URL: {line!r}\n{stderr.read_text()}")
+        yield line.strip()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def ids_of(rows: Any) -> list[int]:
+    return [int(i) for i in rows.evaluate_all("els => els.map(e => e.dataset.id)")]
+
+
+def test_two_columns_shared_links_and_the_drift_view(server: str, browser: Any, noised) -> None:
+    from playwright.sync_api import expect
+
+    base = server
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    failures: list[str] = []
+    page.on("pageerror", lambda exc: failures.append(str(exc)))
+    health = ok(base, "health")
+    assert health["against"]["vocab_size"] == SUBSET
+
+    # queen: A's list and B's side by side, as /api/pair/neighbors gives them.
+    page.goto(base + "?q=queen")
+    expect(page.locator("#tab-drift")).to_be_visible()
+    expect(page.locator("#pair-col")).to_be_visible()
+    pair = ok(base, "pair/neighbors", q="queen", k=20, metric="cosine")
+    rows_a = page.locator("#neighbors tr.neighbor")
+    rows_b = page.locator("#neighbors-b tr.neighbor")
+    expect(rows_b).to_have_count(len(pair["b"]["neighbors"]))
+    assert ids_of(rows_a) == [n["id"] for n in pair["a"]["neighbors"]]
+    assert ids_of(rows_b) == [n["id"] for n in pair["b"]["neighbors"]]
+    # B's tokens link to A's list of the same text (B's ids are not A's).
+    hrefs = rows_b.locator("a.token-link").evaluate_all(
+        "els => els.map(e => e.getAttribute('href'))"
+    )
+    asked = [urllib.parse.parse_qs(urllib.parse.urlsplit(h).query)["q"][0] for h in hrefs]
+    assert asked == [n["token"] for n in pair["b"]["neighbors"]]
+
+    # The shared tokens are marked in both lists; hovering one lights its counterpart.
+    shared = pair["shared"]
+    assert len(shared) >= 3
+    assert ids_of(page.locator("#neighbors tr.shared")) == [s["a"] for s in shared]
+    assert sorted(ids_of(page.locator("#neighbors-b tr.shared"))) == sorted(s["b"] for s in shared)
+    page.locator(f'#neighbors tr.neighbor[data-id="{shared[1]["a"]}"]').hover()
+    expect(page.locator("#neighbors-b tr.linked")).to_have_count(1)
+    assert ids_of(page.locator("#neighbors-b tr.linked")) == [shared[1]["b"]]
+    page.locator(f'#neighbors-b tr.neighbor[data-id="{shared[2]["b"]}"]').hover()
+    assert ids_of(page.locator("#neighbors tr.linked")) == [shared[2]["a"]]
+    drift = pair["drift"]
+    expect(page.locator("#pair-drift")).to_contain_text(
+        f"moved {drift['drift']:.3f} (1 − cos), rank {drift['rank']:,}"
+    )
+
+    # The Drift view: the noised tokens first, as /api/drift ranks them.
+    page.click("#tab-drift")
+    expect(page).to_have_url(re.compile(r"/\?view=drift$"))
+    ranked = ok(base, "drift", top=50)
+    drift_rows = page.locator("#drift-result tr.drift-row")
+    expect(drift_rows).to_have_count(50)
+    assert ids_of(drift_rows) == [r["id_a"] for r in ranked["rows"]]
+    assert sorted(ids_of(drift_rows)[: len(noised)]) == sorted(noised)
+
+    # A token's link goes to its Neighbours view (A's id; B's column its counterpart's list).
+    first = ranked["rows"][0]
+    drift_rows.first.locator("a.token-link").click()
+    expect(page).to_have_url(re.compile(rf"/\?q=%23{first['id_a']}$"))
+    expect(page.locator("#query")).to_have_value(f"#{first['id_a']}")
+    moved = ok(base, "pair/neighbors", q=f"#{first['id_a']}", k=20, metric="cosine")
+    assert moved["b"]["query_id"] == first["id_b"]
+    expect(rows_b.first.locator("td.id")).to_have_text(str(moved["b"]["neighbors"][0]["id"]))
+    assert ids_of(rows_b) == [n["id"] for n in moved["b"]["neighbors"]]
+    expect(page.locator("#pair-drift")).to_contain_text("rank 1 of")
+
+    # Back: the Drift view again; its next page is in the URL, and survives a reload.
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/\?view=drift$"))
+    expect(drift_rows).to_have_count(50)
+    page.click("#drift-next")
+    expect(page).to_have_url(re.compile(r"/\?view=drift&offset=50$"))
+    expect(drift_rows.first.locator("td.rank")).to_have_text("51")
+    page.reload()
+    expect(drift_rows.first.locator("td.rank")).to_have_text("51")
+    assert ids_of(drift_rows) == [r["id_a"] for r in ok(base, "drift", top=50, offset=50)["rows"]]
+    page.go_back()
+    expect(page).to_have_url(re.compile(r"/\?view=drift$"))
+    expect(drift_rows.first.locator("td.rank")).to_have_text("1")
+    assert failures == []
+    page.close()
