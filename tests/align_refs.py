@@ -14,14 +14,15 @@ every token with its own copy.
 from __future__ import annotations
 
 import json
-import re
+import sys
 from pathlib import Path
 
 import numpy as np
 from checkpoints import minilm_folder, write_tied_gpt2
 
-SPECIAL = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-RESERVED = re.compile(r"\[unused\d+\]")
+# The renaming and the Unigram tokenizer are the README's copy's (one recipe, not two).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from make_turned_copy import RESERVED, SPECIAL, renamed, turned_tokenizer  # noqa: E402
 
 
 def minilm_weights() -> np.ndarray:
@@ -40,38 +41,29 @@ def hidden(vocab: list[str]) -> np.ndarray:
     return np.asarray([i for i, t in enumerate(vocab) if t in SPECIAL or RESERVED.fullmatch(t)])
 
 
-def renamed(token: str) -> str:
-    """MiniLM's WordPiece token as a SentencePiece-style piece of the same text."""
-    if token in SPECIAL or RESERVED.fullmatch(token):
-        return token
-    if token.startswith("##") and len(token) > 2:
-        return token[2:]
-    return "▁" + token
-
-
 def write_copy(
     folder: Path, weights: np.ndarray, permutation: np.ndarray, unigram: bool = False
 ) -> Path:
     """A checkpoint of MiniLM's first ``len(permutation)`` tokens: its token
     ``permutation[i]`` is MiniLM's token ``i`` renamed, with row ``weights[i]``; a Metaspace
-    pre-tokenizer and decoder (tokneigh's SentencePiece style). Its BPE has no merges, so text
-    splits into characters; ``unigram``: a Unigram model of equal scores instead, which splits
-    text into the fewest pieces (a word B holds is one token, as in MiniLM)."""
+    pre-tokenizer and decoder (tokneigh's SentencePiece style). ``unigram``: the Unigram
+    tokenizer of the README's copy (examples/make_turned_copy.py), which splits text into the
+    fewest pieces (a word B holds is one token, as in MiniLM); otherwise a BPE with no merges,
+    which splits text into characters (the matching rule reads only the vocabularies)."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
     vocab = minilm_vocab()[: len(permutation)]
     weights = weights[: len(permutation)]
-    pieces = {renamed(token): int(permutation[i]) for i, token in enumerate(vocab)}
-    assert len(pieces) == len(vocab)  # the renaming is one to one
     if unigram:
-        by_id = sorted(pieces, key=pieces.__getitem__)
-        model = models.Unigram([(piece, -1.0) for piece in by_id], pieces["[UNK]"], False)
-        tokenizer = Tokenizer(model)
+        tokenizer = turned_tokenizer(vocab, permutation)
     else:
+        pieces = {renamed(token): int(permutation[i]) for i, token in enumerate(vocab)}
+        assert len(pieces) == len(vocab)  # the renaming is one to one
         tokenizer = Tokenizer(models.BPE(vocab=pieces, merges=[], unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    tokenizer.add_special_tokens([AddedToken(t, special=True) for t in SPECIAL])
+        metaspace = {"replacement": "▁", "prepend_scheme": "always"}
+        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(**metaspace)
+        tokenizer.decoder = decoders.Metaspace(**metaspace)
+        tokenizer.add_special_tokens([AddedToken(t, special=True) for t in SPECIAL])
     rows = np.empty_like(weights)
     rows[permutation] = weights
     return write_tied_gpt2(folder, tokenizer, rows)
