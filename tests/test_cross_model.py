@@ -255,3 +255,25 @@ def test_a_cached_in_query_imports_no_heavy_library(minilm_dir, copies, module_c
     assert cli(*args).exit_code == 0  # the map fitted and kept
     heavy = ["torch", "transformers", "pandas", "pyarrow", "umap", "numba"]
     assert heavy_imports(args, heavy) == []
+
+
+def test_the_shell_reads_a_line_in_another_model(minilm, copies, module_cache, capsys):
+    from tokneigh.cli.shell_output import ShellFormat
+    from tokneigh.cli.shell_session import Shell
+
+    b, _, folder = copies["rotated"]
+
+    def loader(name, kind, metric="cosine"):
+        return tokneigh.load(name, embeddings=kind, metric=metric, cache_dir=module_cache)
+
+    sh = Shell(minilm, top=4, output=ShellFormat.json, interactive=False, loader=loader)
+    for line in (f":in {folder}  walking", f":in {folder} tokenization", ":in", f":in {folder}"):
+        assert sh.run_line(line)
+    out = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    api = minilm.neighbors_in(b, [" walking", "tokenization"], k=4,
+                              filters=tokneigh.Filters(skip_special=True))
+    assert out[0]["command"] == "in" and out[0]["text"] == " walking"  # the space kept
+    assert [[n["id"] for n in o["neighbors"]] for o in out[:2]] == [
+        [n.id for n in c.listed.neighbors] for c in api
+    ]
+    assert out[2]["error"].startswith("expected :in NAME TEXT") and "error" in out[3]
