@@ -277,3 +277,12 @@ def test_the_shell_reads_a_line_in_another_model(minilm, copies, module_cache, c
         [n.id for n in c.listed.neighbors] for c in api
     ]
     assert out[2]["error"].startswith("expected :in NAME TEXT") and "error" in out[3]
+
+
+def test_the_lists_as_a_data_frame_and_their_reprs(minilm, copies):
+    b = copies["noisy"][0]
+    lists = tokneigh.results.CrossNeighborLists(minilm.neighbors_in(b, ["king", "#12000"], k=3))
+    frame = lists.to_pandas()
+    assert frame["id"].tolist() == [n.id for c in lists.lists for n in c.listed.neighbors]
+    assert frame["query_id"].tolist()[3:] == [12000] * 3
+    assert "CrossNeighborList" in repr(lists.lists[0]) and "<table" in lists._repr_html_()

@@ -92,9 +92,11 @@ def cross_neighbors(
     mapped = [map_vector(vector, kept) for vector in unit]
     from .vectors import VectorQuery
 
-    lists = neighbors_many(
-        b, [VectorQuery(v, VectorSource()) for v in mapped], k, filters=filters
-    )
+    # The source names A's query, for the notes on the list ("7,001 tokens listed for ...").
+    asked = [
+        VectorQuery(v, VectorSource(f"A's {t.shown}, mapped")) for (t, _), v in zip(both, mapped)
+    ]
+    lists = neighbors_many(b, asked, k, filters=filters)
     out = []
     for (tokens, _), vector, listed in zip(both, mapped, lists):
         found = counterpart(a, b, tokens)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .frames import records_frame
+from .frames import Kind, records_frame
 from .neighbors import NeighborList, _neighbor_table, _top, neighbor_kinds
 from .notebook import described, html_of
 from .tables import Human, model_label, score_text, shape_text
@@ -74,8 +74,9 @@ class CrossNeighborList:
 
     def to_pandas(self) -> Any:
         """One row per neighbour in B: query, query_id, rank, id, token, similarity."""
-        kinds = {"query": "text", "query_id": "maybe_int", **neighbor_kinds(self.listed.dedupe)}
-        return records_frame(self._records(), kinds)  # type: ignore[arg-type]
+        kinds: dict[str, Kind] = {"query": "text", "query_id": "maybe_int"}
+        kinds |= neighbor_kinds(self.listed.dedupe)
+        return records_frame(self._records(), kinds)
 
     def subtitle(self) -> list[str]:
         options = self.alignment
@@ -137,9 +138,11 @@ class CrossNeighborLists:
         return header, [row for r in self.lists for row in r.tsv()[1]]
 
     def to_pandas(self) -> Any:
-        kinds = {"query": "text", "query_id": "maybe_int", **neighbor_kinds(False)}
+        """Every list's rows (``CrossNeighborList.to_pandas``), one row per neighbour in B."""
+        kinds: dict[str, Kind] = {"query": "text", "query_id": "maybe_int"}
+        kinds |= neighbor_kinds(False)
         records = [row for r in self.lists for row in r._records()]
-        return records_frame(records, kinds)  # type: ignore[arg-type]
+        return records_frame(records, kinds)
 
     def human(self) -> Human:
         return [block for r in self.lists for block in r.human()]
