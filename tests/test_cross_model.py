@@ -72,6 +72,11 @@ def test_a_rotated_copy_gives_b_its_own_neighbours_of_the_counterpart(minilm, co
         assert cross.counterpart is not None
         assert cross.counterpart["id"] == permutation[a_id] and cross.counterpart["rank"] == 1
         assert cross.counterpart["similarity"] == pytest.approx(1.0, abs=2e-5)
+    # A vector of A's space is mapped as a token is: A's own row of "king" reads as "king".
+    [by_vector] = minilm.neighbors_in(b, [minilm.vector("king") * 3.0], k=10, refine=0)
+    [by_text] = minilm.neighbors_in(b, ["king"], k=10, refine=0)
+    assert [n.id for n in by_vector.listed.neighbors] == [n.id for n in by_text.listed.neighbors]
+    assert by_vector.counterpart is None  # a vector has no text to look up in B
 
 
 def test_the_mapped_query_is_ranked_among_b_rows_as_numpy_ranks_it(minilm, copies, weights,
