@@ -24,6 +24,9 @@ from checkpoints import minilm_folder, write_tied_gpt2
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 from make_turned_copy import RESERVED, SPECIAL, renamed, turned_tokenizer  # noqa: E402
 
+# A copy holds MiniLM's first SUBSET tokens (fast, and A's other 22,522 are left unmatched).
+SUBSET = 8000
+
 
 def minilm_weights() -> np.ndarray:
     from safetensors.numpy import load_file
@@ -66,6 +69,25 @@ def write_copy(
         tokenizer.add_special_tokens([AddedToken(t, special=True) for t in SPECIAL])
     rows = np.empty_like(weights)
     rows[permutation] = weights
+    return write_tied_gpt2(folder, tokenizer, rows)
+
+
+def write_wordpiece_copy(folder: Path, weights: np.ndarray, permutation: np.ndarray) -> Path:
+    """A checkpoint of MiniLM's first ``len(permutation)`` tokens under MiniLM's own WordPiece
+    rules (its token ``permutation[i]`` is MiniLM's token ``i``, row ``weights[i]``): B's
+    tokenizer splits a word it lacks into the pieces it has ("##ing", "##s"), as a real
+    smaller vocabulary does, so the text of a token B lacks has a composition."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
+
+    vocab = minilm_vocab()[: len(permutation)]
+    pieces = {token: int(permutation[i]) for i, token in enumerate(vocab)}
+    tokenizer = Tokenizer(models.WordPiece(vocab=pieces, unk_token="[UNK]"))
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece()
+    tokenizer.add_special_tokens([AddedToken(t, special=True) for t in SPECIAL])
+    rows = np.empty_like(weights[: len(permutation)])
+    rows[permutation] = weights[: len(permutation)]
     return write_tied_gpt2(folder, tokenizer, rows)
 
 

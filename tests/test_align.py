@@ -16,40 +16,9 @@ from tokneigh.analyses import diff
 from tokneigh.analyses.align import Options, align_views
 
 SHARE, SEED, POOL = 0.1, 3, 2000
-# B holds MiniLM's first SUBSET tokens (fast, and A's other 22,522 are left unmatched).
-SUBSET = 8000
+SUBSET = ref.SUBSET
 SHARED_CACHE = True  # the copies are built once per module
-
-
-@pytest.fixture(scope="module")
-def weights() -> np.ndarray:
-    return ref.minilm_weights()
-
-
-@pytest.fixture(scope="module")
-def vocab() -> list[str]:
-    return ref.minilm_vocab()
-
-
-@pytest.fixture(scope="module")
-def compared(vocab) -> np.ndarray:
-    return np.setdiff1d(np.arange(len(vocab)), ref.hidden(vocab))
-
-
-@pytest.fixture(scope="module")
-def pairs(compared) -> np.ndarray:
-    """The ids of A that B has (non-hidden), ascending: what the rule must pair."""
-    return compared[compared < SUBSET]
-
-
-@pytest.fixture(scope="module")
-def permutation() -> np.ndarray:
-    return np.random.default_rng(11).permutation(SUBSET)
-
-
-@pytest.fixture(scope="module")
-def minilm(minilm_dir, module_cache):
-    return tokneigh.load(str(minilm_dir), cache_dir=module_cache)
+pytest_plugins = ("align_fixtures",)  # weights, vocab, compared, pairs, permutation, minilm
 
 
 @pytest.fixture(scope="module")

@@ -111,9 +111,11 @@ def align_views(
     top: int = 10,
     neighbors: int = 5,
     kept: dict[str, np.ndarray] | None = None,
+    composed: int | None = 0,
 ) -> tuple[Alignment, dict[str, np.ndarray]]:
     """A aligned to B (see the module docstring), and the arrays to keep in the cache (those
-    of ``kept`` when it is given: an earlier run's map and scores for the same options)."""
+    of ``kept`` when it is given: an earlier run's map and scores for the same options).
+    ``composed``: how many composed tokens to list (``analyses.composed``); None skips them."""
     options.check()
     if top < 0 or neighbors < 0:
         raise UsageError("the number of tokens and neighbours listed must be at least 0")
@@ -196,6 +198,19 @@ def align_views(
         cached=cached,
         ranking=(ids_a[order], ids_b[order], drift[order]),
     )
+    if composed is not None:
+        from .composed import composed as composed_tokens
+
+        unmatched = np.setdiff1d(side_a.candidates, matched.ids_a)
+        result.composed = composed_tokens(
+            a,
+            b,
+            unmatched,
+            ids_a[test_at],
+            lambda ids: fitting.mapped(side_a.rows(ids), weights),
+            side_b.mean,
+            composed,
+        )
     return result, kept
 
 

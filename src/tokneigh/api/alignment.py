@@ -9,6 +9,7 @@ checkpoint) is aligned again, and a rebuilt A takes its derived files with it.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -61,6 +62,7 @@ def align(
     ridge: float = 1.0,
     top: int = 10,
     neighbors: int = 5,
+    composed: int = 0,
     report: Report | None = None,
 ) -> Alignment:
     """A linear map from these embeddings' space to ``other``'s, fitted on the tokens both
@@ -68,16 +70,19 @@ def align(
     when the dimensions differ; ``refine`` rounds of MUSE's refinement over ``pool`` tokens),
     scored on ``test_share`` of them held out (P@1, P@10 by cosine and by CSLS), and the
     ``top`` tokens that moved most with their ``neighbors`` nearest in each space
-    (``tokneigh.analyses.align``). The map is kept in the cache entry, keyed by ``other``'s."""
-    from ..analyses.align import Options, align_views
+    (``tokneigh.analyses.align``), and the composed tokens' summary with the ``composed`` least
+    agreeing listed (``tokneigh.analyses.composed``). The map is kept in the cache entry, keyed
+    by ``other``'s."""
+    from ..analyses.align import Options
 
     options = Options(refine=refine, seed=seed, test_share=test_share, pool=pool, ridge=ridge)
-    options.check()
-    say = report or log_report
-    a, b, a_entry, b_entry = emb.view, other.view, emb._entry, other._entry
-    name = file_name(b_entry, options)
-    expected = identity(b_entry)
+    result, _ = aligned(
+        emb, other, options, top=top, neighbors=neighbors, composed=composed, report=report
+    )
+    return result
 
+
+def _checker(a: SpaceView, b: SpaceView, expected: str) -> Callable[[dict[str, np.ndarray]], None]:
     def check(arrays: dict[str, np.ndarray]) -> None:
         if str(arrays["b_identity"]) != expected:
             raise ValueError("it was fitted to an earlier build of B")
@@ -88,10 +93,50 @@ def align(
         if not all(np.isfinite(arrays[k]).all() for k in ("weights", "scores")):
             raise ValueError("it holds NaN or infinite values")
 
-    kept = derived.read_arrays(a_entry, name, check, say)
+    return check
+
+
+def aligned(
+    emb: _Loaded,
+    other: _Loaded,
+    options: Options,
+    *,
+    top: int = 10,
+    neighbors: int = 5,
+    composed: int | None = 0,
+    report: Report | None = None,
+) -> tuple[Alignment, dict[str, np.ndarray]]:
+    """``align``'s result and the arrays of its map (read from A's entry, or fitted and kept)."""
+    from ..analyses.align import align_views
+
+    options.check()
+    say = report or log_report
+    a, b, a_entry, b_entry = emb.view, other.view, emb._entry, other._entry
+    name = file_name(b_entry, options)
+    expected = identity(b_entry)
+    kept = derived.read_arrays(a_entry, name, _checker(a, b, expected), say)
     if kept is None:
         say(info(f"aligning {a.model} to {b.model} (kept in the cache for the next run)"))
-    result, arrays = align_views(a, b, options, top=top, neighbors=neighbors, kept=kept)
+    result, arrays = align_views(
+        a, b, options, top=top, neighbors=neighbors, kept=kept, composed=composed
+    )
     if kept is None:
         derived.save(a_entry, name, {**arrays, "b_identity": np.asarray(expected)}, say)
-    return result
+    return result, arrays
+
+
+def kept_map(
+    emb: _Loaded, other: _Loaded, options: Options, report: Report | None = None
+) -> tuple[dict[str, np.ndarray], bool]:
+    """(the map's arrays, whether they were read from the cache): read alone when kept (no
+    alignment is recomputed: a cross-model query costs a file read), else fitted by
+    ``aligned`` and kept for the next call."""
+    options.check()
+    say = report or log_report
+    a, b = emb.view, other.view
+    name = file_name(other._entry, options)
+    kept = derived.read_arrays(emb._entry, name, _checker(a, b, identity(other._entry)), say)
+    if kept is not None:
+        return kept, True
+    _, arrays = aligned(emb, other, options, top=0, neighbors=0, composed=None, report=say)
+    return arrays, False

@@ -40,6 +40,11 @@ the --top tokens that moved most (1 - cos of A's vector mapped and B's), with th
 tokens in A and in B side by side; --output FILE writes the whole ranking (.csv, .tsv,
 .jsonl). The map is kept in the cache, keyed by both models: a rebuilt one is aligned again.
 
+Composed tokens: each token of A that B lacks is estimated in B as the mean of B's unit rows of
+the pieces B's tokenizer splits its text into (FVT), and compared by cosine with A's vector
+mapped; the summary sets that beside the same measure on the held-out matched tokens (most of
+which B reads as one piece: their own row). --composed N lists the N least agreeing.
+
 Examples:
 
   tokneigh align --model ./base --against ./fine-tuned
@@ -47,6 +52,8 @@ Examples:
   tokneigh align --model gpt2 --against ./llama-style --refine 0 --format json
 
   tokneigh align --model ./base --against ./fine-tuned --top 50 --output drift.csv
+
+  tokneigh align --model gpt2 --against ./llama-style --composed 20
 """
 
 
@@ -98,6 +105,15 @@ def align(
             "--neighbors", min=0, metavar="N", help="Nearest tokens shown in A and B each."
         ),
     ] = 5,
+    composed: Annotated[
+        int,
+        typer.Option(
+            "--composed",
+            min=0,
+            metavar="N",
+            help="Composed tokens listed (A's tokens B lacks, least agreeing first).",
+        ),
+    ] = 0,
     output_file: Annotated[
         Path | None,
         typer.Option(
@@ -131,6 +147,7 @@ def align(
         ridge=ridge,
         top=top,
         neighbors=neighbors,
+        composed=composed,
         report=report,
     )
     report(result.matching.line())

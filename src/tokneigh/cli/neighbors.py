@@ -19,6 +19,7 @@ from .common import (
     ModelOption,
     help_text,
 )
+from .crossmodel import InEmbeddingsOption, InOption, RefineOption, SeedOption
 from .filters import DedupeOption, IncludeSpecialOption, MinSimOption, PlotOption, WordsOnlyOption
 from .help import HelpCommand
 from .output import clamp_top, emit, load, make_filters, note_shortfall, report
@@ -57,6 +58,13 @@ Examples:
   tokneigh neighbors --vector steering.npy --top 10
 
   tokneigh neighbors --centroid --score dot --embeddings output
+
+--in B reads each query of the model among B's tokens: A's query vector, centred and mapped
+as `align --model A --against B` fits the map (--refine, --seed; fitted and cached on first
+use, then read), ranked among B's tokens by cosine. It works for tokens B lacks; when B has the
+query as one token, the list says where B's own token ranks.
+
+  tokneigh neighbors " tokenization" --model gpt2 --in ./llama-style
 """
 
 
@@ -101,6 +109,10 @@ def neighbors(
     words_only: WordsOnlyOption = False,
     include_special: IncludeSpecialOption = False,
     plot: PlotOption = None,
+    in_model: InOption = None,
+    in_embeddings: InEmbeddingsOption = None,
+    refine: RefineOption = 1,
+    seed: SeedOption = 0,
     output: FormatOption = DEFAULT_FORMAT,
     metric: MetricOption = DEFAULT_METRIC,
     embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
@@ -115,6 +127,16 @@ def neighbors(
         raise UsageError(f"the score is 'cosine' or 'dot', not {score!r}")
     if score == "dot" and metric.strip().lower() != "cosine":
         raise UsageError(f"dot products are raw products, not {metric} scores")  # before a pass
+    if in_model is not None:
+        from .crossmodel import refused
+
+        problem = refused(
+            score=score, metric=metric, plot=plot, exclude_query=exclude_query, centroid=centroid
+        )
+        if problem is not None:
+            raise UsageError(problem)
+        if not in_model.strip():
+            raise UsageError("--in needs a model name or folder")
     wanted: list[object] = [*(queries or []), *(ids or [])]
     if vectors:
         from ..analyses.vectors import load_vector
@@ -148,6 +170,18 @@ def neighbors(
         "score": score,
     }
     failures = None
+    if in_model is not None:
+        from ..results import CrossNeighborLists
+        from .crossmodel import answer
+
+        cross = {"k": top, "filters": filters, "refine": refine, "seed": seed}
+        chosen = embeddings if in_embeddings is None else in_embeddings
+        results, failures = answer(emb, in_model, cache_dir, chosen, wanted, lines, cross)
+        note_shortfall([r.listed for r in results], top, filters)
+        emit(CrossNeighborLists(results), output)
+        if failures is not None:
+            failures.finish()
+        return
     if lines is None:
         results = emb.neighbors_many(wanted, **options)
     else:

@@ -27,6 +27,7 @@ TEXT                      nearest tokens to TEXT (the whole line)
 :metric [M]               show or switch the metric: cosine, centered, abtt[:D], csls[:K]
 :vector FILE[:ROW]        nearest tokens to a vector saved with numpy (.npy)
 :centroid                 nearest tokens to the mean row
+:in NAME TEXT             TEXT of this model read among NAME's tokens (align's map)
 :help            (:h, :?) this list
 :quit            (:q)     leave (Ctrl-D too)
 Quote arguments with spaces: :compare " Mike" "New York".
@@ -65,6 +66,7 @@ class Shell:
         self.embeddings = embeddings
         self.metric = metric
         self.out = ShellOutput(output, interactive)
+        self._other: tuple[tuple[str, str], Any] | None = None  # :in's model, kept loaded
         self._commands: dict[str, Callable[[str], None]] = {
             "neighbors": self.cmd_neighbors,
             "n": self.cmd_neighbors,
@@ -82,6 +84,7 @@ class Shell:
             "metric": self.cmd_metric,
             "vector": self.cmd_vector,
             "centroid": self.cmd_centroid,
+            "in": self.cmd_in,
             "help": self.cmd_help,
             "h": self.cmd_help,
             "?": self.cmd_help,
@@ -250,6 +253,21 @@ class Shell:
     def cmd_centroid(self, rest: str) -> None:
         result = self.emb.neighbors(self.emb.centroid(), k=self.top, filters=self.filters)
         self.out.show("neighbors", result)
+
+    def cmd_in(self, rest: str) -> None:
+        """`:in NAME TEXT`: the text after NAME and one space, as `:neighbors` takes it."""
+        from .output import report
+
+        name, _, text = rest.lstrip(" ").partition(" ")
+        if not name or not text.strip():
+            raise ShellError("expected :in NAME TEXT (a model, then the text to look up)")
+        key = (name, self.embeddings)
+        if self._other is None or self._other[0] != key:
+            self._other = (key, self.loader(name, self.embeddings, "cosine"))
+        [result] = self.emb.neighbors_in(
+            self._other[1], [text], k=self.top, filters=self.filters, report=report
+        )
+        self.out.show("in", result)
 
     def cmd_metric(self, rest: str) -> None:
         name = rest.strip().lower()

@@ -50,14 +50,28 @@ _HOMES = {
     "DriftToken": "alignment",
     "Retrieval": "alignment",
     "TokenMatching": "alignment",
+    "CrossNeighborList": "crossmodel",
+    "CrossNeighborLists": "crossmodel",
+    "ComposedToken": "alignment",
+    "Composed": "alignment",
+    "CosineSpread": "alignment",
 }
 __all__ = list(_HOMES)
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ loads each on first use
-    from .alignment import Alignment, DriftToken, Retrieval, TokenMatching
+    from .alignment import (
+        Alignment,
+        Composed,
+        ComposedToken,
+        CosineSpread,
+        DriftToken,
+        Retrieval,
+        TokenMatching,
+    )
     from .batches import Analogies, Comparisons
     from .comparison import Comparison
+    from .crossmodel import CrossNeighborList, CrossNeighborLists
     from .diff import DiffItem, DiffSummary, NeighborhoodDiff
     from .json import json_text
     from .layout import MapCluster, MapLayout

@@ -112,6 +112,108 @@ class Retrieval:
 
 
 @dataclass(slots=True)
+class CosineSpread:
+    """How a set of cosines spreads: count, mean and quartiles."""
+
+    count: int
+    mean: float
+    q1: float
+    median: float
+    q3: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "count": self.count,
+            "mean": self.mean,
+            "q1": self.q1,
+            "median": self.median,
+            "q3": self.q3,
+        }
+
+    def cells(self) -> list[str]:
+        return [
+            f"{self.count:,}",
+            f"{self.mean:.3f}",
+            f"{self.q1:.3f}",
+            f"{self.median:.3f}",
+            f"{self.q3:.3f}",
+        ]
+
+
+@dataclass(slots=True)
+class ComposedToken:
+    """A token of A that B lacks, B's pieces of its text, and the cosine of A's vector mapped
+    with the mean of those pieces' rows (B's FVT estimate of it)."""
+
+    id_a: int
+    token: str  # its text, a word start as a leading space
+    label_a: str
+    ids_b: list[int]
+    labels_b: list[str]
+    cosine: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id_a": self.id_a, "token": self.token, "ids_b": self.ids_b, "cosine": self.cosine}
+
+
+@dataclass(slots=True)
+class Composed:
+    """The tokens of A that B lacks, composed from B's pieces (``tokneigh.analyses.composed``):
+    how close A's mapped vectors come to B's estimates, beside the same measure on the
+    held-out matched tokens."""
+
+    unmatched: int  # A's usable, non-special tokens with no partner in B
+    skipped: int  # of those, with no estimate (a byte fragment, B's unknown token)
+    composed: CosineSpread | None  # the cosines of the others
+    baseline: CosineSpread | None  # the held-out matched tokens' cosines
+    baseline_single: int  # held-out tokens B reads as one piece (its own row)
+    tokens: list[ComposedToken] = field(default_factory=list)  # least agreeing first
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "unmatched": self.unmatched,
+            "skipped": self.skipped,
+            "composed": None if self.composed is None else self.composed.to_json(),
+            "baseline": None if self.baseline is None else self.baseline.to_json(),
+            "baseline_single_piece": self.baseline_single,
+            "tokens": [t.to_json() for t in self.tokens],
+        }
+
+    def tables(self) -> list[Table]:
+        columns = [Column("tokens")] + [Column(n, True) for n in ("count", "mean", "q1")]
+        columns += [Column("median", True), Column("q3", True)]
+        rows = []
+        if self.composed is not None:
+            rows.append(["A's tokens B lacks, vs B's composed estimate", *self.composed.cells()])
+        if self.baseline is not None:
+            rows.append(["held-out matched tokens, same measure", *self.baseline.cells()])
+        subtitle = [
+            f"{self.unmatched:,} tokens of A unmatched in B; {self.skipped:,} with no estimate "
+            "(byte fragments, B's unknown token); estimate = mean of B's unit rows of B's "
+            "pieces of the text (FVT)",
+            f"{self.baseline_single:,} held-out tokens are one piece in B (their own row)",
+        ]
+        out = [
+            Table(
+                "Composed tokens · cosine of A mapped with B's estimate",
+                columns,
+                rows,
+                subtitle=subtitle,
+            )
+        ]
+        if self.tokens:
+            listed = [
+                [t.label_a, str(t.id_a), " + ".join(t.labels_b), f"{t.cosine:.3f}"]
+                for t in self.tokens
+            ]
+            heads = [Column("token"), Column("id A", True), Column("B's pieces")]
+            out.append(
+                Table("Least agreeing composed tokens", [*heads, Column("cos", True)], listed)
+            )
+        return out
+
+
+@dataclass(slots=True)
 class Alignment:
     """A linear map from A's space to B's fitted on matched tokens, how well it retrieves
     held-out tokens' counterparts, and the tokens that moved most."""
@@ -140,6 +242,7 @@ class Alignment:
     residual_fit: float
     drift: list[DriftToken]  # the top of the ranking
     cached: bool = False  # the map and its scores were read from the cache
+    composed: Composed | None = None  # A's tokens B lacks, against B's composed estimates
     ranking: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     # (ids in A, ids in B, drift) of every compared pair, most moved first: the whole ranking
 
@@ -181,6 +284,7 @@ class Alignment:
             "residual": self.residual,
             "residual_fit": self.residual_fit,
             "drift": [d.to_json() for d in self.drift],
+            **({} if self.composed is None else {"composed": self.composed.to_json()}),
         }
 
     def to_pandas(self) -> Any:
@@ -252,4 +356,6 @@ class Alignment:
             columns += [Column("id B", True), Column("1 − cos", True)]
             columns += [Column("nearest in A"), Column("nearest in B")]
             out.append(Table("Most moved tokens", columns, rows))
+        if self.composed is not None:
+            out.extend(self.composed.tables())
         return out
