@@ -85,6 +85,9 @@ def main() -> None:
                         help="Gaussian noise, in units of a row's typical coordinate (0.6)")
     parser.add_argument("--replace", type=int, default=50,
                         help="tokens whose rows are replaced by random ones (50)")
+    parser.add_argument("--keep", type=int, default=0,
+                        help="keep only the first N tokens (the others are then tokens B lacks); "
+                        "0: all of them")
     parser.add_argument("--seed", type=int, default=0, help="numpy seed (0)")
     args = parser.parse_args()
     folder = new_folder(args.folder)
@@ -94,6 +97,8 @@ def main() -> None:
     vocab = (source / "vocab.txt").read_text(encoding="utf-8").splitlines()
     weights = load_file(str(source / "model.safetensors"))["embeddings.word_embeddings.weight"]
     weights = weights.astype(np.float64)
+    if args.keep:
+        vocab, weights = vocab[: args.keep], weights[: args.keep]
     rng = np.random.default_rng(args.seed)
     dim = weights.shape[1]
     q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
@@ -108,8 +113,9 @@ def main() -> None:
     permuted[permutation] = rows
     write_checkpoint(folder, turned_tokenizer(vocab, permutation), permuted)
     wrote(folder)
-    shown = ", ".join(vocab[i] for i in moved[:8])
-    print(f"replaced the rows of {moved.size} tokens: {shown}{', ...' if moved.size > 8 else ''}")
+    if moved.size:
+        shown = ", ".join(vocab[i] for i in moved[:8])
+        print(f"replaced the rows of {moved.size} tokens: {shown}{', ...' * (moved.size > 8)}")
 
 
 if __name__ == "__main__":

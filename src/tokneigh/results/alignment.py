@@ -180,6 +180,8 @@ class Composed:
         }
 
     def tables(self) -> list[Table]:
+        if self.unmatched == 0:  # B has every token of A: nothing to compose, no table
+            return []
         columns = [Column("tokens")] + [Column(n, True) for n in ("count", "mean", "q1")]
         columns += [Column("median", True), Column("q3", True)]
         rows = []
@@ -188,9 +190,9 @@ class Composed:
         if self.baseline is not None:
             rows.append(["held-out matched tokens, same measure", *self.baseline.cells()])
         subtitle = [
+            "B's estimate of a token: the mean of B's unit rows of B's pieces of its text (FVT)",
             f"{self.unmatched:,} tokens of A unmatched in B; {self.skipped:,} with no estimate "
-            "(byte fragments, B's unknown token); estimate = mean of B's unit rows of B's "
-            "pieces of the text (FVT)",
+            "(byte fragments, B's unknown token)",
             f"{self.baseline_single:,} held-out tokens are one piece in B (their own row)",
         ]
         out = [
