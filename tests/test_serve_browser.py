@@ -19,38 +19,15 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import browser as shared_browser
 import pytest
 
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def chromium() -> str:
-    """Debian's Chromium and Playwright, or a skip; CI sets TOKNEIGH_REQUIRE_BROWSER=1 so a
-    missing browser fails there instead of passing silently."""
-    path = shutil.which("chromium")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        path = None
-    if path is None:
-        why = "needs Debian's chromium and the playwright package"
-        if os.environ.get("TOKNEIGH_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"TOKNEIGH_REQUIRE_BROWSER=1, but this test {why}")
-        pytest.skip(why)
-    return path
+PNG = shared_browser.PNG
+# The fixtures (one browser per module; chromium found, or a skip/fail).
+chromium, browser = shared_browser.chromium, shared_browser.browser
 
 
 @pytest.fixture(scope="module")
@@ -86,17 +63,6 @@ def server(minilm_dir: Path, module_cache: Path, tmp_path_factory: pytest.TempPa
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-@pytest.fixture(scope="module")
-def browser(chromium: str) -> Iterator[Any]:
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=20_000)  # a loaded CI machine: the default 5 s is tight
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=ARGS)
-        yield b
-        b.close()
 
 
 def api(base: str, path: str, **params: Any) -> tuple[int, dict[str, Any]]:

@@ -14,7 +14,6 @@ import json
 import os
 import queue
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -23,8 +22,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import browser as shared_browser
 import pytest
-from test_serve_browser import ARGS, PNG, ok
+from test_serve_browser import ok
+
+# The fixtures (one browser per module; chromium found, or a skip/fail).
+chromium, browser = shared_browser.chromium, shared_browser.browser
+PNG = shared_browser.PNG
 
 
 @pytest.fixture(scope="module")
@@ -34,34 +38,6 @@ def module_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.getbasetemp() / "serve-map-cache"
     path.mkdir(exist_ok=True)
     return path
-
-
-@pytest.fixture(scope="module", autouse=True)
-def chromium() -> str:
-    """Debian's Chromium and Playwright, or a skip; CI sets TOKNEIGH_REQUIRE_BROWSER=1 so a
-    missing browser fails there instead of passing silently."""
-    path = shutil.which("chromium")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        path = None
-    if path is None:
-        why = "needs Debian's chromium and the playwright package"
-        if os.environ.get("TOKNEIGH_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"TOKNEIGH_REQUIRE_BROWSER=1, but this test {why}")
-        pytest.skip(why)
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser(chromium: str) -> Iterator[Any]:
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=20_000)  # a loaded CI machine: the default 5 s is tight
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -9,50 +9,26 @@ from __future__ import annotations
 import os
 import queue
 import re
-import shutil
 import subprocess
 import sys
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import align_refs as ref
+import browser as shared_browser
 import numpy as np
 import pytest
-from test_serve_browser import ARGS, ok
+from test_serve_browser import api, ok
+
+# The fixtures (one browser per module; chromium found, or a skip/fail).
+chromium, browser = shared_browser.chromium, shared_browser.browser
 
 SUBSET = 6000
 NOISED_WORDS = ("king", "water", "house", "music", "city")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def chromium() -> str:
-    """Debian's Chromium and Playwright, or a skip; CI sets TOKNEIGH_REQUIRE_BROWSER=1 so a
-    missing browser fails there instead of passing silently."""
-    path = shutil.which("chromium")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        path = None
-    if path is None:
-        why = "needs Debian's chromium and the playwright package"
-        if os.environ.get("TOKNEIGH_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"TOKNEIGH_REQUIRE_BROWSER=1, but this test {why}")
-        pytest.skip(why)
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser(chromium: str) -> Iterator[Any]:
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=20_000)  # a loaded CI machine: the default 5 s is tight
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=chromium, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +96,12 @@ def test_two_columns_shared_links_and_the_drift_view(server: str, browser: Any, 
     page.on("pageerror", lambda exc: failures.append(str(exc)))
     health = ok(base, "health")
     assert health["against"]["vocab_size"] == SUBSET
+
+    # The alignment runs on its own thread from the server's start: the drift facts below are
+    # there once it is done (until then the page says "computing"; a loaded machine is slow).
+    deadline = time.monotonic() + 180
+    while api(base, "drift", top=1)[0] == 202 and time.monotonic() < deadline:
+        time.sleep(0.5)
 
     # queen: A's list and B's side by side, as /api/pair/neighbors gives them.
     page.goto(base + "?q=queen")
