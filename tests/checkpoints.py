@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# The tiny Llama's tokenizer is the one the README's examples make (one recipe, not two).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from make_tiny_llama import LLAMA_BYTE_TOKENS, llama_tokenizer  # noqa: E402, F401
 
 GPT2_VOCAB = 50257
 
@@ -55,63 +60,6 @@ def minilm_folder() -> Path:
 
 # Inline training text for the Llama-style tokenizer: a few hundred learned pieces are enough
 # to have whole words ("▁king"), subwords and, for anything unseen, <0xNN> byte fallback.
-_LLAMA_TEXT = """The king and the queen walked to the market with Mike and Anna.
-A banana, an apple and a cherry: fruit for the king, fruit for the queen.
-Paris is the capital of France; Berlin is the capital of Germany; Rome of Italy.
-The café served crème brûlée while a naïve man read his résumé.
-Numbers: 0 1 2 3 4 5 6 7 8 9 10 100 1000. Mike likes bananas, Anna likes apples.
-"""
-LLAMA_BYTE_TOKENS = tuple(f"<0x{b:02X}>" for b in range(256))
-
-
-def llama_tokenizer(vocab_size: int = 512):
-    """A Llama-style SentencePiece BPE tokenizer, trained offline on inline text.
-
-    Laid out like Llama/Mistral's tokenizer.json: ids 0-2 are <unk> <s> </s>, ids 3-258 the
-    byte-fallback tokens <0x00>..<0xFF> (plain vocabulary entries, not added tokens), then the
-    learned "▁word" pieces; Metaspace pre-tokenizer, Replace+ByteFallback+Fuse+Strip decoder.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    def build(split: bool) -> Tokenizer:
-        tok = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
-        tok.pre_tokenizer = pre_tokenizers.Metaspace(
-            replacement="▁", prepend_scheme="first", split=split
-        )
-        return tok
-
-    # Train split on "▁" so that pieces never span words (as SentencePiece does); serve unsplit
-    # as Llama's converted tokenizer.json does (the merges then reproduce the same pieces).
-    trained = build(split=True)
-    specials = ["<unk>", "<s>", "</s>"]
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=specials + list(LLAMA_BYTE_TOKENS),
-        show_progress=False,
-    )
-    trained.train_from_iterator([_LLAMA_TEXT], trainer)
-    data = json.loads(trained.to_str())
-    # Byte tokens are ordinary vocabulary entries in Llama, not added (special) tokens.
-    data["added_tokens"] = [t for t in data["added_tokens"] if t["content"] in specials]
-    data["pre_tokenizer"]["split"] = False
-    data["decoder"] = json.loads(
-        decoders.Sequence(
-            [
-                decoders.Replace("▁", " "),
-                decoders.ByteFallback(),
-                decoders.Fuse(),
-                decoders.Strip(" ", 1, 0),
-            ]
-        ).__getstate__()
-    )
-    tok = Tokenizer.from_str(json.dumps(data))
-    assert tok.token_to_id("<0xE2>") == 3 + 0xE2, tok.token_to_id("<0xE2>")
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
-    )
-
-
 def make_llama_checkpoint(folder: Path, dim: int = 32, seed: int = 0) -> Path:
     """A tiny LlamaForCausalLM with random weights and an untied lm_head (its own matrix)."""
     import torch
