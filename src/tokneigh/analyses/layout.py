@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .view import SpaceView
 
 METHODS = ("umap", "pca")
+_PCA_BLOCK = 8192  # rows read, widened to float64 and projected together
 HONESTY_K = honest.HONESTY_K
 
 
@@ -115,9 +116,17 @@ def pca_xy(view: SpaceView, rows: np.ndarray) -> np.ndarray:
     chosen = np.zeros(view.vocab_size, dtype=bool)
     chosen[rows] = True
     ones = np.ones(view.vocab_size, dtype=np.float32)
-    mean = view.unit[rows].astype(np.float64).mean(axis=0)
+    # A block of rows at a time, in float64: a whole float64 copy would be 4 GB at Llama 3's
+    # size, twice the matrix itself.
+    total = np.zeros(view.dim, dtype=np.float64)
+    for start in range(0, rows.size, _PCA_BLOCK):
+        total += view.unit[rows[start : start + _PCA_BLOCK]].astype(np.float64).sum(axis=0)
+    mean = total / rows.size
     axes = principal_axes(view.unit, ones, chosen, mean)[1][:, :2]
-    xy = (view.unit[rows].astype(np.float64) - mean) @ axes
+    xy = np.empty((rows.size, 2), dtype=np.float64)
+    for start in range(0, rows.size, _PCA_BLOCK):
+        block = view.unit[rows[start : start + _PCA_BLOCK]].astype(np.float64)
+        xy[start : start + _PCA_BLOCK] = (block - mean) @ axes
     return fix_signs(xy).astype(np.float32)
 
 
@@ -166,7 +175,10 @@ def umap_xy(
     with warnings.catch_warnings():
         # "precomputed_knn[2] is not an NNDescent object": no transform() is ever asked for.
         warnings.simplefilter("ignore")
-        xy = reducer.fit_transform(np.ascontiguousarray(view.unit[rows], dtype=np.float32))
+        # umap-learn reads the data only to find neighbours and to start the layout, and both
+        # are given: one zero column per row stands in for it (it would copy and hash the whole
+        # matrix, 2 GB at Llama 3's size, for nothing).
+        xy = reducer.fit_transform(np.zeros((n, 1), dtype=np.float32))
     return np.asarray(xy, dtype=np.float32)
 
 
