@@ -8,7 +8,8 @@ Environment variables, all optional (production code knows nothing of them):
   so that every process starts ``load`` at the same moment.
 - ``DRIVER_SLOW_BUILD=<seconds>``: sleep after the extraction, keeping the build window open.
 - ``DRIVER_KILL_AT=<function>:<n>``: SIGKILL this process at the n-th call (1-based, before the
-  call runs) of ``fsync_write`` (tokneigh.store.files.fsync_write), ``rename`` (os.rename) or
+  call runs) of ``fsync_write`` (tokneigh.store.files.fsync_write), ``create`` (files.create: the
+  streamed matrix.npy), ``rename`` (os.rename) or
   ``rmtree`` (shutil.rmtree), i.e. at a chosen point of the cache write.
 """
 
@@ -57,6 +58,7 @@ def _kill_at() -> None:
     from tokneigh.store import files
     owner, attribute = {
         "fsync_write": (files, "fsync_write"),
+        "create": (files, "create"),
         "rename": (os, "rename"),
         "rmtree": (shutil, "rmtree"),
     }[function]

@@ -149,8 +149,9 @@ def test_concurrent_uses_of_a_damaged_entry_rebuild_once(seeded, cache_dir, tmp_
 
 # name: (where the driver SIGKILLs the build, whether it replaces an old entry)
 KILL_POINTS = {
-    "after-scratch-mkdir": ("fsync_write:1", False),
-    "after-matrix-written": ("fsync_write:2", False),
+    # The matrix streams into files.create's file; norms.npy is then the first fsync_write.
+    "after-scratch-mkdir": ("create:1", False),
+    "after-matrix-written": ("fsync_write:1", False),
     "after-meta-written-before-rename": ("rename:1", False),
     "between-the-two-renames": ("rename:2", True),
     "after-the-renames-before-old-entry-removed": ("rmtree:1", True),
@@ -639,8 +640,23 @@ def test_a_read_only_cache_still_serves_what_it_holds(seeded, cache_dir, tiny_di
     assert "TOKNEIGH_CACHE_DIR" in assert_one_error_line(err)
 
 
+class _FullDisk(io.FileIO):
+    """A file on a disk that fills up at the first write: a few bytes land, then ENOSPC."""
+
+    def write(self, data) -> int:  # noqa: ANN001 (bytes-like)
+        super().write(bytes(data)[:10])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.name))
+
+
 def _disk_full_at(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     real = files.fsync_write
+    real_create = files.create
+
+    def full_create(path: Path):
+        # matrix.npy streams through files.create (a block of rows at a time), not fsync_write.
+        return _FullDisk(path, "w") if path.name == name else real_create(path)
+
+    monkeypatch.setattr(files, "create", full_create)
 
     def fake(path: Path, *args, **kwargs):
         if path.name == name:

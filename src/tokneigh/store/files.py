@@ -8,6 +8,7 @@ import contextlib
 import os
 import shutil
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -22,6 +23,13 @@ def fsync_write(path: Path, data: bytes | None = None, array: np.ndarray | None 
             handle.write(data or b"")
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def create(path: Path) -> BinaryIO:
+    """A new file for a writer that streams into it and syncs it itself (matrix.npy, a block of
+    rows at a time): the one place every cache file is opened for writing besides
+    ``fsync_write``, so a full disk or a killed process can be tested at it."""
+    return open(path, "wb")
 
 
 def fsync_dir(path: Path) -> None:

@@ -49,7 +49,7 @@ def write_unit_rows(folder: Path, rows: RowBlocks) -> Streamed:
     queued: list[Future[None]] = []
     with (
         hasher,
-        open(folder / MATRIX, "wb") as handle,
+        files.create(folder / MATRIX) as handle,
         _Writeback(handle.fileno()) as writeback,
         writer,
     ):
