@@ -643,7 +643,7 @@ def test_a_read_only_cache_still_serves_what_it_holds(seeded, cache_dir, tiny_di
 class _FullDisk(io.FileIO):
     """A file on a disk that fills up at the first write: a few bytes land, then ENOSPC."""
 
-    def write(self, data) -> int:  # noqa: ANN001 (bytes-like)
+    def write(self, data) -> int:
         super().write(bytes(data)[:10])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.name))
 
