@@ -275,10 +275,19 @@ def rank_many(
             if scratch is None:
                 scratch = np.empty((chunk.shape[0], unit.shape[0]), dtype=np.float32)
             block = np.matmul(chunk, unit.T, out=scratch[: chunk.shape[0]])  # rows contiguous
+        skips = [exclude[start + i] if exclude else () for i in range(chunk.shape[0])]
+        choosers = [select[start + i] if select else None for i in range(chunk.shape[0])]
+        ranked: list[tuple[np.ndarray, np.ndarray] | None] = [None] * chunk.shape[0]
+        if chunk.shape[0] > 1 and radius is None and min_score is None and not any(choosers):
+            ranked = rank_block(unit, chunk, block, k, skips)  # masks ``block`` in place
         for offset, row in enumerate(block):
+            done = ranked[offset]
+            if done is not None:
+                results.append(done)
+                continue
             query = chunk[offset]
-            skip = exclude[start + offset] if exclude else ()
-            chooser = select[start + offset] if select else None
+            skip = skips[offset]
+            chooser = choosers[offset]
             if radius is None:
                 rescore = functools.partial(exact_scores, unit, query)
             else:
@@ -288,6 +297,102 @@ def rank_many(
                 rescore = functools.partial(csls_scores, unit, query, radius, r_query)
             results.append(top_k_selected(row, k, chooser, skip, min_score, rescore, owned=True))
     return results
+
+
+# Candidates a block row may hold above its cut-off before it is left to the one-query path
+# (a plateau of ties), as in ``_top_k_by_group_maxima``.
+_MOST_CANDIDATES = 64
+# Pairs scored at a time by ``_exact_pairs``: two float64 blocks that stay in the CPU's cache
+# (4,096 pairs of GPT-2's 768 values, 25 MB each, made it three times slower).
+_PAIRS_BLOCK = 256
+# Block rows scanned together by ``rank_block``: 16 rows of GPT-2's scores are 3.2 MB.
+_SCAN_ROWS = 16
+
+
+def rank_block(
+    unit: np.ndarray,
+    queries: np.ndarray,
+    block: np.ndarray,
+    k: int,
+    exclude: Sequence[Sequence[int] | np.ndarray],
+) -> list[tuple[np.ndarray, np.ndarray] | None]:
+    """The top-k (ids, float64 scores) of each row of ``block`` (the float32 scores of
+    ``queries`` against ``unit``), ``exclude[i]`` left out of row i: what ``top_k_selected``
+    with ``exact_scores`` gives row by row, the same bits, with a handful of numpy calls for
+    the whole block instead of some twenty per row (a third of a 1,000-query batch's time
+    went to them). None for a row it leaves to that path: k too large for the vocabulary,
+    fewer than k rows left, a plateau of ties, NaN. ``block`` is masked in place.
+
+    The same shortlist as ``exact_prefix``: every row within ``MARGIN`` of the k-th best
+    float32 score (found among the rows above a group-maxima cut-off, which the k-th best
+    reaches), scored in float64 as ``exact_scores`` does (the same einsum loop along each
+    row, so the same bits), kept above the k-th best - MARGIN/2, ordered by (-score, id)."""
+    n, size = block.shape
+    groups = min(_GROUPS, size // (8 * k))
+    if groups < 4:
+        return [None] * n
+    usable = np.ones(n, dtype=bool)
+    width = size // groups
+    found = []
+    # A few rows at a time, so that each pass after the first reads them from the CPU's cache.
+    for top in range(0, n, _SCAN_ROWS):
+        part = block[top : top + _SCAN_ROWS]
+        for i, skip in enumerate(exclude[top : top + _SCAN_ROWS], start=top):
+            if len(skip):
+                usable[i] = size - len(skip) >= k  # else fewer than k rows may be left
+                block[i, np.asarray(skip, dtype=np.int64)] = -np.inf
+        # A row's k-th largest group maximum: at least k scores reach it (_top_k_by_group_maxima).
+        maxima = part[:, : groups * width].reshape(part.shape[0], groups, width).max(axis=1)
+        cutoff = np.partition(maxima, width - k, axis=1)[:, width - k]
+        fine = np.isfinite(cutoff) & ~np.isnan(maxima).any(axis=1)
+        fine &= ~np.isnan(part[:, groups * width :]).any(axis=1)
+        usable[top : top + part.shape[0]] &= fine
+        low = np.where(fine, cutoff.astype(np.float64) - MARGIN, np.inf).astype(np.float32)
+        # Flat indices: np.nonzero of the 2-D mask costs ten times more.
+        found.append(np.flatnonzero(part >= low[:, None]) + top * size)
+    flat = np.concatenate(found)
+    rows, cols = np.divmod(flat, size)
+    counts = np.bincount(rows, minlength=n)
+    usable &= (counts >= k) & (counts <= _MOST_CANDIDATES * k)
+    values = block.reshape(-1)[flat]
+    # The k-th best float32 score of each row (its candidates sorted best first).
+    starts = np.cumsum(counts) - counts
+    kth = values[np.lexsort((-values, rows))][np.minimum(starts + k - 1, len(values) - 1)]
+    threshold = kth.astype(np.float64)
+    # exact_prefix's shortlist: every score >= threshold - MARGIN, compared in float32.
+    floor = (threshold - MARGIN).astype(np.float32)
+    short = (values >= floor[rows]) & usable[rows]
+    rows, cols = rows[short], cols[short]
+    exact = _exact_pairs(unit, queries, rows, cols)
+    kept = exact >= threshold[rows] - MARGIN / 2
+    rows, cols, exact = rows[kept], cols[kept], exact[kept]
+    order = np.lexsort((cols, -exact, rows))
+    rows, cols, exact = rows[order], cols[order], exact[order]
+    counts = np.bincount(rows, minlength=n)
+    starts = np.cumsum(counts) - counts
+    out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * n
+    for i in np.flatnonzero(usable & (counts >= k)).tolist():
+        at = slice(starts[i], starts[i] + k)
+        out[i] = (cols[at].copy(), exact[at].copy())
+    return out
+
+
+def _exact_pairs(
+    unit: np.ndarray, queries: np.ndarray, which: np.ndarray, ids: np.ndarray
+) -> np.ndarray:
+    """``exact_scores(unit, queries[w], [i])`` for each pair (w, i) of ``which`` and ``ids``,
+    the same bits: the same float64 operations, each sum einsum's loop along one row (the
+    loop ``"d,d->"`` and ``"wd,d->w"`` run for each row, tests/test_block_ranking.py)."""
+    q64 = queries.astype(np.float64)
+    q_norms = np.sqrt(np.einsum("cd,cd->c", q64, q64))
+    out = np.zeros(len(ids), dtype=np.float64)
+    for start in range(0, len(ids), _PAIRS_BLOCK):
+        at = slice(start, start + _PAIRS_BLOCK)
+        rows = unit[ids[at]].astype(np.float64)
+        dots = np.einsum("wd,wd->w", rows, q64[which[at]])
+        norms = np.sqrt(np.einsum("wd,wd->w", rows, rows)) * q_norms[which[at]]
+        np.divide(dots, norms, out=out[at], where=norms > 0)
+    return np.clip(out, -1.0, 1.0, out=out)
 
 
 def rank_of(row: np.ndarray, rescore: Rescore, index: int | None, value: float) -> int:
