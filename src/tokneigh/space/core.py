@@ -333,7 +333,7 @@ def rank_block(
         return [None] * n
     usable = np.ones(n, dtype=bool)
     width = size // groups
-    found = []
+    found_rows, found_cols = [], []
     # A few rows at a time, so that each pass after the first reads them from the CPU's cache.
     for top in range(0, n, _SCAN_ROWS):
         part = block[top : top + _SCAN_ROWS]
@@ -341,20 +341,31 @@ def rank_block(
             if len(skip):
                 usable[i] = size - len(skip) >= k  # else fewer than k rows may be left
                 block[i, np.asarray(skip, dtype=np.int64)] = -np.inf
-        # A row's k-th largest group maximum: at least k scores reach it (_top_k_by_group_maxima).
-        maxima = part[:, : groups * width].reshape(part.shape[0], groups, width).max(axis=1)
+        # Strided groups (column j holds scores j, j + width, ...), as _top_k_by_group_maxima.
+        grouped = part[:, : groups * width].reshape(part.shape[0], groups, width)
+        maxima = grouped.max(axis=1)
+        # A row's k-th largest group maximum: at least k scores reach it.
         cutoff = np.partition(maxima, width - k, axis=1)[:, width - k]
-        fine = np.isfinite(cutoff) & ~np.isnan(maxima).any(axis=1)
-        fine &= ~np.isnan(part[:, groups * width :]).any(axis=1)
+        tail = part[:, groups * width :]  # fewer than `groups` scores, in no group
+        fine = np.isfinite(cutoff) & ~np.isnan(maxima).any(axis=1) & ~np.isnan(tail).any(axis=1)
         usable[top : top + part.shape[0]] &= fine
         low = np.where(fine, cutoff.astype(np.float64) - MARGIN, np.inf).astype(np.float32)
-        # Flat indices: np.nonzero of the 2-D mask costs ten times more.
-        found.append(np.flatnonzero(part >= low[:, None]) + top * size)
-    flat = np.concatenate(found)
-    rows, cols = np.divmod(flat, size)
+        # Only a column whose maximum reaches ``low`` can hold a candidate: a few dozen columns
+        # of a row are read again, not the whole row. (Flat indices: np.nonzero of a 2-D mask
+        # costs ten times more.)
+        r, j = np.divmod(np.flatnonzero(maxima >= low[:, None]), width)
+        columns = grouped[r, :, j]  # (columns, groups)
+        at, g = np.divmod(np.flatnonzero(columns >= low[r][:, None]), groups)
+        found_rows += [r[at] + top]
+        found_cols += [g * width + j[at]]
+        if tail.shape[1]:
+            r, c = np.divmod(np.flatnonzero(tail >= low[:, None]), tail.shape[1])
+            found_rows += [r + top]
+            found_cols += [c + groups * width]
+    rows, cols = np.concatenate(found_rows), np.concatenate(found_cols)
     counts = np.bincount(rows, minlength=n)
     usable &= (counts >= k) & (counts <= _MOST_CANDIDATES * k)
-    values = block.reshape(-1)[flat]
+    values = block[rows, cols]
     # The k-th best float32 score of each row (its candidates sorted best first).
     starts = np.cumsum(counts) - counts
     kth = values[np.lexsort((-values, rows))][np.minimum(starts + k - 1, len(values) - 1)]
@@ -372,8 +383,8 @@ def rank_block(
     starts = np.cumsum(counts) - counts
     out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * n
     for i in np.flatnonzero(usable & (counts >= k)).tolist():
-        at = slice(starts[i], starts[i] + k)
-        out[i] = (cols[at].copy(), exact[at].copy())
+        first = int(starts[i])
+        out[i] = (cols[first : first + k].copy(), exact[first : first + k].copy())
     return out
 
 
