@@ -102,7 +102,7 @@ def test_rows_it_cannot_do_are_left_to_the_one_query_path(rng):
 
 
 def test_rank_many_gives_the_same_bits_as_one_query_at_a_time(rng, monkeypatch):
-    monkeypatch.setattr(core, "QUERY_BLOCK", 16)  # several blocks, and a last one of 4
+    monkeypatch.setattr(core, "QUERY_BLOCK", 16)  # 4 blocks of 13
     unit = tied_matrix(rng)
     queries = block_queries(rng, unit, 52)
     exclude = [rng.integers(0, unit.shape[0], size=3) for _ in range(52)]
