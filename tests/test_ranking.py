@@ -51,9 +51,10 @@ FILTERS = [
 
 
 @pytest.mark.parametrize("filters", FILTERS, ids=["none", "words", "dedupe"])
-def test_batches_of_any_size_agree_with_single_queries(emb, queries, filters):
+def test_batches_of_any_size_agree_with_single_queries(emb, queries, filters, monkeypatch):
+    monkeypatch.setattr(core, "QUERY_BLOCK", 256)  # 300 queries: two blocks of 150
     singles = [_rows(emb.neighbors(q, k=12, filters=filters)) for q in queries]
-    for size in (2, 7, 64, 300):  # 300 spans two of the core's 256-query blocks
+    for size in (2, 7, 64, 300):  # 300 spans two of the core's blocks
         batched = []
         for start in range(0, len(queries), size):
             chunk = queries[start : start + size]
