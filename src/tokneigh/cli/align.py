@@ -12,8 +12,8 @@ from .common import (
     DEFAULT_EMBEDDINGS,
     DEFAULT_FORMAT,
     MODEL_KINDS,
+    AgainstEmbeddingsOption,
     CacheDirOption,
-    EmbeddingsKind,
     EmbeddingsOption,
     FormatOption,
     ModelOption,
@@ -68,16 +68,7 @@ def align(
             show_default=False,
         ),
     ],
-    against_embeddings: Annotated[
-        EmbeddingsKind | None,
-        typer.Option(
-            "--against-embeddings",
-            case_sensitive=False,
-            metavar="input|output",
-            help="B's matrix (default: A's).",
-            show_default=False,
-        ),
-    ] = None,
+    against_embeddings: AgainstEmbeddingsOption = None,
     refine: Annotated[
         int, typer.Option("--refine", min=0, metavar="N", help="MUSE refinement rounds.")
     ] = 1,

@@ -97,6 +97,48 @@ MetricOption = Annotated[
     ),
 ]
 DEFAULT_METRIC = "cosine"
+# B's matrix, for the commands that read a second model (diff, align, serve).
+AgainstEmbeddingsOption = Annotated[
+    EmbeddingsKind | None,
+    typer.Option(
+        "--against-embeddings",
+        case_sensitive=False,
+        metavar="input|output",
+        help="B's matrix (default: A's).",
+        show_default=False,
+    ),
+]
+# The map's options (layout, export): one spelling, one check.
+LayoutMethodOption = Annotated[
+    str,
+    typer.Option(
+        "--method",
+        metavar="umap|pca",
+        help="umap (over the exact kNN graph) or pca (top two principal components).",
+    ),
+]
+LayoutNeighborsOption = Annotated[
+    int,
+    typer.Option(
+        "--neighbors",
+        min=1,
+        metavar="K",
+        help="Neighbours per token in the exact graph the layout and its clusters use.",
+    ),
+]
+LayoutSeedOption = Annotated[
+    int, typer.Option("--seed", min=0, metavar="N", help="UMAP's and Leiden's seed.")
+]
+
+
+def layout_method(method: str) -> str:
+    """``--method`` as the API takes it, or a usage error."""
+    from ..errors import UsageError
+
+    method = method.lower()
+    if method not in ("umap", "pca"):
+        raise UsageError(f"--method is umap or pca, not {method!r}")
+    return method
 DEFAULT = DEFAULT_MODEL
 
 

@@ -13,8 +13,8 @@ from .common import (
     DEFAULT_FORMAT,
     DEFAULT_METRIC,
     MODEL_KINDS,
+    AgainstEmbeddingsOption,
     CacheDirOption,
-    EmbeddingsKind,
     EmbeddingsOption,
     FormatOption,
     MetricOption,
@@ -81,16 +81,7 @@ def diff(
             show_default=False,
         ),
     ] = None,
-    against_embeddings: Annotated[
-        EmbeddingsKind | None,
-        typer.Option(
-            "--against-embeddings",
-            case_sensitive=False,
-            metavar="input|output",
-            help="B's matrix (default: A's).",
-            show_default=False,
-        ),
-    ] = None,
+    against_embeddings: AgainstEmbeddingsOption = None,
     against_metric: Annotated[
         str | None,
         typer.Option(

@@ -14,9 +14,13 @@ from .common import (
     DEFAULT_METRIC,
     CacheDirOption,
     EmbeddingsOption,
+    LayoutMethodOption,
+    LayoutNeighborsOption,
+    LayoutSeedOption,
     MetricOption,
     ModelOption,
     help_text,
+    layout_method,
 )
 from .filters import IncludeSpecialOption
 from .help import HelpCommand
@@ -72,42 +76,21 @@ def export(
             help="atlas (embedding-atlas Parquet) or projector (Embedding Projector TSVs).",
         ),
     ] = ExportFormat.atlas,
-    method: Annotated[
-        str,
-        typer.Option(
-            "--method",
-            metavar="umap|pca",
-            help="umap (over the exact kNN graph) or pca (top two principal components).",
-        ),
-    ] = "umap",
-    neighbors: Annotated[
-        int,
-        typer.Option(
-            "--neighbors",
-            min=1,
-            metavar="K",
-            help="Neighbours per token in the exact graph: the layout's, and the atlas's "
-            "neighbors column.",
-        ),
-    ] = 15,
-    seed: Annotated[
-        int, typer.Option("--seed", min=0, metavar="N", help="UMAP's and Leiden's seed.")
-    ] = 0,
+    method: LayoutMethodOption = "umap",
+    neighbors: LayoutNeighborsOption = 15,
+    seed: LayoutSeedOption = 0,
     metric: MetricOption = DEFAULT_METRIC,
     include_special: IncludeSpecialOption = False,
     embeddings: EmbeddingsOption = DEFAULT_EMBEDDINGS,
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from ..errors import UsageError
     from ..present.export_atlas import check_atlas_path, write_atlas
     from ..present.export_projector import check_projector_dir, write_projector
     from ..present.maprows import exact_neighbors
     from .reports import ExportFile
 
-    method = method.lower()
-    if method not in ("umap", "pca"):
-        raise UsageError(f"--method is umap or pca, not {method!r}")
+    method = layout_method(method)
     atlas = export_format == ExportFormat.atlas
     # A wrong name, an unwritable folder or a folder in use fails before the computation.
     if atlas:

@@ -3,8 +3,6 @@ the map is."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
 from .common import (
@@ -15,9 +13,13 @@ from .common import (
     CacheDirOption,
     EmbeddingsOption,
     FormatOption,
+    LayoutMethodOption,
+    LayoutNeighborsOption,
+    LayoutSeedOption,
     MetricOption,
     ModelOption,
     help_text,
+    layout_method,
 )
 from .filters import IncludeSpecialOption, PlotOption
 from .help import HelpCommand
@@ -50,26 +52,9 @@ Examples:
 
 
 def layout(
-    method: Annotated[
-        str,
-        typer.Option(
-            "--method",
-            metavar="umap|pca",
-            help="umap (over the exact kNN graph) or pca (top two principal components).",
-        ),
-    ] = "umap",
-    neighbors: Annotated[
-        int,
-        typer.Option(
-            "--neighbors",
-            min=1,
-            metavar="K",
-            help="Neighbours per token in the exact graph UMAP and the clusters use.",
-        ),
-    ] = 15,
-    seed: Annotated[
-        int, typer.Option("--seed", min=0, metavar="N", help="UMAP's and Leiden's seed.")
-    ] = 0,
+    method: LayoutMethodOption = "umap",
+    neighbors: LayoutNeighborsOption = 15,
+    seed: LayoutSeedOption = 0,
     metric: MetricOption = DEFAULT_METRIC,
     include_special: IncludeSpecialOption = False,
     plot: PlotOption = None,
@@ -78,11 +63,8 @@ def layout(
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-    from ..errors import UsageError
 
-    method = method.lower()
-    if method not in ("umap", "pca"):
-        raise UsageError(f"--method is umap or pca, not {method!r}")
+    method = layout_method(method)
     if plot is not None:
         from ..present.plot import check_destination
 
