@@ -1,5 +1,6 @@
 """What the browser tests share: Debian's Chromium (not Playwright's download) found or the test
-failed/skipped, and one headless browser per module driven by Playwright.
+failed/skipped, one headless browser per module driven by Playwright, and `tokneigh serve` run
+as a user runs it (``served``).
 
 Import the fixtures into a test module (``from browser import browser, chromium``); ``chromium``
 is autouse there, so a module without the browser skips, or fails under CI's
@@ -8,9 +9,15 @@ TOKNEIGH_REQUIRE_BROWSER=1 instead of passing silently.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import shutil
+import subprocess
+import sys
+import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -52,3 +59,37 @@ def browser(chromium: str) -> Iterator[Any]:
         b = p.chromium.launch(executable_path=chromium, args=ARGS)
         yield b
         b.close()
+
+
+@contextlib.contextmanager
+def served(args: list[str], cache: Path, log: Path) -> Iterator[str]:
+    """`tokneigh serve ARGS --port 0` with ``cache`` as its cache, its stderr in ``log``; yields
+    its URL (the first line of its stdout), and stops it afterwards."""
+    env = {**os.environ, "TOKNEIGH_CACHE_DIR": str(cache)}
+    command = [sys.executable, "-m", "tokneigh", "serve", *args, "--port", "0"]
+    with log.open("w") as err:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.put(line)
+        lines.put(None)  # the server exited
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        try:
+            line = lines.get(timeout=120)
+        except queue.Empty:
+            line = None
+        if line is None or not line.startswith("http://"):
+            pytest.fail(f"tokneigh serve printed no URL: {line!r}\n{log.read_text()}")
+        yield line.strip()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

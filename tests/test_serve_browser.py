@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import shutil
-import subprocess
-import sys
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -33,36 +29,10 @@ chromium, browser = shared_browser.chromium, shared_browser.browser
 @pytest.fixture(scope="module")
 def server(minilm_dir: Path, module_cache: Path, tmp_path_factory: pytest.TempPathFactory):
     """`tokneigh serve` on a free port; yields its URL (the first line of its stdout)."""
-    stderr = tmp_path_factory.mktemp("serve") / "stderr.txt"
-    env = {**os.environ, "TOKNEIGH_CACHE_DIR": str(module_cache)}
-    command = [sys.executable, "-m", "tokneigh", "serve", "--model", str(minilm_dir)]
-    command += ["--port", "0", "--metric", "cosine", "--metric", "centered"]
-    with stderr.open("w") as err:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)  # the server exited
-
-    threading.Thread(target=pump, daemon=True).start()
-    try:
-        try:
-            line = lines.get(timeout=120)
-        except queue.Empty:
-            line = None
-        if line is None or not line.startswith("http://"):
-            pytest.fail(f"tokneigh serve printed no URL: {line!r}\n{stderr.read_text()}")
-        yield line.strip()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    log = tmp_path_factory.mktemp("serve") / "stderr.txt"
+    args = ["--model", str(minilm_dir), "--metric", "cosine", "--metric", "centered"]
+    with shared_browser.served(args, module_cache, log) as url:
+        yield url
 
 
 def api(base: str, path: str, **params: Any) -> tuple[int, dict[str, Any]]:

@@ -12,11 +12,7 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
-import subprocess
-import sys
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,36 +41,10 @@ def server(
     minilm_dir: Path, module_cache: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """`tokneigh serve --map pca` on a free port; yields its URL (its first line of stdout)."""
-    stderr = tmp_path_factory.mktemp("serve-map") / "stderr.txt"
-    env = {**os.environ, "TOKNEIGH_CACHE_DIR": str(module_cache)}
-    command = [sys.executable, "-m", "tokneigh", "serve", "--model", str(minilm_dir)]
-    command += ["--port", "0", "--metric", "cosine", "--map", "pca"]
-    with stderr.open("w") as err:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    try:
-        try:
-            line = lines.get(timeout=120)
-        except queue.Empty:
-            line = None
-        if line is None or not line.startswith("http://"):
-            pytest.fail(f"tokneigh serve printed no URL: {line!r}\n{stderr.read_text()}")
-        yield line.strip()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    log = tmp_path_factory.mktemp("serve-map") / "stderr.txt"
+    args = ["--model", str(minilm_dir), "--metric", "cosine", "--map", "pca"]
+    with shared_browser.served(args, module_cache, log) as url:
+        yield url
 
 
 def test_the_map_view_walks_through(server: str, browser: Any, minilm_dir: Path) -> None:

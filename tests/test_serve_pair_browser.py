@@ -6,12 +6,7 @@ against each model alone and ``Embeddings.align``)."""
 
 from __future__ import annotations
 
-import os
-import queue
 import re
-import subprocess
-import sys
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -51,36 +46,10 @@ def server(
     )
     a = api.load(str(minilm_dir), cache_dir=module_cache, report=lambda _: None)
     a.align(api.load(str(folder), cache_dir=module_cache, report=lambda _: None), top=0)
-    stderr = tmp_path_factory.mktemp("serve") / "stderr.txt"
-    env = {**os.environ, "TOKNEIGH_CACHE_DIR": str(module_cache)}
-    command = [sys.executable, "-m", "tokneigh", "serve", "--model", str(minilm_dir)]
-    command += ["--against", str(folder), "--port", "0", "--metric", "cosine"]
-    with stderr.open("w") as err:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    try:
-        try:
-            line = lines.get(timeout=120)
-        except queue.Empty:
-            line = None
-        if line is None or not line.startswith("http://"):
-            pytest.fail(f"tokneigh serve printed no URL: {line!r}\n{stderr.read_text()}")
-        yield line.strip()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    log = tmp_path_factory.mktemp("serve") / "stderr.txt"
+    args = ["--model", str(minilm_dir), "--against", str(folder), "--metric", "cosine"]
+    with shared_browser.served(args, module_cache, log) as url:
+        yield url
 
 
 def ids_of(rows: Any) -> list[int]:
