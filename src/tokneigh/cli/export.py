@@ -24,7 +24,7 @@ from .common import (
 )
 from .filters import IncludeSpecialOption
 from .help import HelpCommand
-from .output import emit, load, progress_bar, report
+from .output import emit, load, report
 
 HELP = """Write the map of every token (`tokneigh layout`'s) for embedding-atlas or the
 Embedding Projector.
@@ -88,6 +88,7 @@ def export(
     from ..present.export_atlas import check_atlas_path, write_atlas
     from ..present.export_projector import check_projector_dir, write_projector
     from ..present.maprows import exact_neighbors
+    from .layout import computed_layout
     from .reports import ExportFile
 
     method = layout_method(method)
@@ -98,15 +99,7 @@ def export(
     else:
         check_projector_dir(destination)
     emb = load(model, cache_dir, embeddings, metric)
-    with progress_bar(f"map of every token ({method}, {emb.metric.name})") as progress:
-        layout = emb.layout(
-            method,
-            neighbors,
-            include_special=include_special,
-            seed=seed,
-            progress=progress,
-            report=report,
-        )
+    layout = computed_layout(emb, method, neighbors, seed, include_special)
     if atlas:
         graph = exact_neighbors(emb, neighbors, include_special, report)
         tokens = write_atlas(emb, layout, graph, destination)

@@ -3,6 +3,8 @@ the map is."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from .common import (
@@ -24,6 +26,10 @@ from .common import (
 from .filters import IncludeSpecialOption, PlotOption
 from .help import HelpCommand
 from .output import emit, load, progress_bar, report
+
+if TYPE_CHECKING:
+    from ..api.embeddings import Embeddings
+    from ..results import MapLayout
 
 HELP = """Lay out every token on a 2-D map, cluster the tokens, and say how honest the map is.
 
@@ -63,15 +69,28 @@ def layout(
     model: ModelOption = DEFAULT,
     cache_dir: CacheDirOption = None,
 ) -> None:
-
     method = layout_method(method)
     if plot is not None:
         from ..present.plot import check_destination
 
         check_destination(plot)  # fail before the (possibly long) computation
     emb = load(model, cache_dir, embeddings, metric)
+    result = computed_layout(emb, method, neighbors, seed, include_special)
+    if plot is not None:
+        from ..present.mapplot import layout_map
+
+        layout_map(result, plot)
+        report(f"wrote {plot}")
+    emit(result, output)
+
+
+def computed_layout(
+    emb: Embeddings, method: str, neighbors: int, seed: int, include_special: bool
+) -> MapLayout:
+    """The map of ``emb`` (read from the cache, or computed behind a progress bar): what
+    ``layout`` prints and ``export`` writes."""
     with progress_bar(f"map of every token ({method}, {emb.metric.name})") as progress:
-        result = emb.layout(
+        return emb.layout(
             method,
             neighbors,
             include_special=include_special,
@@ -79,12 +98,6 @@ def layout(
             progress=progress,
             report=report,
         )
-    if plot is not None:
-        from ..present.mapplot import layout_map
-
-        layout_map(result, plot)
-        report(f"wrote {plot}")
-    emit(result, output)
 
 
 def register(app: typer.Typer) -> None:
